@@ -1,0 +1,126 @@
+"""Composition root: settings -> logging -> storage -> services -> listeners.
+
+``run`` serves until SIGTERM/SIGINT, then shuts down in the order that loses
+nothing: stop accepting and close stations with 1001 (their handlers submit
+their last writes), stop the HTTP listener, flush storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import signal
+import ssl
+from dataclasses import dataclass
+
+import structlog
+
+from csms.errors import ConfigurationError
+from csms.http import OpsHttp, build_app
+from csms.ports import Storage
+from csms.server import StationServer
+from csms.services import Services
+from csms.settings import Settings
+from csms.storage import open_storage
+from protocols import adapters
+
+log = structlog.get_logger("csms.app")
+
+SHUTDOWN_BUDGET = 8.0
+
+
+@dataclass(slots=True)
+class Running:
+    """A started CSMS; tests use it in-process, ``run`` in production."""
+
+    settings: Settings
+    storage: Storage
+    stations: StationServer
+    http: OpsHttp
+
+    async def stop(self) -> None:
+        try:
+            await asyncio.wait_for(self.stations.stop(), SHUTDOWN_BUDGET / 2)
+        except TimeoutError:
+            log.warning("stations_close_slow")
+        await self.http.stop()
+        await self.storage.close()
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if not settings.tls_cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        if settings.tls_client_ca:
+            context.load_verify_locations(settings.tls_client_ca)
+            context.verify_mode = ssl.CERT_OPTIONAL
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"cannot load the TLS certificate or key: {exc}") from None
+    return context
+
+
+async def start(settings: Settings) -> Running:
+    """Open storage (migrating it), then both listeners."""
+    storage = await open_storage(settings.database_url, migrate=True)
+    try:
+        services = Services.build(
+            storage,
+            heartbeat_interval=settings.heartbeat_interval,
+            accept_unknown_stations=settings.unknown_stations == "accept",
+        )
+        stations = StationServer(
+            services,
+            adapters(),
+            call_timeout=settings.call_timeout,
+            ping_interval=settings.ws_ping_interval,
+            ping_timeout=settings.ws_ping_timeout,
+            max_frame_bytes=settings.max_frame_bytes,
+        )
+        http = OpsHttp(build_app(storage, broker_state=lambda: "disabled"))
+        await _listen("CSMS_HTTP_PORT", settings.http_port, http.start(settings.host,
+                                                                       settings.http_port))
+        try:
+            await _listen(
+                "CSMS_PORT",
+                settings.port,
+                stations.start(settings.host, settings.port, tls_context(settings)),
+            )
+        except BaseException:
+            await http.stop()
+            raise
+    except BaseException:
+        await storage.close()
+        raise
+    return Running(settings, storage, stations, http)
+
+
+async def _listen(name: str, port: int, starting: object) -> None:
+    assert asyncio.iscoroutine(starting)
+    try:
+        await starting
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigurationError(f"{name}={port}: address already in use") from None
+        raise ConfigurationError(f"{name}={port}: cannot listen: {exc.strerror}") from None
+
+
+async def run(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    running = await start(settings)
+    log.info(
+        "csms_started",
+        port=running.stations.port,
+        http_port=running.http.port,
+        database=running.storage.dialect,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("csms_stopping")
+    await running.stop()
+    log.info("csms_stopped")

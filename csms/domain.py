@@ -1,0 +1,189 @@
+"""The version-neutral charging domain: pure data and rules, no I/O.
+
+The words are OCPP 2.0.1's: a *station* has *EVSEs*, an EVSE has
+*connectors*; an OCPP 1.6 connector N maps to EVSE N, connector 1, and 1.6
+connector 0 (the charge point itself) is EVSE 0, connector 0.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+MAX_STATION_ID_LENGTH = 48
+
+
+class OcppVersion(enum.StrEnum):
+    V16 = "1.6"
+    V201 = "2.0.1"
+
+
+class AuthorizationStatus(enum.StrEnum):
+    """Outcome of looking an id token up; 1.6 and 2.0.1 share these words."""
+
+    ACCEPTED = "Accepted"
+    BLOCKED = "Blocked"
+    EXPIRED = "Expired"
+    INVALID = "Invalid"
+    # 2.0.1 only: the token is not known at all (1.6 says Invalid).
+    UNKNOWN = "Unknown"
+    CONCURRENT_TX = "ConcurrentTx"
+
+
+REGISTRABLE_TOKEN_STATUSES = (
+    AuthorizationStatus.ACCEPTED,
+    AuthorizationStatus.BLOCKED,
+    AuthorizationStatus.EXPIRED,
+    AuthorizationStatus.INVALID,
+)
+
+
+class IdTokenType(enum.StrEnum):
+    ISO14443 = "ISO14443"
+    ISO15693 = "ISO15693"
+    EMAID = "eMAID"
+    CENTRAL = "Central"
+    KEY_CODE = "KeyCode"
+    LOCAL = "Local"
+    MAC_ADDRESS = "MacAddress"
+    NO_AUTHORIZATION = "NoAuthorization"
+
+
+@dataclass(frozen=True, slots=True)
+class Station:
+    """A registered station and what it told us about itself."""
+
+    id: str
+    password_hash: str | None = None
+    security_profile: int = 1
+    ocpp_version: str | None = None
+    vendor: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+    firmware_version: str | None = None
+    boot_info: dict[str, Any] = field(default_factory=dict)
+    registered_at: datetime | None = None
+    last_boot_at: datetime | None = None
+    last_seen_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorStatus:
+    station_id: str
+    evse_id: int
+    connector_id: int
+    status: str
+    error_code: str | None
+    info: str | None
+    vendor_id: str | None
+    vendor_error_code: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IdToken:
+    """An entry of the token registry (an RFID card, an app token...)."""
+
+    id_token: str
+    status: AuthorizationStatus = AuthorizationStatus.ACCEPTED
+    type: IdTokenType = IdTokenType.ISO14443
+    expires_at: datetime | None = None
+    group_id: str | None = None
+    updated_at: datetime | None = None
+
+    def status_at(self, now: datetime) -> AuthorizationStatus:
+        """The status an Authorize gets now: a passed expiry wins over Accepted."""
+        if self.expires_at is not None and self.expires_at <= now:
+            return AuthorizationStatus.EXPIRED
+        return self.status
+
+
+@dataclass(frozen=True, slots=True)
+class IdTokenInfo:
+    """What the CSMS answers about a token, before a protocol spells it."""
+
+    status: AuthorizationStatus
+    expires_at: datetime | None = None
+    group_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSample:
+    """One sampled value, normalised: energy in Wh, power in W, defaults applied."""
+
+    timestamp: datetime
+    measurand: str
+    value: float
+    unit: str | None
+    phase: str | None
+    context: str | None
+    location: str | None
+
+    def is_energy_register(self) -> bool:
+        return self.measurand == ENERGY_IMPORT_REGISTER and self.unit == "Wh"
+
+
+ENERGY_IMPORT_REGISTER = "Energy.Active.Import.Register"
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """A charging session. ``transaction_id`` is the OCPP id as a string:
+    ``str(int)`` assigned by the CSMS on 1.6, the station's own id on 2.0.1."""
+
+    station_id: str
+    transaction_id: str
+    evse_id: int
+    connector_id: int
+    id_token: str | None
+    meter_start_wh: float | None
+    started_at: datetime
+    ocpp_version: str
+    meter_stop_wh: float | None = None
+    energy_wh: float | None = None
+    ended_at: datetime | None = None
+    stop_reason: str | None = None
+    charging_state: str | None = None
+    seq_no: int | None = None
+    last_meter_wh: float | None = None
+    anomalies: tuple[str, ...] = ()
+    updated_at: datetime | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.ended_at is None
+
+
+def settle_energy(
+    meter_start_wh: float | None,
+    meter_stop_wh: float | None,
+    register_wh: list[float],
+) -> tuple[float, tuple[str, ...]]:
+    """The billable energy of a session and what looked wrong on the way.
+
+    The start/stop readings are the station's own statement; the energy
+    register samples taken during the session are the evidence. Energy is
+    never negative; a doubt becomes a named anomaly, never a silent number.
+    """
+    anomalies: list[str] = []
+    start = meter_start_wh
+    stop = meter_stop_wh
+    if start is None and register_wh:
+        start = register_wh[0]
+        anomalies.append("meter_start_missing")
+    if stop is None and register_wh:
+        stop = register_wh[-1]
+        anomalies.append("meter_stop_missing")
+    if start is None or stop is None:
+        anomalies.append("no_meter_readings")
+        return 0.0, tuple(anomalies)
+    if any(b < a for a, b in itertools.pairwise(register_wh)):
+        anomalies.append("register_went_backwards")
+    energy = stop - start
+    if energy < 0:
+        anomalies.append("meter_stop_below_start")
+        energy = 0.0
+    return float(energy), tuple(anomalies)

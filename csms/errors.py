@@ -1,0 +1,41 @@
+"""Errors the CSMS raises on purpose.
+
+::
+
+    CsmsError
+    ├── ConfigurationError        bad settings: one line on stderr, exit 2
+    ├── StorageError              the database failed us (our side)
+    │   └── StorageUnavailableError   cannot reach it at all
+    ├── NotFoundError             get_x() of something that does not exist
+    └── StationError              a station sent something we cannot act on
+                                  (the peer's bug, never an internal error)
+
+A business "no" (a blocked token, a rejected boot) is a value, not one of
+these.
+"""
+
+from __future__ import annotations
+
+
+class CsmsError(Exception):
+    """Base of every error the CSMS raises on purpose."""
+
+
+class ConfigurationError(CsmsError):
+    """The configuration cannot work; the message names the setting."""
+
+
+class StorageError(CsmsError):
+    """A database operation failed."""
+
+
+class StorageUnavailableError(StorageError):
+    """The database does not answer."""
+
+
+class NotFoundError(CsmsError):
+    """A looked-up entity does not exist."""
+
+
+class StationError(CsmsError):
+    """A station's message is well-formed but cannot be acted on."""

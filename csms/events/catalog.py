@@ -1,0 +1,97 @@
+"""The ``data`` of each event type, built from domain objects (docs/events/)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from csms.domain import ConnectorStatus, MeterSample, Transaction
+from csms.events.model import iso
+
+
+def station_booted(
+    vendor: str | None,
+    model: str | None,
+    serial_number: str | None,
+    firmware_version: str | None,
+    reason: str | None,
+) -> dict[str, Any]:
+    return {
+        "vendor": vendor,
+        "model": model,
+        "serial_number": serial_number,
+        "firmware_version": firmware_version,
+        "reason": reason,
+    }
+
+
+def status_changed(status: ConnectorStatus) -> dict[str, Any]:
+    return {
+        "evse_id": status.evse_id,
+        "connector_id": status.connector_id,
+        "status": status.status,
+        "error_code": status.error_code,
+        "info": status.info,
+        "vendor_id": status.vendor_id,
+        "vendor_error_code": status.vendor_error_code,
+    }
+
+
+def transaction_started(tx: Transaction) -> dict[str, Any]:
+    return {
+        "transaction_id": tx.transaction_id,
+        "evse_id": tx.evse_id,
+        "connector_id": tx.connector_id,
+        "id_token": tx.id_token,
+        "meter_start_wh": tx.meter_start_wh,
+        "started_at": iso(tx.started_at),
+    }
+
+
+def transaction_updated(tx: Transaction, trigger_reason: str | None) -> dict[str, Any]:
+    return {
+        "transaction_id": tx.transaction_id,
+        "evse_id": tx.evse_id,
+        "connector_id": tx.connector_id,
+        "charging_state": tx.charging_state,
+        "trigger_reason": trigger_reason,
+        "seq_no": tx.seq_no,
+        "id_token": tx.id_token,
+    }
+
+
+def transaction_ended(tx: Transaction) -> dict[str, Any]:
+    return {
+        "transaction_id": tx.transaction_id,
+        "evse_id": tx.evse_id,
+        "connector_id": tx.connector_id,
+        "id_token": tx.id_token,
+        "meter_start_wh": tx.meter_start_wh,
+        "meter_stop_wh": tx.meter_stop_wh,
+        "energy_wh": tx.energy_wh,
+        "started_at": iso(tx.started_at),
+        "ended_at": iso(tx.ended_at) if tx.ended_at else None,
+        "stop_reason": tx.stop_reason,
+        "anomalies": list(tx.anomalies),
+    }
+
+
+def meter_values(
+    transaction_id: str | None, evse_id: int, samples: Iterable[MeterSample]
+) -> dict[str, Any]:
+    return {
+        "transaction_id": transaction_id,
+        "evse_id": evse_id,
+        "samples": [
+            {
+                "timestamp": iso(s.timestamp),
+                "measurand": s.measurand,
+                "value": s.value,
+                "unit": s.unit,
+                "phase": s.phase,
+                "context": s.context,
+                "location": s.location,
+            }
+            for s in samples
+        ],
+    }

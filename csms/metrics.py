@@ -1,0 +1,63 @@
+"""Every Prometheus collector, declared once. No label ever names a station."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+STATIONS_CONNECTED = Gauge(
+    "csms_stations_connected",
+    "Stations with an open WebSocket, by protocol.",
+    ["ocpp_version"],
+    registry=REGISTRY,
+)
+MESSAGES = Counter(
+    "csms_messages_total",
+    "OCPP CALLs handled (in) and sent (out), by action and outcome.",
+    ["direction", "action", "ocpp_version", "outcome"],
+    registry=REGISTRY,
+)
+CALL_ERRORS = Counter(
+    "csms_call_errors_total",
+    "CALLERRORs sent to stations (direction=out) or received from them (in), by code.",
+    ["direction", "code", "ocpp_version"],
+    registry=REGISTRY,
+)
+HANDSHAKES_REJECTED = Counter(
+    "csms_handshakes_rejected_total",
+    "Station handshakes refused, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+CONNECTIONS = Counter(
+    "csms_connections_total",
+    "Station WebSocket connections opened (event=connect) and closed (disconnect).",
+    ["event", "ocpp_version"],
+    registry=REGISTRY,
+)
+HANDLER_SECONDS = Histogram(
+    "csms_handler_seconds",
+    "Time from a station's CALL arriving to its answer being sent, by action.",
+    ["action", "ocpp_version"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+CALL_TIMEOUTS = Counter(
+    "csms_call_timeouts_total",
+    "CALLs the CSMS sent that the station did not answer in time.",
+    ["action", "ocpp_version"],
+    registry=REGISTRY,
+)
+STORAGE_BATCH_UNITS = Histogram(
+    "csms_storage_batch_units",
+    "Units of work committed per database transaction (group commit).",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500),
+    registry=REGISTRY,
+)
+STORAGE_COMMIT_SECONDS = Histogram(
+    "csms_storage_commit_seconds",
+    "Duration of one group-commit database transaction.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    registry=REGISTRY,
+)

@@ -1,0 +1,215 @@
+"""The ports the services depend on; storage and events implement them.
+
+Writes on the hot path are *units of work*: a short list of ops that one
+station message produces (state changes plus the outbox events that report
+them). ``Storage.commit`` makes one unit durable, atomically; adapters group
+the units of many stations into one database transaction (group commit) and
+answer each caller only after that transaction committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from csms.domain import ConnectorStatus, IdToken, MeterSample, Station, Transaction
+from csms.events.model import Event
+
+# --- write ops: one unit of work is a Sequence[WriteOp] ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StationBooted:
+    """Update the station's boot facts (vendor, model, serials, firmware)."""
+
+    station_id: str
+    ocpp_version: str
+    vendor: str | None
+    model: str | None
+    serial_number: str | None
+    firmware_version: str | None
+    boot_info: dict[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StationSeen:
+    """The station spoke (connect, Heartbeat); record its protocol and time."""
+
+    station_id: str
+    ocpp_version: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorStatusChanged:
+    status: ConnectorStatus
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStarted:
+    transaction: Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionChanged:
+    """Replace a stored transaction's mutable fields with these values."""
+
+    transaction: Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSamplesRecorded:
+    station_id: str
+    transaction_id: str | None
+    evse_id: int
+    samples: tuple[MeterSample, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StationNotified:
+    """A notification kept as received (DataTransfer, firmware/diagnostics/log
+    status, security events, device model reports...)."""
+
+    station_id: str
+    action: str
+    payload: dict[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventAppended:
+    """An outbox row, committed with the state change it reports."""
+
+    event: Event
+
+
+WriteOp = (
+    StationBooted
+    | StationSeen
+    | ConnectorStatusChanged
+    | TransactionStarted
+    | TransactionChanged
+    | MeterSamplesRecorded
+    | StationNotified
+    | EventAppended
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionFilter:
+    station_id: str | None = None
+    id_token: str | None = None
+    active: bool | None = None
+    started_after: datetime | None = None
+    started_before: datetime | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    seq: int
+    event: Event
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    pending: int
+    delivered: int
+    oldest_pending_at: datetime | None
+
+
+UNCHANGED: Any = object()
+"""Sentinel for ``register_station``: keep the stored value."""
+
+
+class Storage(Protocol):
+    """Everything the CSMS keeps. ``find_x`` returns None when absent."""
+
+    dialect: str
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        ...
+
+    # hot path
+    async def commit(self, unit: Sequence[WriteOp]) -> None:
+        """Make one unit of work durable, atomically (group-committed)."""
+        ...
+
+    # registry
+    async def find_station(self, station_id: str) -> Station | None: ...
+
+    async def register_station(
+        self,
+        station_id: str,
+        *,
+        password_hash: str | None = UNCHANGED,
+        security_profile: int = UNCHANGED,
+        at: datetime,
+    ) -> Station:
+        """Create or update a registration; UNCHANGED keeps the stored value."""
+        ...
+
+    async def list_stations(self) -> list[Station]: ...
+
+    async def find_id_token(self, id_token: str) -> IdToken | None: ...
+
+    async def put_id_token(self, token: IdToken) -> IdToken:
+        """Create or replace a registry entry; returns it as stored."""
+        ...
+
+    async def list_id_tokens(self) -> list[IdToken]: ...
+
+    # charging state
+    async def list_connectors(self, station_id: str) -> list[ConnectorStatus]: ...
+
+    async def find_transaction(self, station_id: str, transaction_id: str) -> Transaction | None:
+        ...
+
+    async def find_transaction_by_ocpp16_id(self, transaction_id: int) -> Transaction | None:
+        """1.6 transaction ids are unique across the CSMS, not per station."""
+        ...
+
+    async def find_open_transaction_like(
+        self, station_id: str, connector_id: int, id_token: str, started_at: datetime
+    ) -> Transaction | None:
+        """A transaction already started with these facts (a resent StartTransaction)."""
+        ...
+
+    async def next_transaction_number(self) -> int:
+        """A fresh, never reused 1.6 transaction id (a positive int32)."""
+        ...
+
+    async def list_transactions(self, where: TransactionFilter) -> list[Transaction]: ...
+
+    async def list_meter_samples(
+        self, station_id: str, transaction_id: str
+    ) -> list[MeterSample]: ...
+
+    async def list_notifications(
+        self, station_id: str, action: str | None = None
+    ) -> list[StationNotified]: ...
+
+    # outbox
+    async def outbox_pending(self, limit: int) -> list[OutboxRow]:
+        """Undelivered events, oldest first (by commit sequence)."""
+        ...
+
+    async def outbox_mark_delivered(self, seqs: Sequence[int], at: datetime) -> None: ...
+
+    async def outbox_prune(self, delivered_before: datetime) -> int: ...
+
+    async def outbox_stats(self) -> OutboxStats: ...
+
+    async def outbox_list(self, limit: int, pending_only: bool) -> list[OutboxRow]: ...
+
+
+class Clock(Protocol):
+    def __call__(self) -> datetime: ...

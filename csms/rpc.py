@@ -1,0 +1,227 @@
+"""OCPP-J framing and the RPC rules, without sockets (so it tests without mocks).
+
+A frame is ``[2, id, action, payload]`` (CALL), ``[3, id, payload]``
+(CALLRESULT) or ``[4, id, code, description, details]`` (CALLERROR). Every
+CALL a station sends gets exactly one answer; a frame we cannot read gets a
+CALLERROR with the id we could read, else ``"-1"`` (OCPP 2.0.1's rule, the
+only sane one for 1.6 too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+CALL = 2
+CALLRESULT = 3
+CALLERROR = 4
+MAX_MESSAGE_ID_LENGTH = 36
+UNKNOWN_MESSAGE_ID = "-1"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCodes:
+    """The OCPP-J error-code spellings of one protocol version."""
+
+    formation: str
+    occurrence: str
+    framework: str
+    message_type_not_supported: str
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    unique_id: str
+    action: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    unique_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallError:
+    unique_id: str
+    code: str
+    description: str
+    details: dict[str, Any]
+
+
+Frame = Call | CallResult | CallError
+
+
+class RpcError(Exception):
+    """Answer the CALL with this CALLERROR (the peer's fault unless InternalError)."""
+
+    def __init__(
+        self,
+        code: str,
+        description: str,
+        details: dict[str, Any] | None = None,
+        unique_id: str = UNKNOWN_MESSAGE_ID,
+    ) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+        self.details = details or {}
+        self.unique_id = unique_id
+
+    def frame(self, unique_id: str | None = None) -> bytes:
+        return encode_call_error(
+            unique_id or self.unique_id, self.code, self.description, self.details
+        )
+
+
+def decode(raw: str | bytes, codes: ErrorCodes) -> Frame:
+    """Parse one WebSocket message; raise RpcError (to send back) if it is not
+    a well-formed OCPP-J frame."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise RpcError(codes.framework, "frame is not valid JSON") from None
+    if not isinstance(message, list) or len(message) < 3:
+        raise RpcError(codes.framework, "frame is not a JSON array of at least 3 elements")
+    type_id, unique_id = message[0], message[1]
+    if not isinstance(unique_id, str) or not unique_id:
+        raise RpcError(codes.framework, "message id is not a non-empty string")
+    if len(unique_id) > MAX_MESSAGE_ID_LENGTH:
+        raise RpcError(
+            codes.framework,
+            f"message id is longer than {MAX_MESSAGE_ID_LENGTH} characters",
+            unique_id=unique_id[:MAX_MESSAGE_ID_LENGTH],
+        )
+    if type_id == CALL and type(type_id) is int:
+        if len(message) != 4:
+            raise RpcError(codes.formation, "a CALL has 4 elements", unique_id=unique_id)
+        action, payload = message[2], message[3]
+        if not isinstance(action, str) or not action:
+            raise RpcError(codes.formation, "action is not a string", unique_id=unique_id)
+        if not isinstance(payload, dict):
+            raise RpcError(codes.formation, "payload is not a JSON object", unique_id=unique_id)
+        return Call(unique_id, action, payload)
+    if type_id == CALLRESULT and type(type_id) is int:
+        payload = message[2]
+        if len(message) != 3 or not isinstance(payload, dict):
+            raise RpcError(
+                codes.formation, "a CALLRESULT is [3, id, {payload}]", unique_id=unique_id
+            )
+        return CallResult(unique_id, payload)
+    if type_id == CALLERROR and type(type_id) is int:
+        if len(message) != 5:
+            raise RpcError(codes.formation, "a CALLERROR has 5 elements", unique_id=unique_id)
+        code, description, details = message[2], message[3], message[4]
+        return CallError(
+            unique_id,
+            str(code),
+            str(description),
+            details if isinstance(details, dict) else {},
+        )
+    raise RpcError(
+        codes.message_type_not_supported,
+        f"message type {type_id!r} is not CALL (2), CALLRESULT (3) or CALLERROR (4)",
+        unique_id=unique_id,
+    )
+
+
+def encode_call(unique_id: str, action: str, payload: dict[str, Any]) -> bytes:
+    return orjson.dumps([CALL, unique_id, action, payload])
+
+
+def encode_call_result(unique_id: str, payload: dict[str, Any]) -> bytes:
+    return orjson.dumps([CALLRESULT, unique_id, payload])
+
+
+def encode_call_error(
+    unique_id: str, code: str, description: str, details: dict[str, Any]
+) -> bytes:
+    return orjson.dumps([CALLERROR, unique_id, code, description[:255], details])
+
+
+class CallTimeoutError(Exception):
+    """The station did not answer the CSMS's CALL in time."""
+
+
+class CallErrorReceived(Exception):
+    """The station answered the CSMS's CALL with a CALLERROR."""
+
+    def __init__(self, error: CallError) -> None:
+        super().__init__(f"{error.code}: {error.description}")
+        self.error = error
+
+
+@dataclass(slots=True)
+class OutgoingCalls:
+    """The CSMS's own CALLs to one station: at most one outstanding at a time."""
+
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _prefix: str = ""
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _pending: tuple[str, asyncio.Future[dict[str, Any]]] | None = None
+
+    def __post_init__(self) -> None:
+        self._prefix = hex(id(self))[-6:] + "-"
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held for the whole round trip of one CALL."""
+        return self._lock
+
+    def begin(self, action: str, payload: dict[str, Any]) -> tuple[bytes, asyncio.Future[Any]]:
+        unique_id = f"{self._prefix}{next(self._ids)}"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending = (unique_id, future)
+        return encode_call(unique_id, action, payload), future
+
+    def end(self) -> None:
+        self._pending = None
+
+    def resolve(self, frame: CallResult | CallError) -> bool:
+        """Deliver a station's answer; False if it answers nothing we asked."""
+        if self._pending is None or self._pending[0] != frame.unique_id:
+            return False
+        future = self._pending[1]
+        if not future.done():
+            if isinstance(frame, CallResult):
+                future.set_result(frame.payload)
+            else:
+                future.set_exception(CallErrorReceived(frame))
+        return True
+
+    def cancel(self) -> None:
+        if self._pending is not None and not self._pending[1].done():
+            self._pending[1].cancel()
+
+
+class ReplyCache:
+    """The last answers sent to each station, so a CALL resent with the same
+    message id (the station lost our answer) gets the identical answer again
+    instead of being handled twice. Kept per station id, across reconnects."""
+
+    def __init__(self, per_station: int = 4, max_stations: int = 100_000) -> None:
+        self._per_station = per_station
+        self._max_stations = max_stations
+        self._replies: OrderedDict[str, OrderedDict[tuple[str, str], bytes]] = OrderedDict()
+
+    def get(self, station_id: str, unique_id: str, action: str) -> bytes | None:
+        replies = self._replies.get(station_id)
+        if replies is None:
+            return None
+        return replies.get((unique_id, action))
+
+    def put(self, station_id: str, unique_id: str, action: str, reply: bytes) -> None:
+        replies = self._replies.get(station_id)
+        if replies is None:
+            replies = self._replies[station_id] = OrderedDict()
+            if len(self._replies) > self._max_stations:
+                self._replies.popitem(last=False)
+        replies[(unique_id, action)] = reply
+        if len(replies) > self._per_station:
+            replies.popitem(last=False)

@@ -1,0 +1,351 @@
+"""The station listener: websockets glue around the RPC rules.
+
+Handshake: station id from the last path segment (percent-decoded), a
+supported subprotocol, registration and Basic auth, all before the upgrade.
+Then one task per connection reads frames and answers each CALL in turn; a
+station sends at most one CALL at a time, so this is also its backpressure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from csms import metrics, rpc
+from csms.domain import MAX_STATION_ID_LENGTH
+from csms.errors import StorageError
+from csms.services import Services, StationContext
+from protocols.common import Adapter
+
+log = structlog.get_logger("csms.server")
+
+
+class StationNotConnectedError(Exception):
+    """A CALL was meant for a station that has no open connection."""
+
+
+@dataclass(slots=True)
+class StationLink:
+    """One open station connection, as the rest of the CSMS may use it."""
+
+    station_id: str
+    adapter: Adapter
+    ws: ServerConnection
+    outgoing: rpc.OutgoingCalls = field(default_factory=rpc.OutgoingCalls)
+
+    @property
+    def ocpp_version(self) -> str:
+        return self.adapter.ocpp_version
+
+
+def station_id_from_path(path: str) -> str:
+    """The last path segment, percent-decoded; '' when there is none."""
+    route = urlsplit(path).path
+    return unquote(route.rstrip("/").rsplit("/", 1)[-1]) if route.strip("/") else ""
+
+
+def offered_subprotocols(headers: Headers) -> list[str]:
+    return [
+        token.strip()
+        for value in headers.get_all("Sec-WebSocket-Protocol")
+        for token in value.split(",")
+        if token.strip()
+    ]
+
+
+def basic_credentials(headers: Headers) -> tuple[str, str] | None:
+    """(user, password) of an HTTP Basic Authorization header, else None."""
+    value = headers.get("Authorization")
+    if not value:
+        return None
+    scheme, _, encoded = value.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+class StationServer:
+    """Accepts stations and routes their frames to the protocol adapters."""
+
+    def __init__(
+        self,
+        services: Services,
+        adapters: dict[str, Adapter],
+        *,
+        call_timeout: float,
+        ping_interval: float,
+        ping_timeout: float,
+        max_frame_bytes: int,
+    ) -> None:
+        self._services = services
+        self._adapters = adapters
+        self._call_timeout = call_timeout
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._max_frame_bytes = max_frame_bytes
+        self._links: dict[str, StationLink] = {}
+        self._admitted: dict[int, str] = {}
+        self._replies = rpc.ReplyCache()
+        self._server: Server | None = None
+        self._message_counters: dict[tuple[str, str, str], Callable[[], None]] = {}
+
+    # --- lifecycle -----------------------------------------------------------
+
+    async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
+        self._server = await serve(
+            self._serve_connection,
+            host,
+            port,
+            ssl=tls,
+            subprotocols=list(self._adapters),  # type: ignore[arg-type]
+            process_request=self._process_request,
+            compression=None,  # 16 KiB per idle station instead of ~60 KiB
+            max_size=self._max_frame_bytes,
+            max_queue=4,
+            ping_interval=self._ping_interval,
+            ping_timeout=self._ping_timeout,
+            close_timeout=5,
+            open_timeout=10,
+            server_header=None,
+        )
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        """Stop accepting, close every station with 1001 (going away) and
+        wait for their handlers, so their last writes are submitted."""
+        if self._server is None:
+            return
+        self._server.close(close_connections=True)
+        await self._server.wait_closed()
+
+    # --- what the rest of the CSMS may ask ----------------------------------
+
+    def links(self) -> Iterable[StationLink]:
+        return self._links.values()
+
+    def find_link(self, station_id: str) -> StationLink | None:
+        return self._links.get(station_id)
+
+    async def call(
+        self,
+        station_id: str,
+        action: str,
+        payload: dict[str, Any],
+        answer_timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Send a CALL to a connected station and return its CALLRESULT payload.
+
+        Raises StationNotConnectedError, rpc.CallErrorReceived or
+        rpc.CallTimeoutError. One CALL at a time per station: a second caller
+        waits its turn.
+        """
+        link = self._links.get(station_id)
+        if link is None:
+            raise StationNotConnectedError(station_id)
+        version = link.ocpp_version
+        async with link.outgoing.lock:
+            frame, answer = link.outgoing.begin(action, payload)
+            try:
+                await link.ws.send(frame, text=True)
+                result: dict[str, Any] = await asyncio.wait_for(
+                    answer, answer_timeout or self._call_timeout
+                )
+            except TimeoutError:
+                metrics.CALL_TIMEOUTS.labels(action, version).inc()
+                metrics.MESSAGES.labels("out", action, version, "timeout").inc()
+                raise rpc.CallTimeoutError(action) from None
+            except rpc.CallErrorReceived as exc:
+                metrics.CALL_ERRORS.labels("in", exc.error.code, version).inc()
+                metrics.MESSAGES.labels("out", action, version, "call_error").inc()
+                raise
+            except ConnectionClosed:
+                raise StationNotConnectedError(station_id) from None
+            finally:
+                link.outgoing.end()
+        metrics.MESSAGES.labels("out", action, version, "ok").inc()
+        return result
+
+    # --- handshake ----------------------------------------------------------
+
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        station_id = station_id_from_path(request.path)
+        if not station_id or len(station_id) > MAX_STATION_ID_LENGTH:
+            return self._refuse(
+                connection, HTTPStatus.BAD_REQUEST, "bad_station_id",
+                f"station id must be 1-{MAX_STATION_ID_LENGTH} characters",
+            )
+        offered = offered_subprotocols(request.headers)
+        if not any(p in self._adapters for p in offered):
+            return self._refuse(
+                connection, HTTPStatus.BAD_REQUEST, "unsupported_subprotocol",
+                f"offer one of the subprotocols {', '.join(self._adapters)}",
+                station_id=station_id, offered=offered,
+            )
+        credentials = basic_credentials(request.headers)
+        password = credentials[1] if credentials is not None else None
+        try:
+            admission = await self._services.stations.admit(station_id, password)
+        except StorageError as exc:
+            log.error("handshake_failed", station_id=station_id, error=str(exc))
+            return self._refuse(
+                connection, HTTPStatus.SERVICE_UNAVAILABLE, "storage_unavailable",
+                "the CSMS cannot reach its database; retry later",
+            )
+        if admission.refusal is not None:
+            if admission.refusal.value == "unknown_station":
+                return self._refuse(
+                    connection, HTTPStatus.NOT_FOUND, admission.refusal.value,
+                    "unknown station", station_id=station_id,
+                )
+            response = self._refuse(
+                connection, HTTPStatus.UNAUTHORIZED, admission.refusal.value,
+                "station authentication failed", station_id=station_id,
+            )
+            response.headers["WWW-Authenticate"] = 'Basic realm="csms", charset="UTF-8"'
+            return response
+        self._admitted[id(connection)] = station_id
+        return None
+
+    def _refuse(
+        self,
+        connection: ServerConnection,
+        status: HTTPStatus,
+        reason: str,
+        text: str,
+        **context: Any,
+    ) -> Response:
+        metrics.HANDSHAKES_REJECTED.labels(reason).inc()
+        log.info("handshake_refused", reason=reason, status=int(status), **context)
+        return connection.respond(status, text + "\n")
+
+    # --- connection ---------------------------------------------------------
+
+    async def _serve_connection(self, ws: ServerConnection) -> None:
+        station_id = self._admitted.pop(id(ws))
+        adapter = self._adapters[str(ws.subprotocol)]
+        version = adapter.ocpp_version
+        link = StationLink(station_id, adapter, ws)
+        structlog.contextvars.bind_contextvars(station_id=station_id, ocpp_version=version)
+        previous = self._links.get(station_id)
+        self._links[station_id] = link
+        if previous is not None:
+            log.info("station_replaced")
+            await previous.ws.close(1000, "replaced by a newer connection")
+        metrics.STATIONS_CONNECTED.labels(version).inc()
+        metrics.CONNECTIONS.labels("connect", version).inc()
+        remote = ws.remote_address[0] if ws.remote_address else None
+        log.info("station_connected", remote=remote)
+        ctx = StationContext(station_id, version, self._services)
+        try:
+            await self._services.stations.connected(station_id, version, remote)
+            async for frame in ws:
+                await self._on_frame(link, ctx, frame)
+        except ConnectionClosed:
+            pass
+        except StorageError as exc:
+            log.error("station_dropped", error=str(exc))
+        finally:
+            link.outgoing.cancel()
+            if self._links.get(station_id) is link:
+                del self._links[station_id]
+            metrics.STATIONS_CONNECTED.labels(version).dec()
+            metrics.CONNECTIONS.labels("disconnect", version).inc()
+            code = ws.close_code
+            reason = ws.close_reason or ""
+            log.info("station_disconnected", close_code=code, close_reason=reason)
+            try:
+                await self._services.stations.disconnected(station_id, version, code, reason)
+            except StorageError as exc:
+                log.error("disconnect_not_recorded", error=str(exc))
+
+    async def _on_frame(self, link: StationLink, ctx: StationContext, raw: str | bytes) -> None:
+        adapter = link.adapter
+        try:
+            frame = rpc.decode(raw, adapter.codes)
+        except rpc.RpcError as exc:
+            self._count_error(adapter, "(invalid)", exc.code)
+            log.info("frame_refused", code=exc.code, reason=exc.description)
+            await link.ws.send(exc.frame(), text=True)
+            return
+        if not isinstance(frame, rpc.Call):
+            if not link.outgoing.resolve(frame):
+                log.info("unexpected_answer", message_id=frame.unique_id)
+            return
+        cached = self._replies.get(link.station_id, frame.unique_id, frame.action)
+        if cached is not None:
+            log.info("call_repeated", action=frame.action, message_id=frame.unique_id)
+            await link.ws.send(cached, text=True)
+            return
+        started = time.perf_counter()
+        reply, outcome = await self._answer(adapter, ctx, frame)
+        if outcome != "InternalError":
+            self._replies.put(link.station_id, frame.unique_id, frame.action, reply)
+        await link.ws.send(reply, text=True)
+        metrics.HANDLER_SECONDS.labels(frame.action, adapter.ocpp_version).observe(
+            time.perf_counter() - started
+        )
+        self._count(adapter, adapter.action_label(frame.action), outcome)
+
+    async def _answer(
+        self, adapter: Adapter, ctx: StationContext, call: rpc.Call
+    ) -> tuple[bytes, str]:
+        try:
+            result = await adapter.handle(ctx, call)
+        except rpc.RpcError as exc:
+            log.info(
+                "call_refused", action=call.action, message_id=call.unique_id,
+                code=exc.code, reason=exc.description,
+            )
+            self._count_error(adapter, adapter.action_label(call.action), exc.code)
+            return exc.frame(call.unique_id), exc.code
+        except StorageError as exc:
+            log.error("call_failed", action=call.action, message_id=call.unique_id, error=str(exc))
+            return self._internal_error(adapter, call), "InternalError"
+        except Exception:
+            log.exception("call_crashed", action=call.action, message_id=call.unique_id)
+            return self._internal_error(adapter, call), "InternalError"
+        return rpc.encode_call_result(call.unique_id, result), "ok"
+
+    def _internal_error(self, adapter: Adapter, call: rpc.Call) -> bytes:
+        self._count_error(adapter, adapter.action_label(call.action), "InternalError")
+        return rpc.encode_call_error(
+            call.unique_id, "InternalError", "the CSMS could not handle this message", {}
+        )
+
+    def _count(self, adapter: Adapter, action: str, outcome: str) -> None:
+        key = (action, adapter.ocpp_version, outcome)
+        inc = self._message_counters.get(key)
+        if inc is None:
+            inc = metrics.MESSAGES.labels("in", action, adapter.ocpp_version, outcome).inc
+            self._message_counters[key] = inc
+        inc()
+
+    def _count_error(self, adapter: Adapter, action: str, code: str) -> None:
+        metrics.CALL_ERRORS.labels("out", code, adapter.ocpp_version).inc()
+        if action == "(invalid)":
+            self._count(adapter, action, code)

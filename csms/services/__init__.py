@@ -1,0 +1,57 @@
+"""Use cases of the CSMS. Import domain, ports and errors only: never a
+driver, a protocol library or a socket."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from csms.ports import Clock, Storage
+from csms.services.authorization import AuthorizationService
+from csms.services.stations import StationService
+from csms.services.transactions import TransactionService
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What protocol adapters may use; built once by the composition root."""
+
+    stations: StationService
+    authorization: AuthorizationService
+    transactions: TransactionService
+    clock: Clock
+
+    @classmethod
+    def build(
+        cls,
+        storage: Storage,
+        *,
+        heartbeat_interval: int,
+        accept_unknown_stations: bool,
+        clock: Clock = utc_now,
+    ) -> Services:
+        authorization = AuthorizationService(storage, clock)
+        return cls(
+            stations=StationService(
+                storage,
+                clock,
+                heartbeat_interval=heartbeat_interval,
+                accept_unknown=accept_unknown_stations,
+            ),
+            authorization=authorization,
+            transactions=TransactionService(storage, clock, authorization),
+            clock=clock,
+        )
+
+
+@dataclass(slots=True)
+class StationContext:
+    """One connected station as a handler sees it."""
+
+    station_id: str
+    ocpp_version: str
+    services: Services

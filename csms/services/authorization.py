@@ -1,0 +1,22 @@
+"""Id token look-ups against the registry."""
+
+from __future__ import annotations
+
+from csms.domain import AuthorizationStatus, IdTokenInfo
+from csms.ports import Clock, Storage
+
+
+class AuthorizationService:
+    def __init__(self, storage: Storage, clock: Clock) -> None:
+        self._storage = storage
+        self._clock = clock
+
+    async def authorize(
+        self, id_token: str, *, unknown: AuthorizationStatus = AuthorizationStatus.INVALID
+    ) -> IdTokenInfo:
+        """The registry's verdict on ``id_token`` now; ``unknown`` is what a
+        token that is not registered gets (1.6 says Invalid, 2.0.1 Unknown)."""
+        token = await self._storage.find_id_token(id_token)
+        if token is None:
+            return IdTokenInfo(unknown)
+        return IdTokenInfo(token.status_at(self._clock()), token.expires_at, token.group_id)

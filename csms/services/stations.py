@@ -1,0 +1,174 @@
+"""Stations: admission at the handshake, boot, liveness, connector status."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from csms.domain import ConnectorStatus, Station
+from csms.events import catalog
+from csms.events.model import EventType
+from csms.ports import (
+    Clock,
+    ConnectorStatusChanged,
+    StationBooted,
+    StationNotified,
+    StationSeen,
+    Storage,
+)
+from csms.security import PasswordVerifier
+from csms.services.outbox import report
+
+# A Heartbeat refreshes last_seen_at in the database at most this often; the
+# live value is in memory (the connection itself proves liveness).
+SEEN_WRITE_INTERVAL = timedelta(seconds=60)
+
+
+class Refusal(enum.StrEnum):
+    UNKNOWN_STATION = "unknown_station"
+    MISSING_PASSWORD = "missing_password"  # noqa: S105 - a reason, not a secret
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - a reason, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    station: Station | None
+    refusal: Refusal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BootInfo:
+    vendor: str | None
+    model: str | None
+    serial_number: str | None
+    firmware_version: str | None
+    reason: str | None
+    extra: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BootDecision:
+    accepted: bool
+    interval: int
+    current_time: datetime
+
+
+class StationService:
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Clock,
+        *,
+        heartbeat_interval: int,
+        accept_unknown: bool,
+    ) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._interval = heartbeat_interval
+        self._accept_unknown = accept_unknown
+        self._passwords = PasswordVerifier()
+        self._seen_written: dict[str, datetime] = {}
+
+    async def admit(self, station_id: str, password: str | None) -> Admission:
+        """Decide a handshake: is the station registered (or may it register
+        itself), and does it know its password?"""
+        station = await self._storage.find_station(station_id)
+        if station is None:
+            if not self._accept_unknown:
+                return Admission(None, Refusal.UNKNOWN_STATION)
+            station = await self._storage.register_station(station_id, at=self._clock())
+        if station.password_hash is not None:
+            if password is None:
+                return Admission(station, Refusal.MISSING_PASSWORD)
+            if not await self._passwords.verify(station_id, password, station.password_hash):
+                return Admission(station, Refusal.WRONG_PASSWORD)
+        return Admission(station)
+
+    async def connected(self, station_id: str, ocpp_version: str, remote: str | None) -> None:
+        now = self._clock()
+        self._seen_written[station_id] = now
+        await self._storage.commit(
+            [
+                StationSeen(station_id, ocpp_version, now),
+                report(
+                    self._clock, EventType.STATION_CONNECTED, station_id, ocpp_version, now,
+                    {"remote_address": remote},
+                ),
+            ]
+        )
+
+    async def disconnected(
+        self, station_id: str, ocpp_version: str, code: int | None, reason: str
+    ) -> None:
+        now = self._clock()
+        self._seen_written.pop(station_id, None)
+        await self._storage.commit(
+            [
+                StationSeen(station_id, ocpp_version, now),
+                report(
+                    self._clock, EventType.STATION_DISCONNECTED, station_id, ocpp_version, now,
+                    {"close_code": code, "reason": reason},
+                ),
+            ]
+        )
+
+    async def booted(
+        self, station_id: str, ocpp_version: str, boot: BootInfo
+    ) -> BootDecision:
+        now = self._clock()
+        await self._storage.commit(
+            [
+                StationBooted(
+                    station_id, ocpp_version, boot.vendor, boot.model, boot.serial_number,
+                    boot.firmware_version, boot.extra, now,
+                ),
+                report(
+                    self._clock, EventType.STATION_BOOTED, station_id, ocpp_version, now,
+                    catalog.station_booted(
+                        boot.vendor, boot.model, boot.serial_number, boot.firmware_version,
+                        boot.reason,
+                    ),
+                ),
+            ]
+        )
+        return BootDecision(accepted=True, interval=self._interval, current_time=now)
+
+    async def heartbeat(self, station_id: str, ocpp_version: str) -> datetime:
+        now = self._clock()
+        last = self._seen_written.get(station_id)
+        if last is None or now - last >= SEEN_WRITE_INTERVAL:
+            self._seen_written[station_id] = now
+            await self._storage.commit([StationSeen(station_id, ocpp_version, now)])
+        return now
+
+    async def status_changed(
+        self, status: ConnectorStatus, ocpp_version: str, occurred_at: datetime | None
+    ) -> None:
+        await self._storage.commit(
+            [
+                ConnectorStatusChanged(status),
+                report(
+                    self._clock, EventType.STATION_STATUS_CHANGED, status.station_id, ocpp_version,
+                    occurred_at or status.updated_at, catalog.status_changed(status),
+                ),
+            ]
+        )
+
+    async def notified(
+        self,
+        station_id: str,
+        ocpp_version: str,
+        action: str,
+        payload: dict[str, Any],
+        event: tuple[str, dict[str, Any], datetime | None] | None = None,
+    ) -> None:
+        """Keep a notification as received; optionally report it as an event
+        (type, data, occurred_at)."""
+        now = self._clock()
+        unit: list[Any] = [StationNotified(station_id, action, payload, now)]
+        if event is not None:
+            kind, data, occurred_at = event
+            unit.append(report(self._clock, kind, station_id, ocpp_version, occurred_at, data))
+        await self._storage.commit(unit)

@@ -1,0 +1,188 @@
+"""Group commit, shared by the SQLite and PostgreSQL adapters.
+
+Many stations' units of work are collected while the previous database
+transaction runs, then applied together in one transaction and answered
+together: one commit (one fsync) for hundreds of messages, and no caller is
+answered before its writes are durable. When idle a unit is flushed at once,
+so latency stays one commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from csms.errors import StorageError, StorageUnavailableError
+from csms.ports import (
+    ConnectorStatusChanged,
+    EventAppended,
+    MeterSamplesRecorded,
+    StationBooted,
+    StationNotified,
+    StationSeen,
+    TransactionChanged,
+    TransactionStarted,
+    WriteOp,
+)
+
+U = TypeVar("U")
+
+DEFAULT_MAX_BATCH = 500
+
+
+class GroupCommitter(Generic[U]):
+    """Apply units in batches through ``apply_batch``, one flush at a time.
+
+    ``apply_batch(units)`` must apply all units in ONE database transaction
+    and raise ``StorageError`` when that transaction did not commit. After a
+    failed batch each unit is retried alone, so a bad unit fails only its
+    own caller.
+    """
+
+    def __init__(
+        self,
+        apply_batch: Callable[[Sequence[U]], Awaitable[None]],
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._apply_batch = apply_batch
+        self._max_batch = max_batch
+        self._pending: collections.deque[tuple[U, asyncio.Future[None]]] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def submit(self, unit: U) -> None:
+        """Return once ``unit`` is committed; raise ``StorageError`` if it was not.
+
+        A caller cancelled while waiting does not withdraw its unit: it may
+        still commit, as a statement already sent to a database would.
+        """
+        if self._closing:
+            raise StorageError("cannot commit: the storage is closed")
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="csms-group-commit")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((unit, future))
+        self._wakeup.set()
+        await future
+
+    async def close(self) -> None:
+        """Flush every pending unit, then stop the flush loop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._pending:
+                    count = min(len(self._pending), self._max_batch)
+                    await self._flush([self._pending.popleft() for _ in range(count)])
+                if self._closing:
+                    return
+        finally:
+            # Only reached with units left when the loop was cancelled.
+            self._closing = True
+            _fail_all(self._pending, StorageError("the storage closed before the write was made"))
+            self._pending.clear()
+
+    async def _flush(self, batch: list[tuple[U, asyncio.Future[None]]]) -> None:
+        try:
+            try:
+                await self._apply_batch([unit for unit, _ in batch])
+            except StorageUnavailableError as exc:
+                # Retrying unit by unit cannot help when the database is gone.
+                _fail_all(batch, exc)
+            except StorageError as exc:
+                if len(batch) == 1:
+                    _fail_all(batch, exc)
+                else:
+                    await self._retry_alone(batch)
+            else:
+                _succeed_all(batch)
+        except Exception as exc:  # noqa: BLE001 - an adapter bug reaches its callers, never kills the loop
+            _fail_all(batch, exc)
+        finally:
+            # Cancelled mid-flush (close() was cancelled): nobody may wait forever.
+            _fail_all(batch, StorageError("the storage closed before the write was confirmed"))
+
+    async def _retry_alone(self, batch: list[tuple[U, asyncio.Future[None]]]) -> None:
+        for unit, future in batch:
+            try:
+                await self._apply_batch([unit])
+            except StorageError as exc:
+                _fail_all([(unit, future)], exc)
+            else:
+                _succeed_all([(unit, future)])
+
+
+def _succeed_all(batch: Iterable[tuple[object, asyncio.Future[None]]]) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_result(None)
+
+
+def _fail_all(batch: Iterable[tuple[object, asyncio.Future[None]]], exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
+
+
+# --- ops grouped by kind ------------------------------------------------------
+
+
+@dataclass(slots=True)
+class GroupedOps:
+    """The ops of a batch by kind, each list in submission order.
+
+    Adapters apply the lists in field order, one ``executemany`` each: that
+    order lets a unit start a transaction and change it, and keeps the
+    outbox ``seq`` order equal to the unit order.
+    """
+
+    booted: list[StationBooted] = field(default_factory=list)
+    seen: list[StationSeen] = field(default_factory=list)
+    started: list[TransactionStarted] = field(default_factory=list)
+    changed: list[TransactionChanged] = field(default_factory=list)
+    statuses: list[ConnectorStatusChanged] = field(default_factory=list)
+    meter_samples: list[MeterSamplesRecorded] = field(default_factory=list)
+    notifications: list[StationNotified] = field(default_factory=list)
+    events: list[EventAppended] = field(default_factory=list)
+
+
+def group_ops(units: Iterable[Sequence[WriteOp]]) -> GroupedOps:
+    """Sort the ops of ``units`` by kind; ``StationSeen`` keeps the latest per station."""
+    grouped = GroupedOps()
+    latest_seen: dict[str, StationSeen] = {}
+    for unit in units:
+        for op in unit:
+            match op:
+                case StationSeen():
+                    known = latest_seen.get(op.station_id)
+                    if known is None or op.at >= known.at:
+                        latest_seen[op.station_id] = op
+                case StationBooted():
+                    grouped.booted.append(op)
+                case TransactionStarted():
+                    grouped.started.append(op)
+                case TransactionChanged():
+                    grouped.changed.append(op)
+                case ConnectorStatusChanged():
+                    grouped.statuses.append(op)
+                case MeterSamplesRecorded():
+                    grouped.meter_samples.append(op)
+                case StationNotified():
+                    grouped.notifications.append(op)
+                case EventAppended():
+                    grouped.events.append(op)
+    grouped.seen = list(latest_seen.values())
+    return grouped

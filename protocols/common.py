@@ -1,0 +1,137 @@
+"""What both OCPP versions share: the route table type, dispatch with schema
+validation, and the conversion of timestamps and sampled values."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from csms.domain import ENERGY_IMPORT_REGISTER, MeterSample
+from csms.events.model import iso
+from csms.rpc import Call, ErrorCodes, RpcError
+from csms.services import StationContext
+from protocols.schemas import SchemaSet
+
+Handler = Callable[[StationContext, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+PROPERTY_VIOLATION = "PropertyConstraintViolation"
+
+# A k-prefixed unit and its base unit: values are stored in the base unit.
+_SCALED_UNITS = {"kWh": "Wh", "kvarh": "varh", "kW": "W", "kVA": "VA", "kvar": "var"}
+
+
+@dataclass(slots=True)
+class Adapter:
+    """One OCPP version: its subprotocol, error spellings, schemas and the
+    handlers of every action a station may send."""
+
+    subprotocol: str
+    ocpp_version: str
+    codes: ErrorCodes
+    schemas: SchemaSet
+    routes: dict[str, Handler]
+    _known: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        self._known = frozenset(self.schemas.actions())
+        for action in self.routes:  # compile the hot validators up front
+            self.schemas.request(action)
+            self.schemas.response(action)
+
+    def action_label(self, action: str) -> str:
+        """The action as a metric label: a station cannot invent new series."""
+        return action if action in self._known else "(unknown)"
+
+    async def handle(self, ctx: StationContext, call: Call) -> dict[str, Any]:
+        """Validate, run the handler, check our own answer; raise RpcError."""
+        handler = self.routes.get(call.action)
+        if handler is None:
+            if call.action in self._known:
+                raise RpcError(
+                    "NotSupported",
+                    f"{call.action} is not sent by a station; the CSMS does not accept it",
+                    unique_id=call.unique_id,
+                )
+            raise RpcError(
+                "NotImplemented", f"unknown action {call.action!r}", unique_id=call.unique_id
+            )
+        validator = self.schemas.request(call.action)
+        if validator is not None:
+            self.schemas.check(validator, call.payload, call.unique_id)
+        try:
+            result = await handler(ctx, call.payload)
+        except RpcError as exc:
+            exc.unique_id = call.unique_id
+            raise
+        response_validator = self.schemas.response(call.action)
+        if response_validator is not None:
+            try:
+                self.schemas.check(response_validator, result, call.unique_id)
+            except RpcError as exc:
+                raise RpcError(
+                    "InternalError",
+                    f"the CSMS built an invalid {call.action} answer",
+                    unique_id=call.unique_id,
+                ) from exc
+        return result
+
+
+def parse_time(text: str, path: str) -> datetime:
+    """An OCPP dateTime as an aware UTC datetime."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise RpcError(
+            "TypeConstraintViolation", f"{path} is not an ISO 8601 date-time", {"path": path}
+        ) from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    return iso(moment)
+
+
+def parse_number(text: Any, path: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise RpcError(
+            PROPERTY_VIOLATION, f"{path} is not a decimal number: {text!r}", {"path": path}
+        ) from None
+    if not math.isfinite(value):
+        raise RpcError(PROPERTY_VIOLATION, f"{path} is not a finite number", {"path": path})
+    return value
+
+
+def sample(
+    timestamp: datetime,
+    value: float,
+    measurand: str | None,
+    unit: str | None,
+    phase: str | None,
+    context: str | None,
+    location: str | None,
+) -> MeterSample:
+    """A sampled value with the defaults both versions' specs give, energy
+    normalised to Wh and power to W."""
+    measurand = measurand or ENERGY_IMPORT_REGISTER
+    if unit is None and measurand.startswith("Energy.Active"):
+        unit = "Wh"
+    base = _SCALED_UNITS.get(unit or "")
+    if base is not None:
+        value *= 1000.0
+        unit = base
+    return MeterSample(
+        timestamp=timestamp,
+        measurand=measurand,
+        value=value,
+        unit=unit,
+        phase=phase,
+        context=context or "Sample.Periodic",
+        location=location or "Outlet",
+    )

@@ -1,0 +1,23 @@
+"""OCPP 1.6J (with the 1.6 security extension)."""
+
+from __future__ import annotations
+
+from csms.rpc import ErrorCodes
+from protocols.common import Adapter
+from protocols.ocpp16.routes import ROUTES
+from protocols.schemas import SchemaSet
+
+SUBPROTOCOL = "ocpp1.6"
+
+# OCPP-J 1.6 spells FormationViolation. The contract spells the occurrence
+# code "OccurrenceConstraintViolation" (1.6 itself had "Occurence...").
+CODES = ErrorCodes(
+    formation="FormationViolation",
+    occurrence="OccurrenceConstraintViolation",
+    framework="FormationViolation",
+    message_type_not_supported="FormationViolation",
+)
+
+
+def adapter() -> Adapter:
+    return Adapter(SUBPROTOCOL, "1.6", CODES, SchemaSet("v16", "", CODES), ROUTES)

@@ -1,0 +1,143 @@
+"""OCPP 1.6: every action a charge point sends, and its handler.
+
+A handler converts in, calls a service, converts out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from csms.events.model import EventType
+from csms.services import StationContext
+from csms.services.transactions import StartRequest, StopRequest
+from protocols.common import Handler, format_time, parse_time
+from protocols.ocpp16 import convert
+
+NO_KNOWN_VENDORS: frozenset[str] = frozenset()
+
+
+async def boot_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    decision = await ctx.services.stations.booted(
+        ctx.station_id, ctx.ocpp_version, convert.boot_info(req)
+    )
+    return {
+        "status": "Accepted" if decision.accepted else "Rejected",
+        "currentTime": format_time(decision.current_time),
+        "interval": decision.interval,
+    }
+
+
+async def heartbeat(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    now = await ctx.services.stations.heartbeat(ctx.station_id, ctx.ocpp_version)
+    return {"currentTime": format_time(now)}
+
+
+async def status_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    status = convert.connector_status(ctx.station_id, req, ctx.services.clock())
+    occurred = status.updated_at if "timestamp" in req else None
+    await ctx.services.stations.status_changed(status, ctx.ocpp_version, occurred)
+    return {}
+
+
+async def authorize(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    info = await ctx.services.authorization.authorize(req["idTag"])
+    return {"idTagInfo": convert.id_tag_info(info)}
+
+
+async def start_transaction(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    evse_id, connector_id = convert.evse_of(req["connectorId"])
+    outcome = await ctx.services.transactions.start(
+        StartRequest(
+            station_id=ctx.station_id,
+            ocpp_version=ctx.ocpp_version,
+            evse_id=evse_id,
+            connector_id=connector_id,
+            id_token=req["idTag"],
+            meter_start_wh=float(req["meterStart"]),
+            started_at=parse_time(req["timestamp"], "timestamp"),
+        )
+    )
+    assert outcome.id_token_info is not None
+    return {
+        "transactionId": int(outcome.transaction.transaction_id),
+        "idTagInfo": convert.id_tag_info(outcome.id_token_info),
+    }
+
+
+async def stop_transaction(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    outcome = await ctx.services.transactions.stop(
+        StopRequest(
+            station_id=ctx.station_id,
+            ocpp_version=ctx.ocpp_version,
+            transaction_id=str(req["transactionId"]),
+            meter_stop_wh=float(req["meterStop"]),
+            ended_at=parse_time(req["timestamp"], "timestamp"),
+            reason=req.get("reason"),
+            id_token=req.get("idTag"),
+            samples=convert.meter_samples(req.get("transactionData", []), "transactionData"),
+        )
+    )
+    if outcome.id_token_info is None:
+        return {}
+    return {"idTagInfo": convert.id_tag_info(outcome.id_token_info)}
+
+
+async def meter_values(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    evse_id, _ = convert.evse_of(req["connectorId"])
+    transaction_id = req.get("transactionId")
+    await ctx.services.transactions.record_meter_values(
+        ctx.station_id,
+        ctx.ocpp_version,
+        None if transaction_id is None else str(transaction_id),
+        evse_id,
+        convert.meter_samples(req["meterValue"], "meterValue"),
+    )
+    return {}
+
+
+async def data_transfer(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    await ctx.services.stations.notified(ctx.station_id, ctx.ocpp_version, "DataTransfer", req)
+    if req["vendorId"] not in NO_KNOWN_VENDORS:
+        return {"status": "UnknownVendorId"}
+    return {"status": "UnknownMessageId"}
+
+
+def _notification(action: str) -> Handler:
+    async def record(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+        await ctx.services.stations.notified(ctx.station_id, ctx.ocpp_version, action, req)
+        return {}
+
+    record.__name__ = action
+    return record
+
+
+async def security_event_notification(
+    ctx: StationContext, req: dict[str, Any]
+) -> dict[str, Any]:
+    occurred_at = parse_time(req["timestamp"], "timestamp")
+    data = {"type": req["type"], "tech_info": req.get("techInfo")}
+    await ctx.services.stations.notified(
+        ctx.station_id,
+        ctx.ocpp_version,
+        "SecurityEventNotification",
+        req,
+        (EventType.SECURITY_EVENT, data, occurred_at),
+    )
+    return {}
+
+
+ROUTES: dict[str, Handler] = {
+    "BootNotification": boot_notification,
+    "Heartbeat": heartbeat,
+    "StatusNotification": status_notification,
+    "Authorize": authorize,
+    "StartTransaction": start_transaction,
+    "StopTransaction": stop_transaction,
+    "MeterValues": meter_values,
+    "DataTransfer": data_transfer,
+    "DiagnosticsStatusNotification": _notification("DiagnosticsStatusNotification"),
+    "FirmwareStatusNotification": _notification("FirmwareStatusNotification"),
+    "LogStatusNotification": _notification("LogStatusNotification"),
+    "SignedFirmwareStatusNotification": _notification("SignedFirmwareStatusNotification"),
+    "SecurityEventNotification": security_event_notification,
+}

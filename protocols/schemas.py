@@ -1,0 +1,92 @@
+"""The official OCPP JSON schemas (shipped by the ``ocpp`` package), compiled
+once with fastjsonschema, and the one table that maps a schema failure to
+the OCPP-J error code the spec names."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from importlib.resources import files
+from typing import Any
+
+import fastjsonschema
+
+from csms.rpc import ErrorCodes, RpcError
+
+Validator = Callable[[Any], Any]
+
+# The failed JSON-schema keyword -> the OCPP-J error code. "formation" and
+# "occurrence" are spelled per version (see ErrorCodes).
+_RULE_CODES = {
+    "type": "TypeConstraintViolation",
+    "maxLength": "TypeConstraintViolation",
+    "minLength": "TypeConstraintViolation",
+    "format": "TypeConstraintViolation",
+    "enum": "PropertyConstraintViolation",
+    "const": "PropertyConstraintViolation",
+    "minimum": "PropertyConstraintViolation",
+    "maximum": "PropertyConstraintViolation",
+    "exclusiveMinimum": "PropertyConstraintViolation",
+    "exclusiveMaximum": "PropertyConstraintViolation",
+    "multipleOf": "PropertyConstraintViolation",
+    "pattern": "PropertyConstraintViolation",
+}
+_OCCURRENCE_RULES = frozenset({"required", "minItems", "maxItems", "minProperties"})
+
+
+def error_code(rule: str | None, codes: ErrorCodes) -> str:
+    if rule in _OCCURRENCE_RULES:
+        return codes.occurrence
+    return _RULE_CODES.get(rule or "", codes.formation)
+
+
+class SchemaSet:
+    """Request and response validators of one OCPP version, compiled lazily
+    (once per action) from the schema files."""
+
+    def __init__(self, version_dir: str, request_suffix: str, codes: ErrorCodes) -> None:
+        self._dir = files("ocpp") / version_dir / "schemas"
+        self._request_suffix = request_suffix
+        self._codes = codes
+        self._cache: dict[str, Validator | None] = {}
+
+    def actions(self) -> set[str]:
+        """Every action with a request schema in this version."""
+        names = (p.name for p in self._dir.iterdir() if p.name.endswith(".json"))
+        suffix = self._request_suffix + ".json"
+        return {
+            n[: -len(suffix)]
+            for n in names
+            if n.endswith(suffix) and not n.endswith("Response.json")
+        }
+
+    def request(self, action: str) -> Validator | None:
+        return self._load(action + self._request_suffix)
+
+    def response(self, action: str) -> Validator | None:
+        return self._load(action + "Response")
+
+    def _load(self, name: str) -> Validator | None:
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        path = self._dir / (name + ".json")
+        validator: Validator | None = None
+        if path.is_file():
+            validator = fastjsonschema.compile(json.loads(path.read_text(encoding="utf-8")))
+        self._cache[name] = validator
+        return validator
+
+    def check(self, validator: Validator, payload: dict[str, Any], unique_id: str) -> None:
+        """Raise the CALLERROR the spec names if ``payload`` fails ``validator``."""
+        try:
+            validator(payload)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            path = ".".join(exc.path[1:]) if exc.path else ""
+            raise RpcError(
+                error_code(exc.rule, self._codes),
+                exc.message.replace("data.", "", 1).replace("data ", "payload ", 1),
+                {"path": path, "rule": exc.rule},
+                unique_id=unique_id,
+            ) from None
