@@ -80,8 +80,9 @@ async def start(settings: Settings) -> Running:
             max_frame_bytes=settings.max_frame_bytes,
         )
         http = OpsHttp(build_app(storage, broker_state=lambda: "disabled"))
-        await _listen("CSMS_HTTP_PORT", settings.http_port, http.start(settings.host,
-                                                                       settings.http_port))
+        await _listen(
+            "CSMS_HTTP_PORT", settings.http_port, http.start(settings.host, settings.http_port)
+        )
         try:
             await _listen(
                 "CSMS_PORT",

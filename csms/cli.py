@@ -31,7 +31,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         settings = Settings.load(overrides={"database_url": args.database_url})
         code: int = asyncio.run(args.run(settings, args))
-        return code
     except ConfigurationError as exc:
         print(f"csms: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -40,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    return code
 
 
 def _serve(args: argparse.Namespace) -> int:

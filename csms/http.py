@@ -62,20 +62,19 @@ def build_app(
 
 class OpsHttp:
     def __init__(self, app: web.Application) -> None:
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=2.0
+        )
         self._site: web.TCPSite | None = None
 
     async def start(self, host: str, port: int) -> None:
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, host, port, shutdown_timeout=2.0)
+        self._site = web.TCPSite(self._runner, host, port)
         await self._site.start()
 
     @property
     def port(self) -> int:
-        assert self._site is not None
-        server = self._site._server  # aiohttp exposes no bound port
-        assert isinstance(server, asyncio.base_events.Server)
-        return int(server.sockets[0].getsockname()[1])
+        return int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
         await self._runner.cleanup()

@@ -170,8 +170,9 @@ class Storage(Protocol):
     # charging state
     async def list_connectors(self, station_id: str) -> list[ConnectorStatus]: ...
 
-    async def find_transaction(self, station_id: str, transaction_id: str) -> Transaction | None:
-        ...
+    async def find_transaction(
+        self, station_id: str, transaction_id: str
+    ) -> Transaction | None: ...
 
     async def find_transaction_by_ocpp16_id(self, transaction_id: int) -> Transaction | None:
         """1.6 transaction ids are unique across the CSMS, not per station."""

@@ -22,6 +22,7 @@ CALLRESULT = 3
 CALLERROR = 4
 MAX_MESSAGE_ID_LENGTH = 36
 UNKNOWN_MESSAGE_ID = "-1"
+PROTOCOL_ERROR = "ProtocolError"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +88,8 @@ def decode(raw: str | bytes, codes: ErrorCodes) -> Frame:
         message = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise RpcError(codes.framework, "frame is not valid JSON") from None
-    if not isinstance(message, list) or len(message) < 3:
-        raise RpcError(codes.framework, "frame is not a JSON array of at least 3 elements")
+    if not isinstance(message, list) or len(message) < 2:
+        raise RpcError(codes.framework, "frame is not a JSON array [type, id, ...]")
     type_id, unique_id = message[0], message[1]
     if not isinstance(unique_id, str) or not unique_id:
         raise RpcError(codes.framework, "message id is not a non-empty string")
@@ -99,7 +100,11 @@ def decode(raw: str | bytes, codes: ErrorCodes) -> Frame:
             unique_id=unique_id[:MAX_MESSAGE_ID_LENGTH],
         )
     if type_id == CALL and type(type_id) is int:
-        if len(message) != 4:
+        if len(message) < 4:
+            raise RpcError(
+                PROTOCOL_ERROR, "incomplete CALL: [2, id, action, {payload}]", unique_id=unique_id
+            )
+        if len(message) > 4:
             raise RpcError(codes.formation, "a CALL has 4 elements", unique_id=unique_id)
         action, payload = message[2], message[3]
         if not isinstance(action, str) or not action:
@@ -108,7 +113,7 @@ def decode(raw: str | bytes, codes: ErrorCodes) -> Frame:
             raise RpcError(codes.formation, "payload is not a JSON object", unique_id=unique_id)
         return Call(unique_id, action, payload)
     if type_id == CALLRESULT and type(type_id) is int:
-        payload = message[2]
+        payload = message[2] if len(message) > 2 else None
         if len(message) != 3 or not isinstance(payload, dict):
             raise RpcError(
                 codes.formation, "a CALLRESULT is [3, id, {payload}]", unique_id=unique_id

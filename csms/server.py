@@ -54,8 +54,7 @@ class StationLink:
 
 def station_id_from_path(path: str) -> str:
     """The last path segment, percent-decoded; '' when there is none."""
-    route = urlsplit(path).path
-    return unquote(route.rstrip("/").rsplit("/", 1)[-1]) if route.strip("/") else ""
+    return unquote(urlsplit(path).path.rsplit("/", 1)[-1])
 
 
 def offered_subprotocols(headers: Headers) -> list[str]:
@@ -196,15 +195,20 @@ class StationServer:
         station_id = station_id_from_path(request.path)
         if not station_id or len(station_id) > MAX_STATION_ID_LENGTH:
             return self._refuse(
-                connection, HTTPStatus.BAD_REQUEST, "bad_station_id",
+                connection,
+                HTTPStatus.BAD_REQUEST,
+                "bad_station_id",
                 f"station id must be 1-{MAX_STATION_ID_LENGTH} characters",
             )
         offered = offered_subprotocols(request.headers)
         if not any(p in self._adapters for p in offered):
             return self._refuse(
-                connection, HTTPStatus.BAD_REQUEST, "unsupported_subprotocol",
+                connection,
+                HTTPStatus.BAD_REQUEST,
+                "unsupported_subprotocol",
                 f"offer one of the subprotocols {', '.join(self._adapters)}",
-                station_id=station_id, offered=offered,
+                station_id=station_id,
+                offered=offered,
             )
         credentials = basic_credentials(request.headers)
         password = credentials[1] if credentials is not None else None
@@ -213,18 +217,26 @@ class StationServer:
         except StorageError as exc:
             log.error("handshake_failed", station_id=station_id, error=str(exc))
             return self._refuse(
-                connection, HTTPStatus.SERVICE_UNAVAILABLE, "storage_unavailable",
+                connection,
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "storage_unavailable",
                 "the CSMS cannot reach its database; retry later",
             )
         if admission.refusal is not None:
             if admission.refusal.value == "unknown_station":
                 return self._refuse(
-                    connection, HTTPStatus.NOT_FOUND, admission.refusal.value,
-                    "unknown station", station_id=station_id,
+                    connection,
+                    HTTPStatus.NOT_FOUND,
+                    admission.refusal.value,
+                    "unknown station",
+                    station_id=station_id,
                 )
             response = self._refuse(
-                connection, HTTPStatus.UNAUTHORIZED, admission.refusal.value,
-                "station authentication failed", station_id=station_id,
+                connection,
+                HTTPStatus.UNAUTHORIZED,
+                admission.refusal.value,
+                "station authentication failed",
+                station_id=station_id,
             )
             response.headers["WWW-Authenticate"] = 'Basic realm="csms", charset="UTF-8"'
             return response
@@ -318,8 +330,11 @@ class StationServer:
             result = await adapter.handle(ctx, call)
         except rpc.RpcError as exc:
             log.info(
-                "call_refused", action=call.action, message_id=call.unique_id,
-                code=exc.code, reason=exc.description,
+                "call_refused",
+                action=call.action,
+                message_id=call.unique_id,
+                code=exc.code,
+                reason=exc.description,
             )
             self._count_error(adapter, adapter.action_label(call.action), exc.code)
             return exc.frame(call.unique_id), exc.code

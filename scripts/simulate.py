@@ -39,6 +39,7 @@ import contextlib
 import importlib
 import importlib.resources
 import random
+import signal
 import ssl
 import sys
 import time
@@ -155,8 +156,16 @@ class SimStation:
     The connect URL is ``url`` + ``/`` + the percent-encoded station id. A
     refused handshake raises ``websockets.exceptions.InvalidStatus``.
 
-    ``call()`` does not serialise CALLs: OCPP-J allows one outstanding CALL
-    per side, and tests may break that rule on purpose.
+    ``call_timeout`` bounds every wait: an answer, ``send_raw()``,
+    ``wait_for_call()``, ``wait_closed()``. ``call()`` does not serialise
+    CALLs: OCPP-J allows one outstanding CALL per side, and tests may break
+    that rule on purpose. ``trace`` gets one line per CALL and its answer.
+
+    What tests read: ``received_calls`` (every CALL from the CSMS, in order),
+    ``handler_errors`` (exceptions ``on_call`` raised, answered InternalError),
+    ``last_result`` (the last CALLRESULT payload), ``password`` (rotated by the
+    CSMS), ``configuration`` / ``variables`` (the station's settings),
+    ``close_code``, ``subprotocol`` and ``ws`` (the raw connection).
     """
 
     def __init__(
@@ -258,7 +267,7 @@ class SimStation:
         await asyncio.gather(*handlers, return_exceptions=True)
 
     async def wait_closed(self) -> int | None:
-        """Wait (up to ``call_timeout``) until the CSMS closes the connection; return its close code."""
+        """Wait up to ``call_timeout`` s for the CSMS to close the socket; return the close code."""
         if self._reader is not None:
             async with asyncio.timeout(self.call_timeout):
                 await asyncio.shield(self._reader)
@@ -324,16 +333,16 @@ class SimStation:
                 raise MalformedFrame(f"CALLRESULT to {action} is malformed: {frame!r:.200}")
             result: JsonObject = frame[2]
             self.last_result = result
-            self._trace(
-                f"-> {action:<26} {_summary(action, payload)}  => {_compact(result)}", millis
-            )
+            if self.trace is not None:
+                self._trace("->", action, _summary(action, payload), _compact(result), millis)
             return result
         error = CallError(
             str(frame[2]) if len(frame) > 2 else "",
             str(frame[3]) if len(frame) > 3 else "",
             frame[4] if len(frame) > 4 and isinstance(frame[4], dict) else {},
         )
-        self._trace(f"-> {action:<26} {_summary(action, payload)}  => CALLERROR {error}", millis)
+        if self.trace is not None:
+            self._trace("->", action, _summary(action, payload), f"CALLERROR {error}", millis)
         raise error
 
     async def send_raw(self, data: str | bytes) -> Frame:
@@ -751,14 +760,17 @@ class SimStation:
         else:
             reply = [CALLRESULT, unique_id, result]
             outcome = _compact(result)
-        millis = (time.perf_counter() - started) * 1000
-        self._trace(f"<- {action:<26} {_compact(payload)}  => {outcome}", millis)
+        if self.trace is not None:
+            millis = (time.perf_counter() - started) * 1000
+            self._trace("<-", action, _compact(payload), outcome, millis)
         with contextlib.suppress(ConnectionClosed):  # the CSMS hung up: nobody to answer
             await ws.send(orjson.dumps(reply).decode())
 
-    def _trace(self, text: str, millis: float) -> None:
+    def _trace(self, arrow: str, action: str, request: str, answer: str, millis: float) -> None:
+        """One line per CALL and its answer: ``->`` sent by the station, ``<-`` by the CSMS."""
         if self.trace is not None:
-            self.trace(f"{self.station_id:<12} {text}  ({millis:.0f} ms)")
+            line = f"{self.station_id:<12} {arrow} {action:<26} {request}  => {answer}"
+            self.trace(f"{line}  ({millis:.0f} ms)")
 
     def _power(self, power_w: float | None) -> float:
         return NOMINAL_POWER_W + self._rng.uniform(-300.0, 300.0) if power_w is None else power_w
@@ -866,7 +878,14 @@ def _compact(value: Any, limit: int = 110) -> str:
 
 
 def _summary(action: str, payload: JsonObject) -> str:
-    """A short, readable digest of a CALL the station sends."""
+    """A short, readable digest of a CALL the station sends (any payload, even a broken one)."""
+    try:
+        return _known_summary(action, payload)
+    except (LookupError, TypeError, AttributeError):
+        return _compact(payload)
+
+
+def _known_summary(action: str, payload: JsonObject) -> str:
     if action == "MeterValues":
         samples = payload["meterValue"][0]["sampledValue"]
         energy = samples[0]
@@ -909,65 +928,76 @@ def _expect(answer: JsonObject, path: tuple[str, ...], wanted: str, what: str, h
 
 
 async def run_session(station: SimStation, options: argparse.Namespace) -> None:
-    """Boot, Available, authorize, start, N meter values, stop, Available (both versions)."""
+    """Boot, Available, authorize, start, N meter values, stop, Available.
+
+    ``options`` carries ``connector``, ``id_tag``, ``meter_values``, ``interval``
+    and ``energy_step`` (Wh per meter value). Raises ``SessionFailed`` on a refusal.
+    """
+    if station.ocpp_version == OCPP16:
+        await _session16(station, options)
+    else:
+        await _session201(station, options)
+
+
+def _hints(station: SimStation, token: str) -> tuple[str, str]:
+    return (
+        f"register it: csms stations add {station.station_id}",
+        f"register it as Accepted: csms tokens add {token}",
+    )
+
+
+def _meter_start(station: SimStation) -> int:
+    """A believable lifetime register to start from, the same for the same station."""
+    return random.Random(station.station_id).randrange(100_000, 5_000_000)
+
+
+async def _session16(station: SimStation, options: argparse.Namespace) -> None:
     connector: int = options.connector
     token: str = options.id_tag
-    register_hint = f"is the station registered? (csms stations add {station.station_id})"
-    token_hint = f"is the token registered? (csms tokens add {token})"
-    meter = float(random.Random(station.station_id).randrange(100_000, 5_000_000))
-    if station.ocpp_version == OCPP16:
-        _expect(await station.boot(), ("status",), "Accepted", "BootNotification", register_hint)
-        await station.status(connector, "Available")
-        answer = await station.authorize(token)
-        _expect(answer, ("idTagInfo", "status"), "Accepted", "Authorize", token_hint)
-        transaction_id = await station.start(connector, token, int(meter))
-        _expect(
-            station.last_result or {},
-            ("idTagInfo", "status"),
-            "Accepted",
-            "StartTransaction",
-            token_hint,
-        )
-        for _ in range(options.meter_values):
-            await asyncio.sleep(options.interval)
-            meter += options.energy_step
-            await station.meter_values(connector, transaction_id, meter)
-        await station.stop(transaction_id, int(meter), id_tag=token)
-        await station.status(connector, "Available")
-        return
-    _expect(await station.boot201(), ("status",), "Accepted", "BootNotification", register_hint)
+    station_hint, token_hint = _hints(station, token)
+    _expect(await station.boot(), ("status",), "Accepted", "BootNotification", station_hint)
+    await station.status(connector, "Available")
+    answer = await station.authorize(token)
+    _expect(answer, ("idTagInfo", "status"), "Accepted", "Authorize", token_hint)
+    meter = _meter_start(station)
+    transaction_id = await station.start(connector, token, meter)
+    answer = station.last_result or {}
+    _expect(answer, ("idTagInfo", "status"), "Accepted", "StartTransaction", token_hint)
+    for _ in range(options.meter_values):
+        await asyncio.sleep(options.interval)
+        meter += round(options.energy_step)
+        await station.meter_values(connector, transaction_id, meter)
+    await station.stop(transaction_id, meter, id_tag=token)
+    await station.status(connector, "Available")
+
+
+async def _session201(station: SimStation, options: argparse.Namespace) -> None:
+    connector: int = options.connector
+    token: str = options.id_tag
+    station_hint, token_hint = _hints(station, token)
+    _expect(await station.boot201(), ("status",), "Accepted", "BootNotification", station_hint)
     await station.status201(connector, connector, "Available")
     answer = await station.authorize201(token)
     _expect(answer, ("idTokenInfo", "status"), "Accepted", "Authorize", token_hint)
+    meter = _meter_start(station)
     transaction = new_transaction_id()
-    where = {"evse_id": connector, "connector_id": connector}
-    await station.transaction_event(
-        "Started",
-        transaction,
-        0,
-        "Authorized",
-        **where,
-        energy_wh=meter,
-        id_token=token,
-        charging_state="Charging",
-    )
+
+    async def event(kind: str, seq_no: int, trigger: str, **fields: Any) -> JsonObject:
+        return await station.transaction_event(
+            kind, transaction, seq_no, trigger, evse_id=connector, connector_id=connector,
+            energy_wh=meter, **fields,
+        )  # fmt: skip
+
+    await event("Started", 0, "Authorized", id_token=token, charging_state="Charging")
     for seq_no in range(1, options.meter_values + 1):
         await asyncio.sleep(options.interval)
-        meter += options.energy_step
-        await station.transaction_event(
-            "Updated", transaction, seq_no, "MeterValuePeriodic", **where, energy_wh=meter
-        )
-    await station.transaction_event(
-        "Ended",
-        transaction,
-        options.meter_values + 1,
-        "StopAuthorized",
-        **where,
-        energy_wh=meter,
-        id_token=token,
-        charging_state="EVConnected",
-        stopped_reason="Local",
-    )
+        meter += round(options.energy_step)
+        await event("Updated", seq_no, "MeterValuePeriodic")
+    last = options.meter_values + 1
+    await event(
+        "Ended", last, "StopAuthorized",
+        id_token=token, charging_state="EVConnected", stopped_reason="Local",
+    )  # fmt: skip
     await station.status201(connector, connector, "Available")
 
 
@@ -987,6 +1017,7 @@ async def _run_station(station_id: str, options: argparse.Namespace) -> bool:
     except InvalidStatus as exc:
         status = exc.response.status_code
         hint = {
+            400: f"bad station id, or the server does not speak {options.protocol}",
             401: "wrong or missing password (--password)",
             404: f"unknown: csms stations add {station_id} (or CSMS_UNKNOWN_STATIONS=accept)",
         }.get(status, "the server refused the handshake")
@@ -1101,10 +1132,24 @@ class _SchemaCheck:
         validator_class = self._jsonschema.validators.validator_for(schema)
         validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
         errors = sorted(validator.iter_errors(payload), key=str)
+        kind = "answer" if response else "request"
         if errors:
-            kind = "answer" if response else "request"
             raise AssertionError(f"{version} {action} {kind} is invalid: {errors[0].message}")
+        for stamp in _timestamps(payload):  # jsonschema checks "date-time" only with extras
+            moment = datetime.fromisoformat(stamp)
+            if moment.utcoffset() is None or not stamp.endswith("Z"):
+                raise AssertionError(f"{version} {action} {kind}: {stamp!r} is not UTC")
         self.checked += 1
+
+
+def _timestamps(value: Any) -> list[str]:
+    """Every ``timestamp`` string anywhere in a payload."""
+    if isinstance(value, dict):
+        found = [item for key, item in value.items() if key == "timestamp"]
+        return found + [stamp for item in value.values() for stamp in _timestamps(item)]
+    if isinstance(value, list):
+        return [stamp for item in value for stamp in _timestamps(item)]
+    return []
 
 
 class _SchemaCheckStation(SimStation):
@@ -1259,6 +1304,8 @@ def main(argv: list[str] | None = None) -> int:
         return _selfcheck()
     if options.meter_values < 0:
         _parser().error("--meter-values must be zero or more")
+    if hasattr(signal, "SIGPIPE"):  # `simulate.py | head` ends quietly, like other tools
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         return asyncio.run(_run(options))
     except KeyboardInterrupt:

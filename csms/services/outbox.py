@@ -19,6 +19,4 @@ def report(
 ) -> EventAppended:
     """An outbox op for one event; ``occurred_at`` None means "now"."""
     now = clock()
-    return EventAppended(
-        Event.new(kind, station_id, ocpp_version, occurred_at or now, now, data)
-    )
+    return EventAppended(Event.new(kind, station_id, ocpp_version, occurred_at or now, now, data))

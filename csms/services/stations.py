@@ -93,7 +93,11 @@ class StationService:
             [
                 StationSeen(station_id, ocpp_version, now),
                 report(
-                    self._clock, EventType.STATION_CONNECTED, station_id, ocpp_version, now,
+                    self._clock,
+                    EventType.STATION_CONNECTED,
+                    station_id,
+                    ocpp_version,
+                    now,
                     {"remote_address": remote},
                 ),
             ]
@@ -108,26 +112,41 @@ class StationService:
             [
                 StationSeen(station_id, ocpp_version, now),
                 report(
-                    self._clock, EventType.STATION_DISCONNECTED, station_id, ocpp_version, now,
+                    self._clock,
+                    EventType.STATION_DISCONNECTED,
+                    station_id,
+                    ocpp_version,
+                    now,
                     {"close_code": code, "reason": reason},
                 ),
             ]
         )
 
-    async def booted(
-        self, station_id: str, ocpp_version: str, boot: BootInfo
-    ) -> BootDecision:
+    async def booted(self, station_id: str, ocpp_version: str, boot: BootInfo) -> BootDecision:
         now = self._clock()
         await self._storage.commit(
             [
                 StationBooted(
-                    station_id, ocpp_version, boot.vendor, boot.model, boot.serial_number,
-                    boot.firmware_version, boot.extra, now,
+                    station_id,
+                    ocpp_version,
+                    boot.vendor,
+                    boot.model,
+                    boot.serial_number,
+                    boot.firmware_version,
+                    boot.extra,
+                    now,
                 ),
                 report(
-                    self._clock, EventType.STATION_BOOTED, station_id, ocpp_version, now,
+                    self._clock,
+                    EventType.STATION_BOOTED,
+                    station_id,
+                    ocpp_version,
+                    now,
                     catalog.station_booted(
-                        boot.vendor, boot.model, boot.serial_number, boot.firmware_version,
+                        boot.vendor,
+                        boot.model,
+                        boot.serial_number,
+                        boot.firmware_version,
                         boot.reason,
                     ),
                 ),
@@ -150,8 +169,12 @@ class StationService:
             [
                 ConnectorStatusChanged(status),
                 report(
-                    self._clock, EventType.STATION_STATUS_CHANGED, status.station_id, ocpp_version,
-                    occurred_at or status.updated_at, catalog.status_changed(status),
+                    self._clock,
+                    EventType.STATION_STATUS_CHANGED,
+                    status.station_id,
+                    ocpp_version,
+                    occurred_at or status.updated_at,
+                    catalog.status_changed(status),
                 ),
             ]
         )

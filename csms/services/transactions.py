@@ -68,9 +68,7 @@ class StopOutcome:
 
 
 class TransactionService:
-    def __init__(
-        self, storage: Storage, clock: Clock, authorization: AuthorizationService
-    ) -> None:
+    def __init__(self, storage: Storage, clock: Clock, authorization: AuthorizationService) -> None:
         self._storage = storage
         self._clock = clock
         self._authorization = authorization
@@ -109,8 +107,12 @@ class TransactionService:
             [
                 TransactionStarted(tx),
                 report(
-                    self._clock, EventType.TRANSACTION_STARTED, tx.station_id,
-                    tx.ocpp_version, tx.started_at, catalog.transaction_started(tx),
+                    self._clock,
+                    EventType.TRANSACTION_STARTED,
+                    tx.station_id,
+                    tx.ocpp_version,
+                    tx.started_at,
+                    catalog.transaction_started(tx),
                 ),
             ]
         )
@@ -132,8 +134,9 @@ class TransactionService:
         evse_id: int,
         samples: tuple[MeterSample, ...],
     ) -> None:
-        await self._storage.commit(self._meter_ops(station_id, ocpp_version, transaction_id,
-                                                   evse_id, samples))
+        await self._storage.commit(
+            self._meter_ops(station_id, ocpp_version, transaction_id, evse_id, samples)
+        )
 
     def _meter_ops(
         self,
@@ -146,7 +149,10 @@ class TransactionService:
         return [
             MeterSamplesRecorded(station_id, transaction_id, evse_id, samples),
             report(
-                self._clock, EventType.METER_VALUES, station_id, ocpp_version,
+                self._clock,
+                EventType.METER_VALUES,
+                station_id,
+                ocpp_version,
                 samples[0].timestamp if samples else None,
                 catalog.meter_values(transaction_id, evse_id, samples),
             ),
@@ -182,8 +188,11 @@ class TransactionService:
             stored = await self._storage.list_meter_samples(tx.station_id, tx.transaction_id)
             registers = [s.value for s in stored if s.is_energy_register()]
         if req.samples:
-            unit.extend(self._meter_ops(req.station_id, req.ocpp_version, tx.transaction_id,
-                                        tx.evse_id, req.samples))
+            unit.extend(
+                self._meter_ops(
+                    req.station_id, req.ocpp_version, tx.transaction_id, tx.evse_id, req.samples
+                )
+            )
             registers.extend(s.value for s in req.samples if s.is_energy_register())
         energy, found = settle_energy(tx.meter_start_wh, req.meter_stop_wh, registers)
         ended = replace(
@@ -199,8 +208,12 @@ class TransactionService:
         unit.append(TransactionChanged(ended))
         unit.append(
             report(
-                self._clock, EventType.TRANSACTION_ENDED, ended.station_id, ended.ocpp_version,
-                ended.ended_at, catalog.transaction_ended(ended),
+                self._clock,
+                EventType.TRANSACTION_ENDED,
+                ended.station_id,
+                ended.ocpp_version,
+                ended.ended_at,
+                catalog.transaction_ended(ended),
             )
         )
         await self._storage.commit(unit)

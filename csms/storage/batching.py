@@ -97,29 +97,29 @@ class GroupCommitter(Generic[U]):
 
     async def _flush(self, batch: list[tuple[U, asyncio.Future[None]]]) -> None:
         try:
-            try:
-                await self._apply_batch([unit for unit, _ in batch])
-            except StorageUnavailableError as exc:
-                # Retrying unit by unit cannot help when the database is gone.
-                _fail_all(batch, exc)
-            except StorageError as exc:
-                if len(batch) == 1:
-                    _fail_all(batch, exc)
-                else:
-                    await self._retry_alone(batch)
-            else:
-                _succeed_all(batch)
-        except Exception as exc:  # noqa: BLE001 - an adapter bug reaches its callers, never kills the loop
+            await self._apply_batch([unit for unit, _ in batch])
+        except StorageUnavailableError as exc:
+            # Retrying unit by unit cannot help when the database is gone.
             _fail_all(batch, exc)
+        except Exception as exc:
+            # Deliberately broad: a constraint failure or an adapter bug. Whatever
+            # it is, it must reach the callers and never end this loop.
+            if len(batch) == 1:
+                _fail_all(batch, exc)
+            else:
+                await self._retry_alone(batch)
+        else:
+            _succeed_all(batch)
         finally:
-            # Cancelled mid-flush (close() was cancelled): nobody may wait forever.
+            # Only reached with futures open when cancelled mid-flush: nobody may wait forever.
             _fail_all(batch, StorageError("the storage closed before the write was confirmed"))
 
     async def _retry_alone(self, batch: list[tuple[U, asyncio.Future[None]]]) -> None:
+        """Apply each unit in its own transaction, so a bad one fails only its caller."""
         for unit, future in batch:
             try:
                 await self._apply_batch([unit])
-            except StorageError as exc:
+            except Exception as exc:  # broad for the reason given in _flush
                 _fail_all([(unit, future)], exc)
             else:
                 _succeed_all([(unit, future)])

@@ -67,7 +67,8 @@ CREATE TABLE transactions (
     updated_at      timestamptz NOT NULL,
     UNIQUE (station_id, transaction_id)
 );
-CREATE INDEX transactions_active ON transactions (station_id, connector_id) WHERE ended_at IS NULL;
+CREATE INDEX transactions_active ON transactions (station_id, evse_id, connector_id)
+    WHERE ended_at IS NULL;
 CREATE INDEX transactions_started_at ON transactions (started_at);
 -- 1.6 ids are unique across the CSMS: looked up without the station id.
 CREATE INDEX transactions_ocpp16_id ON transactions (transaction_id) WHERE ocpp_version = '1.6';

@@ -111,9 +111,7 @@ def _notification(action: str) -> Handler:
     return record
 
 
-async def security_event_notification(
-    ctx: StationContext, req: dict[str, Any]
-) -> dict[str, Any]:
+async def security_event_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
     occurred_at = parse_time(req["timestamp"], "timestamp")
     data = {"type": req["type"], "tech_info": req.get("techInfo")}
     await ctx.services.stations.notified(

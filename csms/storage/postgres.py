@@ -1,0 +1,654 @@
+"""The PostgreSQL adapter: an ``asyncpg`` pool, JSON columns as jsonb via orjson.
+
+Batches are group-committed like SQLite's: one transaction, one pipelined
+``executemany`` per op kind. asyncpg's errors are translated at this
+boundary; connections are released by ``pool.acquire()``'s context, which
+shields the release from cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+from asyncpg.pool import PoolConnectionProxy
+
+from csms.domain import (
+    AuthorizationStatus,
+    ConnectorStatus,
+    IdToken,
+    IdTokenType,
+    MeterSample,
+    Station,
+    Transaction,
+)
+from csms.errors import ConfigurationError, StorageError, StorageUnavailableError
+from csms.events.model import Event
+from csms.ports import (
+    UNCHANGED,
+    MeterSamplesRecorded,
+    OutboxRow,
+    OutboxStats,
+    StationBooted,
+    StationNotified,
+    TransactionFilter,
+    WriteOp,
+)
+from csms.storage.batching import GroupCommitter, GroupedOps, group_ops
+from csms.storage.migrations import load_migrations
+from csms.storage.urls import mask_password
+
+Row = tuple[Any, ...]
+Unit = Sequence[WriteOp]
+
+CONNECT_TIMEOUT_S = 10.0
+PING_TIMEOUT_S = 2.0
+CLOSE_TIMEOUT_S = 5.0
+# pg_advisory_xact_lock key serialising migrations ("CSMS" in ASCII).
+MIGRATION_LOCK_KEY = 0x43534D53
+
+# Errors meaning "the server is gone or refuses us", as opposed to "this statement failed".
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+_FAILED: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
+class PostgresStorage:
+    """``csms.ports.Storage`` on PostgreSQL; open it with ``await PostgresStorage.open(dsn)``."""
+
+    dialect: str = "postgresql"
+
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+        self._pool = pool
+        self._committer: GroupCommitter[Unit] = GroupCommitter(self._apply_batch)
+        self._closed = False
+
+    @classmethod
+    async def open(cls, dsn: str, *, pool_size: int = 10) -> PostgresStorage:
+        """Connect a pool of up to ``pool_size``; ``StorageUnavailableError`` if unreachable."""
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=pool_size,
+                init=_init_connection,
+                timeout=CONNECT_TIMEOUT_S,
+            )
+        except ValueError as exc:  # asyncpg.ClientConfigurationError among them
+            raise ConfigurationError(
+                f"CSMS_DATABASE_URL={mask_password(dsn)!r}: {_one_line(exc)}"
+            ) from exc
+        except (*_UNAVAILABLE, *_FAILED) as exc:
+            raise StorageUnavailableError(
+                f"cannot connect to PostgreSQL at {mask_password(dsn)} (CSMS_DATABASE_URL): "
+                f"{_one_line(exc) or type(exc).__name__}"
+            ) from exc
+        return cls(pool)
+
+    async def close(self) -> None:
+        """Flush pending commits, then close the pool (terminating it if that hangs)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._committer.close()
+        finally:
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await self._pool.close()
+            except TimeoutError:
+                self._pool.terminate()
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations in one transaction under an advisory lock."""
+        applied: list[str] = []
+        with _translate("apply migrations"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                # Two processes starting together: the second waits here, then sees our rows.
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
+                done = await _applied_versions(conn)
+                for migration in load_migrations("postgresql"):
+                    if migration.version in done:
+                        continue
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        migration.version,
+                        migration.name,
+                    )
+                    applied.append(migration.name)
+        return applied
+
+    async def ping(self) -> bool:
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                await self._pool.fetchval("SELECT 1")
+        except (*_UNAVAILABLE, *_FAILED):
+            return False
+        return True
+
+    # --- hot path ----------------------------------------------------------
+
+    async def commit(self, unit: Sequence[WriteOp]) -> None:
+        if unit:
+            await self._committer.submit(unit)
+
+    async def _apply_batch(self, units: Sequence[Unit]) -> None:
+        statements = _batch_statements(group_ops(units), datetime.now(UTC))
+        with _translate("commit"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                for sql, rows in statements:
+                    await conn.executemany(sql, rows)
+
+    # --- registry ----------------------------------------------------------
+
+    async def find_station(self, station_id: str) -> Station | None:
+        sql = f"{_SELECT_STATIONS} WHERE id = $1"
+        with _translate(f"find station {station_id!r}"):
+            row = await self._pool.fetchrow(sql, station_id)
+        return None if row is None else _station(row)
+
+    async def register_station(
+        self,
+        station_id: str,
+        *,
+        password_hash: str | None = UNCHANGED,
+        security_profile: int = UNCHANGED,
+        at: datetime,
+    ) -> Station:
+        keep_password = password_hash is UNCHANGED
+        keep_profile = security_profile is UNCHANGED
+        with _translate(f"register station {station_id!r}"):
+            row = await self._pool.fetchrow(
+                _REGISTER_STATION,
+                station_id,
+                None if keep_password else password_hash,
+                1 if keep_profile else security_profile,
+                at,
+                keep_password,
+                keep_profile,
+            )
+        assert row is not None  # an upsert always returns its row
+        return _station(row)
+
+    async def list_stations(self) -> list[Station]:
+        with _translate("list stations"):
+            rows = await self._pool.fetch(f"{_SELECT_STATIONS} ORDER BY id")
+        return [_station(row) for row in rows]
+
+    async def find_id_token(self, id_token: str) -> IdToken | None:
+        sql = f"{_SELECT_ID_TOKENS} WHERE id_token = $1"
+        with _translate("find id token"):
+            row = await self._pool.fetchrow(sql, id_token)
+        return None if row is None else _id_token(row)
+
+    async def put_id_token(self, token: IdToken) -> IdToken:
+        with _translate(f"store id token {token.id_token!r}"):
+            row = await self._pool.fetchrow(
+                _PUT_ID_TOKEN,
+                token.id_token,
+                AuthorizationStatus(token.status).value,
+                IdTokenType(token.type).value,
+                token.expires_at,
+                token.group_id,
+                token.updated_at or datetime.now(UTC),
+            )
+        assert row is not None  # an upsert always returns its row
+        return _id_token(row)
+
+    async def list_id_tokens(self) -> list[IdToken]:
+        sql = f"{_SELECT_ID_TOKENS} ORDER BY id_token"
+        with _translate("list id tokens"):
+            rows = await self._pool.fetch(sql)
+        return [_id_token(row) for row in rows]
+
+    # --- charging state ----------------------------------------------------
+
+    async def list_connectors(self, station_id: str) -> list[ConnectorStatus]:
+        sql = f"{_SELECT_CONNECTORS} WHERE station_id = $1 ORDER BY evse_id, connector_id"
+        with _translate("list connectors"):
+            rows = await self._pool.fetch(sql, station_id)
+        return [_connector(row) for row in rows]
+
+    async def find_transaction(self, station_id: str, transaction_id: str) -> Transaction | None:
+        sql = f"{_SELECT_TRANSACTIONS} WHERE station_id = $1 AND transaction_id = $2"
+        return await self._find_transaction(sql, station_id, transaction_id)
+
+    async def find_transaction_by_ocpp16_id(self, transaction_id: int) -> Transaction | None:
+        # The literal '1.6' matches the partial index transactions_ocpp16_id.
+        sql = (
+            f"{_SELECT_TRANSACTIONS}"
+            " WHERE transaction_id = $1 AND ocpp_version = '1.6' ORDER BY id DESC LIMIT 1"
+        )
+        return await self._find_transaction(sql, str(transaction_id))
+
+    async def find_open_transaction_like(
+        self, station_id: str, connector_id: int, id_token: str, started_at: datetime
+    ) -> Transaction | None:
+        sql = (
+            f"{_SELECT_TRANSACTIONS}"
+            " WHERE station_id = $1 AND connector_id = $2 AND ended_at IS NULL"
+            " AND id_token = $3 AND started_at = $4 ORDER BY id DESC LIMIT 1"
+        )
+        return await self._find_transaction(sql, station_id, connector_id, id_token, started_at)
+
+    async def _find_transaction(self, sql: str, *params: Any) -> Transaction | None:
+        with _translate("find transaction"):
+            row = await self._pool.fetchrow(sql, *params)
+        return None if row is None else _transaction(row)
+
+    async def next_transaction_number(self) -> int:
+        with _translate("allocate a 1.6 transaction id"):
+            number = await self._pool.fetchval("SELECT nextval('ocpp16_transaction_numbers')")
+        return int(number)
+
+    async def list_transactions(self, where: TransactionFilter) -> list[Transaction]:
+        sql, params = _transactions_query(where)
+        with _translate("list transactions"):
+            rows = await self._pool.fetch(sql, *params)
+        return [_transaction(row) for row in rows]
+
+    async def list_meter_samples(self, station_id: str, transaction_id: str) -> list[MeterSample]:
+        sql = (
+            "SELECT timestamp, measurand, value, unit, phase, context, location"
+            " FROM meter_samples WHERE station_id = $1 AND transaction_id = $2 ORDER BY id"
+        )
+        with _translate("list meter samples"):
+            rows = await self._pool.fetch(sql, station_id, transaction_id)
+        return [_sample(row) for row in rows]
+
+    async def list_notifications(
+        self, station_id: str, action: str | None = None
+    ) -> list[StationNotified]:
+        sql = (
+            "SELECT station_id, action, payload, at FROM station_notifications"
+            " WHERE station_id = $1"
+        )
+        params: tuple[str, ...] = (station_id,)
+        if action is not None:
+            sql += " AND action = $2"
+            params += (action,)
+        with _translate("list notifications"):
+            rows = await self._pool.fetch(sql + " ORDER BY id", *params)
+        return [_notified(row) for row in rows]
+
+    # --- outbox ------------------------------------------------------------
+
+    async def outbox_pending(self, limit: int) -> list[OutboxRow]:
+        sql = f"{_SELECT_OUTBOX} WHERE delivered_at IS NULL ORDER BY seq LIMIT $1"
+        with _translate("read the outbox"):
+            rows = await self._pool.fetch(sql, limit)
+        return [_outbox_row(row) for row in rows]
+
+    async def outbox_mark_delivered(self, seqs: Sequence[int], at: datetime) -> None:
+        if not seqs:
+            return
+        sql = (
+            "UPDATE outbox SET delivered_at = $1"
+            " WHERE seq = ANY($2::bigint[]) AND delivered_at IS NULL"
+        )
+        with _translate("mark outbox rows delivered"):
+            await self._pool.execute(sql, at, list(seqs))
+
+    async def outbox_prune(self, delivered_before: datetime) -> int:
+        sql = "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1"
+        with _translate("prune the outbox"):
+            status = await self._pool.execute(sql, delivered_before)
+        return int(status.rsplit(" ", 1)[-1])  # "DELETE <count>"
+
+    async def outbox_stats(self) -> OutboxStats:
+        sql = (
+            "SELECT count(*) FILTER (WHERE delivered_at IS NULL),"
+            " count(*) FILTER (WHERE delivered_at IS NOT NULL),"
+            " (SELECT recorded_at FROM outbox WHERE delivered_at IS NULL ORDER BY seq LIMIT 1)"
+            " FROM outbox"
+        )
+        with _translate("count the outbox"):
+            row = await self._pool.fetchrow(sql)
+        assert row is not None  # an aggregate always returns one row
+        return OutboxStats(row[0], row[1], row[2])
+
+    async def outbox_list(self, limit: int, pending_only: bool) -> list[OutboxRow]:
+        pending = " WHERE delivered_at IS NULL" if pending_only else ""
+        sql = f"{_SELECT_OUTBOX}{pending} ORDER BY seq DESC LIMIT $1"
+        with _translate("list the outbox"):
+            rows = await self._pool.fetch(sql, limit)
+        return [_outbox_row(row) for row in rows]
+
+
+# --- plumbing -------------------------------------------------------------------
+
+
+async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    # jsonb's binary format is a version byte (1) and the JSON text: orjson
+    # reads and writes it without a detour through str.
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        format="binary",
+    )
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return b"\x01" + orjson.dumps(value)
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return orjson.loads(memoryview(data)[1:])
+
+
+@contextlib.contextmanager
+def _translate(action: str) -> Iterator[None]:
+    """Turn asyncpg's and the OS's errors into ``StorageError`` (CancelledError passes)."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StorageUnavailableError(
+            f"cannot {action}: PostgreSQL is unavailable: {_one_line(exc)}"
+        ) from exc
+    except _FAILED as exc:
+        raise StorageError(f"cannot {action}: {_one_line(exc)}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+async def _applied_versions(conn: PoolConnectionProxy[asyncpg.Record]) -> set[int]:
+    if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+        return set()
+    return {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+
+
+def _transactions_query(where: TransactionFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column_test, value in (
+        ("station_id =", where.station_id),
+        ("id_token =", where.id_token),
+        ("started_at >=", where.started_after),
+        ("started_at <", where.started_before),
+    ):
+        if value is not None:
+            params.append(value)
+            clauses.append(f"{column_test} ${len(params)}")
+    if where.active is not None:
+        clauses.append("ended_at IS NULL" if where.active else "ended_at IS NOT NULL")
+    condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    count = len(params)
+    sql = (
+        f"{_SELECT_TRANSACTIONS}{condition}"
+        f" ORDER BY started_at DESC, id DESC LIMIT ${count + 1} OFFSET ${count + 2}"
+    )
+    return sql, [*params, where.limit, where.offset]
+
+
+# --- the batch ------------------------------------------------------------------
+
+
+def _batch_statements(ops: GroupedOps, now: datetime) -> list[tuple[str, list[Row]]]:
+    """One (statement, rows) per non-empty kind, in GroupedOps order.
+
+    Rows are built before the transaction opens, to keep it short.
+    """
+    kinds: list[tuple[str, list[Row]]] = [
+        (_STATION_BOOTED, [_booted_row(op) for op in ops.booted]),
+        (_STATION_SEEN, [(op.station_id, op.ocpp_version, op.at) for op in ops.seen]),
+        (_TRANSACTION_STARTED, [_transaction_row(op.transaction, now) for op in ops.started]),
+        (_TRANSACTION_CHANGED, [_transaction_row(op.transaction, now) for op in ops.changed]),
+        (_CONNECTOR_STATUS, [_connector_row(op.status) for op in ops.statuses]),
+        (_METER_SAMPLE, [row for op in ops.meter_samples for row in _sample_rows(op)]),
+        (
+            _STATION_NOTIFIED,
+            [(op.station_id, op.action, op.payload, op.at) for op in ops.notifications],
+        ),
+        (_EVENT_APPENDED, [_event_row(op.event) for op in ops.events]),
+    ]
+    return [(sql, rows) for sql, rows in kinds if rows]
+
+
+def _booted_row(op: StationBooted) -> Row:
+    return (
+        op.station_id,
+        op.ocpp_version,
+        op.vendor,
+        op.model,
+        op.serial_number,
+        op.firmware_version,
+        op.boot_info,
+        op.at,
+    )
+
+
+def _connector_row(s: ConnectorStatus) -> Row:
+    return (
+        s.station_id,
+        s.evse_id,
+        s.connector_id,
+        s.status,
+        s.error_code,
+        s.info,
+        s.vendor_id,
+        s.vendor_error_code,
+        s.updated_at,
+    )
+
+
+def _sample_rows(op: MeterSamplesRecorded) -> Iterator[Row]:
+    for s in op.samples:
+        yield (
+            op.station_id,
+            op.transaction_id,
+            op.evse_id,
+            s.timestamp,
+            s.measurand,
+            s.value,
+            s.unit,
+            s.phase,
+            s.context,
+            s.location,
+        )
+
+
+def _event_row(e: Event) -> Row:
+    return (e.event_id, e.type, e.station_id, e.ocpp_version, e.occurred_at, e.recorded_at, e.data)
+
+
+def _transaction_row(t: Transaction, now: datetime) -> Row:
+    return (
+        t.station_id,
+        t.transaction_id,
+        t.evse_id,
+        t.connector_id,
+        t.id_token,
+        t.meter_start_wh,
+        t.meter_stop_wh,
+        t.energy_wh,
+        t.started_at,
+        t.ended_at,
+        t.stop_reason,
+        t.charging_state,
+        t.seq_no,
+        t.last_meter_wh,
+        t.anomalies,
+        t.ocpp_version,
+        t.updated_at or now,
+    )
+
+
+# --- rows -> domain -------------------------------------------------------------
+
+_SELECT_STATIONS = (
+    "SELECT id, password_hash, security_profile, ocpp_version, vendor, model, serial_number,"
+    " firmware_version, boot_info, registered_at, last_boot_at, last_seen_at FROM stations"
+)
+_SELECT_ID_TOKENS = "SELECT id_token, status, type, expires_at, group_id, updated_at FROM id_tokens"
+_SELECT_CONNECTORS = (
+    "SELECT station_id, evse_id, connector_id, status, error_code, info, vendor_id,"
+    " vendor_error_code, updated_at FROM connectors"
+)
+# In the order of Transaction's fields.
+_SELECT_TRANSACTIONS = (
+    "SELECT station_id, transaction_id, evse_id, connector_id, id_token, meter_start_wh,"
+    " started_at, ocpp_version, meter_stop_wh, energy_wh, ended_at, stop_reason,"
+    " charging_state, seq_no, last_meter_wh, anomalies, updated_at FROM transactions"
+)
+_SELECT_OUTBOX = (
+    "SELECT seq, event_id, type, station_id, ocpp_version, occurred_at, recorded_at, data,"
+    " delivered_at FROM outbox"
+)
+
+
+def _id_token(r: asyncpg.Record) -> IdToken:
+    return IdToken(r[0], AuthorizationStatus(r[1]), IdTokenType(r[2]), r[3], r[4], r[5])
+
+
+def _station(r: asyncpg.Record) -> Station:
+    return Station(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+
+
+def _connector(r: asyncpg.Record) -> ConnectorStatus:
+    return ConnectorStatus(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+
+
+def _transaction(r: asyncpg.Record) -> Transaction:
+    return Transaction(
+        station_id=r[0],
+        transaction_id=r[1],
+        evse_id=r[2],
+        connector_id=r[3],
+        id_token=r[4],
+        meter_start_wh=r[5],
+        started_at=r[6],
+        ocpp_version=r[7],
+        meter_stop_wh=r[8],
+        energy_wh=r[9],
+        ended_at=r[10],
+        stop_reason=r[11],
+        charging_state=r[12],
+        seq_no=r[13],
+        last_meter_wh=r[14],
+        anomalies=tuple(r[15]),
+        updated_at=r[16],
+    )
+
+
+def _sample(r: asyncpg.Record) -> MeterSample:
+    return MeterSample(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+
+
+def _notified(r: asyncpg.Record) -> StationNotified:
+    return StationNotified(r[0], r[1], r[2], r[3])
+
+
+def _outbox_row(r: asyncpg.Record) -> OutboxRow:
+    event = Event(str(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
+    return OutboxRow(r[0], event, r[8])
+
+
+# --- statements -------------------------------------------------------------------
+
+_REGISTER_STATION = """
+INSERT INTO stations (id, password_hash, security_profile, registered_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (id) DO UPDATE SET
+    password_hash = CASE WHEN $5 THEN stations.password_hash ELSE EXCLUDED.password_hash END,
+    security_profile = CASE WHEN $6 THEN stations.security_profile
+                            ELSE EXCLUDED.security_profile END,
+    registered_at = COALESCE(stations.registered_at, EXCLUDED.registered_at)
+RETURNING id, password_hash, security_profile, ocpp_version, vendor, model, serial_number,
+          firmware_version, boot_info, registered_at, last_boot_at, last_seen_at
+"""
+
+_PUT_ID_TOKEN = """
+INSERT INTO id_tokens (id_token, status, type, expires_at, group_id, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (id_token) DO UPDATE SET
+    status = EXCLUDED.status, type = EXCLUDED.type, expires_at = EXCLUDED.expires_at,
+    group_id = EXCLUDED.group_id, updated_at = EXCLUDED.updated_at
+RETURNING id_token, status, type, expires_at, group_id, updated_at
+"""  # noqa: S105 - SQL text, not a secret
+
+_STATION_BOOTED = """
+INSERT INTO stations (id, ocpp_version, vendor, model, serial_number, firmware_version,
+                      boot_info, last_boot_at, last_seen_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+ON CONFLICT (id) DO UPDATE SET
+    ocpp_version = EXCLUDED.ocpp_version, vendor = EXCLUDED.vendor, model = EXCLUDED.model,
+    serial_number = EXCLUDED.serial_number, firmware_version = EXCLUDED.firmware_version,
+    boot_info = EXCLUDED.boot_info, last_boot_at = EXCLUDED.last_boot_at,
+    last_seen_at = GREATEST(stations.last_seen_at, EXCLUDED.last_seen_at)
+"""
+
+_STATION_SEEN = """
+INSERT INTO stations (id, ocpp_version, last_seen_at) VALUES ($1, $2, $3)
+ON CONFLICT (id) DO UPDATE SET
+    ocpp_version = EXCLUDED.ocpp_version,
+    last_seen_at = GREATEST(stations.last_seen_at, EXCLUDED.last_seen_at)
+"""
+
+_TRANSACTION_STARTED = """
+INSERT INTO transactions (station_id, transaction_id, evse_id, connector_id, id_token,
+                          meter_start_wh, meter_stop_wh, energy_wh, started_at, ended_at,
+                          stop_reason, charging_state, seq_no, last_meter_wh, anomalies,
+                          ocpp_version, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+"""
+
+# An upsert: a change of a transaction the store lacks still lands.
+_TRANSACTION_CHANGED = (
+    _TRANSACTION_STARTED
+    + """
+ON CONFLICT (station_id, transaction_id) DO UPDATE SET
+    evse_id = EXCLUDED.evse_id, connector_id = EXCLUDED.connector_id,
+    id_token = EXCLUDED.id_token, meter_start_wh = EXCLUDED.meter_start_wh,
+    meter_stop_wh = EXCLUDED.meter_stop_wh, energy_wh = EXCLUDED.energy_wh,
+    started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at,
+    stop_reason = EXCLUDED.stop_reason, charging_state = EXCLUDED.charging_state,
+    seq_no = EXCLUDED.seq_no, last_meter_wh = EXCLUDED.last_meter_wh,
+    anomalies = EXCLUDED.anomalies, ocpp_version = EXCLUDED.ocpp_version,
+    updated_at = EXCLUDED.updated_at
+"""
+)
+
+_CONNECTOR_STATUS = """
+INSERT INTO connectors (station_id, evse_id, connector_id, status, error_code, info,
+                        vendor_id, vendor_error_code, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (station_id, evse_id, connector_id) DO UPDATE SET
+    status = EXCLUDED.status, error_code = EXCLUDED.error_code, info = EXCLUDED.info,
+    vendor_id = EXCLUDED.vendor_id, vendor_error_code = EXCLUDED.vendor_error_code,
+    updated_at = EXCLUDED.updated_at
+"""
+
+_METER_SAMPLE = """
+INSERT INTO meter_samples (station_id, transaction_id, evse_id, timestamp, measurand, value,
+                           unit, phase, context, location)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+"""
+
+_STATION_NOTIFIED = """
+INSERT INTO station_notifications (station_id, action, payload, at) VALUES ($1, $2, $3, $4)
+"""
+
+_EVENT_APPENDED = """
+INSERT INTO outbox (event_id, type, station_id, ocpp_version, occurred_at, recorded_at, data)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""

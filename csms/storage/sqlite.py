@@ -1,0 +1,763 @@
+"""The embedded adapter: the standard library's ``sqlite3`` on one dedicated thread.
+
+Every read and every group-committed batch is one function run on that
+thread, so the event loop never blocks on SQLite and the connection is
+never shared between threads. WAL lets other processes (the CLI) read
+while the server writes; ``synchronous=FULL`` makes each commit survive a
+power loss (billing data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+
+from csms.domain import (
+    AuthorizationStatus,
+    ConnectorStatus,
+    IdToken,
+    IdTokenType,
+    MeterSample,
+    Station,
+    Transaction,
+)
+from csms.errors import StorageError, StorageUnavailableError
+from csms.events.model import Event
+from csms.ports import (
+    UNCHANGED,
+    OutboxRow,
+    OutboxStats,
+    StationNotified,
+    TransactionFilter,
+    WriteOp,
+)
+from csms.storage.batching import GroupCommitter, GroupedOps, group_ops
+from csms.storage.migrations import load_migrations
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+Unit = Sequence[WriteOp]
+
+BUSY_TIMEOUT_MS = 5_000
+PING_TIMEOUT_S = 2.0
+# UPSERT (INSERT ... ON CONFLICT DO UPDATE) arrived in SQLite 3.24.
+MIN_SQLITE_VERSION = (3, 24, 0)
+# Primary result codes meaning "the database cannot take writes now", as
+# opposed to "this statement is wrong": retrying units one by one cannot help.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
+
+
+class SqliteStorage:
+    """``csms.ports.Storage`` on a SQLite file; open it with ``await SqliteStorage.open(path)``."""
+
+    dialect: str = "sqlite"
+
+    def __init__(self, path: str, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
+        self._path = path
+        self._executor = executor
+        self._conn: sqlite3.Connection | None = conn
+        self._closed = False
+        self._committer: GroupCommitter[Unit] = GroupCommitter(self._apply_batch)
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteStorage:
+        """Open the database file, creating it if needed.
+
+        Raises ``StorageUnavailableError`` when the file cannot be opened as a database.
+        """
+        if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
+            raise StorageUnavailableError(
+                f"SQLite {sqlite3.sqlite_version} is too old: the CSMS needs 3.24 or newer"
+            )
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-sqlite")
+        try:
+            conn = await asyncio.get_running_loop().run_in_executor(executor, _connect, path)
+        except sqlite3.Error as exc:
+            executor.shutdown(wait=False)
+            raise StorageUnavailableError(
+                f"cannot open the SQLite database {path!r} (CSMS_DATABASE_URL): {exc}"
+            ) from exc
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(path, executor, conn)
+
+    async def close(self) -> None:
+        """Flush pending commits, then close the connection and its thread."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._committer.close()
+        finally:
+            conn, self._conn = self._conn, None
+            assert conn is not None  # only close() clears it, once
+            with contextlib.suppress(sqlite3.Error):
+                await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+            self._executor.shutdown(wait=False)
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations in one write transaction; return their names."""
+        return await self._call("migrate", _migrate)
+
+    async def ping(self) -> bool:
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                await self._call("ping", _ping)
+        except (StorageError, TimeoutError):
+            return False
+        return True
+
+    # --- hot path ----------------------------------------------------------
+
+    async def commit(self, unit: Sequence[WriteOp]) -> None:
+        if unit:
+            await self._committer.submit(unit)
+
+    async def _apply_batch(self, units: Sequence[Unit]) -> None:
+        await self._call("commit", lambda conn: _apply_batch(conn, group_ops(units)))
+
+    # --- registry ----------------------------------------------------------
+
+    async def find_station(self, station_id: str) -> Station | None:
+        return await self._call("find station", lambda conn: _find_station(conn, station_id))
+
+    async def register_station(
+        self,
+        station_id: str,
+        *,
+        password_hash: str | None = UNCHANGED,
+        security_profile: int = UNCHANGED,
+        at: datetime,
+    ) -> Station:
+        def register(conn: sqlite3.Connection) -> Station:
+            keep_password = password_hash is UNCHANGED
+            keep_profile = security_profile is UNCHANGED
+            params = (
+                station_id,
+                None if keep_password else password_hash,
+                1 if keep_profile else security_profile,
+                _ts(at),
+                keep_password,
+                keep_profile,
+            )
+            with _write_transaction(conn):
+                conn.execute(_REGISTER_STATION, params)
+                station = _find_station(conn, station_id)
+            assert station is not None  # just upserted in this transaction
+            return station
+
+        return await self._call(f"register station {station_id!r}", register)
+
+    async def list_stations(self) -> list[Station]:
+        sql = f"{_SELECT_STATIONS} ORDER BY id"
+        return await self._call("list stations", lambda conn: _all(conn, sql, (), _station))
+
+    async def find_id_token(self, id_token: str) -> IdToken | None:
+        sql = f"{_SELECT_ID_TOKENS} WHERE id_token = ?"
+        return await self._call("find id token", lambda c: _one(c, sql, (id_token,), _id_token))
+
+    async def put_id_token(self, token: IdToken) -> IdToken:
+        row = (
+            token.id_token,
+            AuthorizationStatus(token.status).value,
+            IdTokenType(token.type).value,
+            _ts_or_none(token.expires_at),
+            token.group_id,
+            _ts(token.updated_at or datetime.now(UTC)),
+        )
+        select = f"{_SELECT_ID_TOKENS} WHERE id_token = ?"
+
+        def put(conn: sqlite3.Connection) -> IdToken:
+            with _write_transaction(conn):
+                conn.execute(_PUT_ID_TOKEN, row)
+                stored = _one(conn, select, (token.id_token,), _id_token)
+            assert stored is not None  # just upserted in this transaction
+            return stored
+
+        return await self._call(f"store id token {token.id_token!r}", put)
+
+    async def list_id_tokens(self) -> list[IdToken]:
+        sql = f"{_SELECT_ID_TOKENS} ORDER BY id_token"
+        return await self._call("list id tokens", lambda conn: _all(conn, sql, (), _id_token))
+
+    # --- charging state ----------------------------------------------------
+
+    async def list_connectors(self, station_id: str) -> list[ConnectorStatus]:
+        sql = f"{_SELECT_CONNECTORS} WHERE station_id = ? ORDER BY evse_id, connector_id"
+        return await self._call(
+            "list connectors", lambda c: _all(c, sql, (station_id,), _connector)
+        )
+
+    async def find_transaction(self, station_id: str, transaction_id: str) -> Transaction | None:
+        sql = f"{_SELECT_TRANSACTIONS} WHERE station_id = ? AND transaction_id = ?"
+        params = (station_id, transaction_id)
+        return await self._call("find transaction", lambda c: _one(c, sql, params, _transaction))
+
+    async def find_transaction_by_ocpp16_id(self, transaction_id: int) -> Transaction | None:
+        # The literal '1.6' matches the partial index transactions_ocpp16_id.
+        sql = (
+            f"{_SELECT_TRANSACTIONS}"
+            " WHERE transaction_id = ? AND ocpp_version = '1.6' ORDER BY id DESC LIMIT 1"
+        )
+        params = (str(transaction_id),)
+        return await self._call("find transaction", lambda c: _one(c, sql, params, _transaction))
+
+    async def find_open_transaction_like(
+        self, station_id: str, connector_id: int, id_token: str, started_at: datetime
+    ) -> Transaction | None:
+        sql = (
+            f"{_SELECT_TRANSACTIONS}"
+            " WHERE station_id = ? AND connector_id = ? AND ended_at IS NULL"
+            " AND id_token = ? AND started_at = ? ORDER BY id DESC LIMIT 1"
+        )
+        params = (station_id, connector_id, id_token, _ts(started_at))
+        return await self._call("find transaction", lambda c: _one(c, sql, params, _transaction))
+
+    async def next_transaction_number(self) -> int:
+        return await self._call("allocate a 1.6 transaction id", _next_transaction_number)
+
+    async def list_transactions(self, where: TransactionFilter) -> list[Transaction]:
+        sql, params = _transactions_query(where)
+        return await self._call("list transactions", lambda c: _all(c, sql, params, _transaction))
+
+    async def list_meter_samples(self, station_id: str, transaction_id: str) -> list[MeterSample]:
+        sql = (
+            "SELECT timestamp, measurand, value, unit, phase, context, location"
+            " FROM meter_samples WHERE station_id = ? AND transaction_id = ? ORDER BY id"
+        )
+        params = (station_id, transaction_id)
+        return await self._call("list meter samples", lambda c: _all(c, sql, params, _sample))
+
+    async def list_notifications(
+        self, station_id: str, action: str | None = None
+    ) -> list[StationNotified]:
+        sql = (
+            "SELECT station_id, action, payload, at FROM station_notifications WHERE station_id = ?"
+        )
+        params: tuple[str, ...] = (station_id,)
+        if action is not None:
+            sql += " AND action = ?"
+            params += (action,)
+        sql += " ORDER BY id"
+        return await self._call("list notifications", lambda c: _all(c, sql, params, _notified))
+
+    # --- outbox ------------------------------------------------------------
+
+    async def outbox_pending(self, limit: int) -> list[OutboxRow]:
+        sql = f"{_SELECT_OUTBOX} WHERE delivered_at IS NULL ORDER BY seq LIMIT ?"
+        return await self._call("read the outbox", lambda c: _all(c, sql, (limit,), _outbox_row))
+
+    async def outbox_mark_delivered(self, seqs: Sequence[int], at: datetime) -> None:
+        def mark(conn: sqlite3.Connection) -> None:
+            at_text = _ts(at)
+            with _write_transaction(conn):
+                conn.executemany(_MARK_DELIVERED, ((at_text, seq) for seq in seqs))
+
+        if seqs:
+            await self._call("mark outbox rows delivered", mark)
+
+    async def outbox_prune(self, delivered_before: datetime) -> int:
+        def prune(conn: sqlite3.Connection) -> int:
+            sql = "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?"
+            return conn.execute(sql, (_ts(delivered_before),)).rowcount
+
+        return await self._call("prune the outbox", prune)
+
+    async def outbox_stats(self) -> OutboxStats:
+        return await self._call("count the outbox", _outbox_stats)
+
+    async def outbox_list(self, limit: int, pending_only: bool) -> list[OutboxRow]:
+        pending = " WHERE delivered_at IS NULL" if pending_only else ""
+        sql = f"{_SELECT_OUTBOX}{pending} ORDER BY seq DESC LIMIT ?"
+        return await self._call("list the outbox", lambda c: _all(c, sql, (limit,), _outbox_row))
+
+    # --- plumbing ----------------------------------------------------------
+
+    async def _call(self, action: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on the database thread; translate sqlite3 errors."""
+        conn = self._conn
+        if conn is None:
+            raise StorageError(f"cannot {action}: the storage is closed")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, conn)
+        except sqlite3.Error as exc:
+            message = f"cannot {action} in SQLite {self._path!r}: {exc}"
+            if _primary_code(exc) in _UNAVAILABLE_CODES:
+                raise StorageUnavailableError(message) from exc
+            raise StorageError(message) from exc
+        except (orjson.JSONEncodeError, OverflowError) as exc:
+            # A value SQLite cannot hold (asyncpg reports these as its DataError).
+            raise StorageError(f"cannot {action}: a value cannot be stored: {exc}") from exc
+
+
+# --- on the database thread ---------------------------------------------------
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    # isolation_level=None: no implicit transactions; we BEGIN/COMMIT ourselves.
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        _enable_wal(conn)
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    # Switching a new file to WAL needs an exclusive lock and SQLite answers
+    # BUSY at once, without the busy handler, when another process (a second
+    # CSMS, the CLI) is switching it too: retry until the busy timeout.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if _primary_code(exc) != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+        else:
+            return
+
+
+def _primary_code(exc: sqlite3.Error) -> int:
+    # Extended codes (SQLITE_IOERR_FSYNC...) carry the primary code in the low byte;
+    # errors raised by the sqlite3 module itself carry none.
+    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+
+
+@contextlib.contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock up front, so a busy database waits
+    # (busy_timeout) at BEGIN instead of failing halfway through.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _ping(conn: sqlite3.Connection) -> None:
+    conn.execute("SELECT 1").fetchone()
+
+
+def _migrate(conn: sqlite3.Connection) -> list[str]:
+    applied: list[str] = []
+    with _write_transaction(conn):
+        # Read under the write lock: a second process starting now waits, then sees our rows.
+        done = _applied_versions(conn)
+        for migration in load_migrations("sqlite"):
+            if migration.version in done:
+                continue
+            for statement in _split_statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, _ts(datetime.now(UTC))),
+            )
+            applied.append(migration.name)
+    return applied
+
+
+def _applied_versions(conn: sqlite3.Connection) -> set[int]:
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if exists is None:
+        return set()
+    return {version for (version,) in conn.execute("SELECT version FROM schema_migrations")}
+
+
+def _split_statements(script: str) -> Iterator[str]:
+    """The statements of ``script``: ``executescript`` would commit our transaction."""
+    statement = ""
+    for piece in script.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+
+
+def _next_transaction_number(conn: sqlite3.Connection) -> int:
+    with _write_transaction(conn):
+        conn.execute("UPDATE ocpp16_transaction_numbers SET last_value = last_value + 1")
+        row = conn.execute("SELECT last_value FROM ocpp16_transaction_numbers").fetchone()
+    return int(row[0])
+
+
+def _outbox_stats(conn: sqlite3.Connection) -> OutboxStats:
+    # count(column) skips NULLs; FILTER clauses would need SQLite 3.30.
+    pending, delivered = conn.execute(
+        "SELECT count(*) - count(delivered_at), count(delivered_at) FROM outbox"
+    ).fetchone()
+    oldest = conn.execute(
+        "SELECT recorded_at FROM outbox WHERE delivered_at IS NULL ORDER BY seq LIMIT 1"
+    ).fetchone()
+    return OutboxStats(pending, delivered, _dt(oldest[0]) if oldest else None)
+
+
+def _one(
+    conn: sqlite3.Connection, sql: str, params: Sequence[Any], decode: Callable[[Row], T]
+) -> T | None:
+    row = conn.execute(sql, params).fetchone()
+    return None if row is None else decode(row)
+
+
+def _all(
+    conn: sqlite3.Connection, sql: str, params: Sequence[Any], decode: Callable[[Row], T]
+) -> list[T]:
+    return [decode(row) for row in conn.execute(sql, params)]
+
+
+def _find_station(conn: sqlite3.Connection, station_id: str) -> Station | None:
+    sql = f"{_SELECT_STATIONS} WHERE id = ?"
+    return _one(conn, sql, (station_id,), _station)
+
+
+def _transactions_query(where: TransactionFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for clause, value in (
+        ("station_id = ?", where.station_id),
+        ("id_token = ?", where.id_token),
+        ("started_at >= ?", _ts_or_none(where.started_after)),
+        ("started_at < ?", _ts_or_none(where.started_before)),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    if where.active is not None:
+        clauses.append("ended_at IS NULL" if where.active else "ended_at IS NOT NULL")
+    condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"{_SELECT_TRANSACTIONS}{condition} ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?"
+    return sql, [*params, where.limit, where.offset]
+
+
+# --- the batch ------------------------------------------------------------------
+
+
+def _apply_batch(conn: sqlite3.Connection, ops: GroupedOps) -> None:
+    """Apply a batch in one transaction, one ``executemany`` per kind, in GroupedOps order."""
+    now = _ts(datetime.now(UTC))
+    with _write_transaction(conn):
+        for sql, rows in _batch_statements(ops, now):
+            conn.executemany(sql, rows)
+
+
+def _batch_statements(ops: GroupedOps, now: str) -> Iterator[tuple[str, Iterable[Row]]]:
+    # Rows are generators: executemany consumes them, no intermediate lists.
+    if ops.booted:
+        yield (
+            _STATION_BOOTED,
+            (
+                (
+                    op.station_id,
+                    op.ocpp_version,
+                    op.vendor,
+                    op.model,
+                    op.serial_number,
+                    op.firmware_version,
+                    _json(op.boot_info),
+                    _ts(op.at),
+                )
+                for op in ops.booted
+            ),
+        )
+    if ops.seen:
+        yield _STATION_SEEN, ((op.station_id, op.ocpp_version, _ts(op.at)) for op in ops.seen)
+    if ops.started:
+        yield _TRANSACTION_STARTED, (_transaction_row(op.transaction, now) for op in ops.started)
+    if ops.changed:
+        yield _TRANSACTION_CHANGED, (_transaction_row(op.transaction, now) for op in ops.changed)
+    if ops.statuses:
+        yield _CONNECTOR_STATUS, (_connector_row(op.status) for op in ops.statuses)
+    if ops.meter_samples:
+        yield (
+            _METER_SAMPLE,
+            (
+                (
+                    op.station_id,
+                    op.transaction_id,
+                    op.evse_id,
+                    _ts(sample.timestamp),
+                    sample.measurand,
+                    sample.value,
+                    sample.unit,
+                    sample.phase,
+                    sample.context,
+                    sample.location,
+                )
+                for op in ops.meter_samples
+                for sample in op.samples
+            ),
+        )
+    if ops.notifications:
+        yield (
+            _STATION_NOTIFIED,
+            ((op.station_id, op.action, _json(op.payload), _ts(op.at)) for op in ops.notifications),
+        )
+    if ops.events:
+        yield _EVENT_APPENDED, (_event_row(op.event) for op in ops.events)
+
+
+def _transaction_row(t: Transaction, now: str) -> Row:
+    return (
+        t.station_id,
+        t.transaction_id,
+        t.evse_id,
+        t.connector_id,
+        t.id_token,
+        t.meter_start_wh,
+        t.meter_stop_wh,
+        t.energy_wh,
+        _ts(t.started_at),
+        _ts_or_none(t.ended_at),
+        t.stop_reason,
+        t.charging_state,
+        t.seq_no,
+        t.last_meter_wh,
+        _json(t.anomalies),
+        t.ocpp_version,
+        now if t.updated_at is None else _ts(t.updated_at),
+    )
+
+
+def _connector_row(s: ConnectorStatus) -> Row:
+    return (
+        s.station_id,
+        s.evse_id,
+        s.connector_id,
+        s.status,
+        s.error_code,
+        s.info,
+        s.vendor_id,
+        s.vendor_error_code,
+        _ts(s.updated_at),
+    )
+
+
+def _event_row(e: Event) -> Row:
+    return (
+        e.event_id,
+        e.type,
+        e.station_id,
+        e.ocpp_version,
+        _ts(e.occurred_at),
+        _ts(e.recorded_at),
+        _json(e.data),
+    )
+
+
+# --- values -------------------------------------------------------------------
+
+
+def _ts(moment: datetime) -> str:
+    """Fixed-width UTC text, so comparing texts compares times.
+
+    A naive datetime is taken as local time, as asyncpg does for PostgreSQL.
+    """
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _ts_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else _ts(moment)
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _dt_required(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# --- rows -> domain -------------------------------------------------------------
+
+_SELECT_STATIONS = (
+    "SELECT id, password_hash, security_profile, ocpp_version, vendor, model, serial_number,"
+    " firmware_version, boot_info, registered_at, last_boot_at, last_seen_at FROM stations"
+)
+_SELECT_ID_TOKENS = "SELECT id_token, status, type, expires_at, group_id, updated_at FROM id_tokens"
+_SELECT_CONNECTORS = (
+    "SELECT station_id, evse_id, connector_id, status, error_code, info, vendor_id,"
+    " vendor_error_code, updated_at FROM connectors"
+)
+# In the order of Transaction's fields.
+_SELECT_TRANSACTIONS = (
+    "SELECT station_id, transaction_id, evse_id, connector_id, id_token, meter_start_wh,"
+    " started_at, ocpp_version, meter_stop_wh, energy_wh, ended_at, stop_reason,"
+    " charging_state, seq_no, last_meter_wh, anomalies, updated_at FROM transactions"
+)
+_SELECT_OUTBOX = (
+    "SELECT seq, event_id, type, station_id, ocpp_version, occurred_at, recorded_at, data,"
+    " delivered_at FROM outbox"
+)
+
+
+def _station(r: Row) -> Station:
+    boot_info = orjson.loads(r[8])
+    return Station(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], boot_info, *map(_dt, r[9:12]))
+
+
+def _id_token(r: Row) -> IdToken:
+    return IdToken(r[0], AuthorizationStatus(r[1]), IdTokenType(r[2]), _dt(r[3]), r[4], _dt(r[5]))
+
+
+def _connector(r: Row) -> ConnectorStatus:
+    return ConnectorStatus(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _dt_required(r[8]))
+
+
+def _transaction(r: Row) -> Transaction:
+    return Transaction(
+        station_id=r[0],
+        transaction_id=r[1],
+        evse_id=r[2],
+        connector_id=r[3],
+        id_token=r[4],
+        meter_start_wh=r[5],
+        started_at=_dt_required(r[6]),
+        ocpp_version=r[7],
+        meter_stop_wh=r[8],
+        energy_wh=r[9],
+        ended_at=_dt(r[10]),
+        stop_reason=r[11],
+        charging_state=r[12],
+        seq_no=r[13],
+        last_meter_wh=r[14],
+        anomalies=tuple(orjson.loads(r[15])),
+        updated_at=_dt(r[16]),
+    )
+
+
+def _sample(r: Row) -> MeterSample:
+    return MeterSample(_dt_required(r[0]), r[1], r[2], r[3], r[4], r[5], r[6])
+
+
+def _notified(r: Row) -> StationNotified:
+    return StationNotified(r[0], r[1], orjson.loads(r[2]), _dt_required(r[3]))
+
+
+def _outbox_row(r: Row) -> OutboxRow:
+    event = Event(
+        r[1], r[2], r[3], r[4], _dt_required(r[5]), _dt_required(r[6]), orjson.loads(r[7])
+    )
+    return OutboxRow(r[0], event, _dt(r[8]))
+
+
+# --- statements -------------------------------------------------------------------
+
+_REGISTER_STATION = """
+INSERT INTO stations (id, password_hash, security_profile, registered_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    password_hash = CASE WHEN ? THEN password_hash ELSE excluded.password_hash END,
+    security_profile = CASE WHEN ? THEN security_profile ELSE excluded.security_profile END,
+    registered_at = coalesce(registered_at, excluded.registered_at)
+"""
+
+_PUT_ID_TOKEN = """
+INSERT INTO id_tokens (id_token, status, type, expires_at, group_id, updated_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (id_token) DO UPDATE SET
+    status = excluded.status, type = excluded.type, expires_at = excluded.expires_at,
+    group_id = excluded.group_id, updated_at = excluded.updated_at
+"""  # noqa: S105 - SQL text, not a secret
+
+# SQLite's max() is NULL when an argument is; coalesce keeps the known time.
+_STATION_BOOTED = """
+INSERT INTO stations (id, ocpp_version, vendor, model, serial_number, firmware_version,
+                      boot_info, last_boot_at, last_seen_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+ON CONFLICT (id) DO UPDATE SET
+    ocpp_version = excluded.ocpp_version, vendor = excluded.vendor, model = excluded.model,
+    serial_number = excluded.serial_number, firmware_version = excluded.firmware_version,
+    boot_info = excluded.boot_info, last_boot_at = excluded.last_boot_at,
+    last_seen_at = max(coalesce(last_seen_at, excluded.last_seen_at), excluded.last_seen_at)
+"""
+
+_STATION_SEEN = """
+INSERT INTO stations (id, ocpp_version, last_seen_at) VALUES (?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    ocpp_version = excluded.ocpp_version,
+    last_seen_at = max(coalesce(last_seen_at, excluded.last_seen_at), excluded.last_seen_at)
+"""
+
+_TRANSACTION_STARTED = """
+INSERT INTO transactions (station_id, transaction_id, evse_id, connector_id, id_token,
+                          meter_start_wh, meter_stop_wh, energy_wh, started_at, ended_at,
+                          stop_reason, charging_state, seq_no, last_meter_wh, anomalies,
+                          ocpp_version, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+# An upsert: a change of a transaction the store lacks still lands.
+_TRANSACTION_CHANGED = (
+    _TRANSACTION_STARTED
+    + """
+ON CONFLICT (station_id, transaction_id) DO UPDATE SET
+    evse_id = excluded.evse_id, connector_id = excluded.connector_id,
+    id_token = excluded.id_token, meter_start_wh = excluded.meter_start_wh,
+    meter_stop_wh = excluded.meter_stop_wh, energy_wh = excluded.energy_wh,
+    started_at = excluded.started_at, ended_at = excluded.ended_at,
+    stop_reason = excluded.stop_reason, charging_state = excluded.charging_state,
+    seq_no = excluded.seq_no, last_meter_wh = excluded.last_meter_wh,
+    anomalies = excluded.anomalies, ocpp_version = excluded.ocpp_version,
+    updated_at = excluded.updated_at
+"""
+)
+
+_CONNECTOR_STATUS = """
+INSERT INTO connectors (station_id, evse_id, connector_id, status, error_code, info,
+                        vendor_id, vendor_error_code, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (station_id, evse_id, connector_id) DO UPDATE SET
+    status = excluded.status, error_code = excluded.error_code, info = excluded.info,
+    vendor_id = excluded.vendor_id, vendor_error_code = excluded.vendor_error_code,
+    updated_at = excluded.updated_at
+"""
+
+_METER_SAMPLE = """
+INSERT INTO meter_samples (station_id, transaction_id, evse_id, timestamp, measurand, value,
+                           unit, phase, context, location)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_STATION_NOTIFIED = """
+INSERT INTO station_notifications (station_id, action, payload, at) VALUES (?, ?, ?, ?)
+"""
+
+_EVENT_APPENDED = """
+INSERT INTO outbox (event_id, type, station_id, ocpp_version, occurred_at, recorded_at, data)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+
+_MARK_DELIVERED = "UPDATE outbox SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL"

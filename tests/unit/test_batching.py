@@ -1,0 +1,169 @@
+"""GroupCommitter: natural batching, failure isolation, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from csms.domain import Transaction
+from csms.errors import StorageError, StorageUnavailableError
+from csms.events.model import Event
+from csms.ports import EventAppended, StationSeen, TransactionChanged, TransactionStarted
+from csms.storage.batching import GroupCommitter, group_ops
+
+
+class FakeDatabase:
+    """Records each batch; a unit named "bad" makes its whole transaction fail."""
+
+    def __init__(self, error: type[StorageError] = StorageError) -> None:
+        self.batches: list[list[str]] = []
+        self.committed: list[str] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.error = error
+
+    async def apply(self, units: Sequence[str]) -> None:
+        self.batches.append(list(units))
+        await self.gate.wait()
+        if "bad" in units:
+            raise self.error("constraint violated")
+        self.committed.extend(units)
+
+
+async def test_idle_unit_is_flushed_alone_at_once() -> None:
+    """With nothing in flight, a unit is committed in a batch of its own."""
+    db = FakeDatabase()
+    committer = GroupCommitter(db.apply)
+    await committer.submit("a")
+    assert db.batches == [["a"]]
+    await committer.close()
+
+
+async def test_units_arriving_during_a_flush_share_the_next_one() -> None:
+    """Units submitted while a transaction runs are committed together next."""
+    db = FakeDatabase()
+    committer = GroupCommitter(db.apply)
+    db.gate.clear()
+    first = asyncio.create_task(committer.submit("a"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the flush of "a" is now waiting on the gate
+    rest = [asyncio.create_task(committer.submit(name)) for name in "bcd"]
+    await asyncio.sleep(0)
+    db.gate.set()
+    await asyncio.gather(first, *rest)
+    assert db.batches == [["a"], ["b", "c", "d"]]
+    await committer.close()
+
+
+async def test_batches_respect_max_size() -> None:
+    """No batch holds more than max_batch units; order is kept."""
+    db = FakeDatabase()
+    committer = GroupCommitter(db.apply, max_batch=2)
+    await asyncio.gather(*(committer.submit(name) for name in "abcde"))
+    assert db.batches == [["a", "b"], ["c", "d"], ["e"]]
+    await committer.close()
+
+
+async def test_bad_unit_fails_only_its_caller() -> None:
+    """After a failed batch each unit is retried alone; only the bad one fails."""
+    db = FakeDatabase()
+    committer = GroupCommitter(db.apply)
+    results = await asyncio.gather(
+        *(committer.submit(name) for name in ("a", "bad", "c")), return_exceptions=True
+    )
+    assert results[0] is None
+    assert isinstance(results[1], StorageError)
+    assert results[2] is None
+    assert db.committed == ["a", "c"]
+    await committer.close()
+
+
+async def test_unavailable_database_fails_the_batch_without_retries() -> None:
+    """When the database is gone, every unit of the batch fails at once."""
+    db = FakeDatabase(StorageUnavailableError)
+    committer = GroupCommitter(db.apply)
+    results = await asyncio.gather(
+        *(committer.submit(name) for name in ("a", "bad")), return_exceptions=True
+    )
+    assert all(isinstance(r, StorageUnavailableError) for r in results)
+    assert db.batches == [["a", "bad"]]
+    await committer.close()
+
+
+async def test_adapter_bug_reaches_caller_and_loop_survives() -> None:
+    """An unexpected exception fails its caller; later units still commit."""
+
+    async def apply(units: Sequence[str]) -> None:
+        if "boom" in units:
+            raise ZeroDivisionError
+
+    committer = GroupCommitter(apply)
+    with pytest.raises(ZeroDivisionError):
+        await committer.submit("boom")
+    await committer.submit("fine")
+    await committer.close()
+
+
+async def test_close_flushes_pending_then_refuses() -> None:
+    """close() commits what is pending, ends the loop task, then refuses new units."""
+    db = FakeDatabase()
+    committer = GroupCommitter(db.apply)
+    tasks = [asyncio.create_task(committer.submit(name)) for name in "ab"]
+    await asyncio.sleep(0)
+    await committer.close()
+    assert [t.result() for t in tasks] == [None, None]
+    assert db.committed == ["a", "b"]
+    with pytest.raises(StorageError):
+        await committer.submit("c")
+
+
+async def test_cancelled_close_fails_waiting_callers() -> None:
+    """Cancelling close() mid-flush leaves no caller waiting forever."""
+    db = FakeDatabase()
+    committer = GroupCommitter(db.apply)
+    db.gate.clear()
+    waiting = asyncio.create_task(committer.submit("a"))
+    await asyncio.sleep(0)
+    closing = asyncio.create_task(committer.close())
+    await asyncio.sleep(0)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    with pytest.raises(StorageError):
+        await waiting
+
+
+async def test_cancelled_caller_does_not_stop_others() -> None:
+    """A caller cancelled while waiting leaves the loop serving the rest."""
+    db = FakeDatabase()
+    committer = GroupCommitter(db.apply)
+    db.gate.clear()
+    cancelled = asyncio.create_task(committer.submit("a"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    other = asyncio.create_task(committer.submit("b"))
+    await asyncio.sleep(0)
+    db.gate.set()
+    await other
+    assert cancelled.cancelled()
+    await committer.close()
+
+
+def test_group_ops_orders_kinds_and_keeps_latest_seen() -> None:
+    """Ops are grouped by kind in unit order; StationSeen keeps the latest per station."""
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
+    later = t0 + timedelta(seconds=5)
+    tx = Transaction("CP-1", "tx-1", 1, 1, "TOKEN", 0.0, t0, "2.0.1")
+    e1, e2 = (Event.new("station.connected", "CP-1", "2.0.1", t0, t0, {"n": n}) for n in (1, 2))
+    grouped = group_ops(
+        [
+            [TransactionChanged(tx), StationSeen("CP-1", "1.6", later), EventAppended(e1)],
+            [TransactionStarted(tx), StationSeen("CP-1", "1.6", t0), EventAppended(e2)],
+        ]
+    )
+    assert grouped.seen == [StationSeen("CP-1", "1.6", later)]
+    assert [op.event for op in grouped.events] == [e1, e2]
+    assert [op.transaction for op in grouped.started + grouped.changed] == [tx, tx]

@@ -1,0 +1,44 @@
+"""Configuration from the environment and flags, and its errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from csms.errors import ConfigurationError
+from csms.settings import Settings
+
+
+class TestSettings:
+    def test_defaults_match_the_contract(self) -> None:
+        """With nothing set the CSMS runs on SQLite, no broker, ports 9000/8080."""
+        s = Settings.load(env={})
+        assert (s.host, s.port, s.http_port) == ("0.0.0.0", 9000, 8080)
+        assert s.database_url == "sqlite:///csms.db"
+        assert s.amqp_url == ""
+        assert s.amqp_exchange == "csms.events"
+        assert s.unknown_stations == "reject"
+        assert (s.heartbeat_interval, s.call_timeout, s.log_level) == (300, 30.0, "info")
+
+    def test_flags_win_over_environment(self) -> None:
+        """--http-port beats CSMS_HTTP_PORT."""
+        s = Settings.load(
+            env={"CSMS_HTTP_PORT": "81", "CSMS_PORT": "90"},
+            overrides={"http_port": 82, "port": None},
+        )
+        assert (s.http_port, s.port) == (82, 90)
+
+    @pytest.mark.parametrize(
+        ("env", "names"),
+        [
+            ({"CSMS_PORT": "nine"}, "CSMS_PORT"),
+            ({"CSMS_PORT": "70000"}, "CSMS_PORT"),
+            ({"CSMS_UNKNOWN_STATIONS": "maybe"}, "CSMS_UNKNOWN_STATIONS"),
+            ({"CSMS_AMQP_URL": "http://x"}, "CSMS_AMQP_URL"),
+            ({"CSMS_LOG_LEVEL": "loud"}, "CSMS_LOG_LEVEL"),
+            ({"CSMS_HEARTBEAT_INTERVAL": "0"}, "CSMS_HEARTBEAT_INTERVAL"),
+        ],
+    )
+    def test_bad_values_name_the_setting(self, env: dict[str, str], names: str) -> None:
+        """A bad value raises one clear message naming the variable."""
+        with pytest.raises(ConfigurationError, match=names):
+            Settings.load(env=env)
