@@ -318,10 +318,11 @@ class StationServer:
         if outcome != "InternalError":
             self._replies.put(link.station_id, frame.unique_id, frame.action, reply)
         await link.ws.send(reply, text=True)
-        metrics.HANDLER_SECONDS.labels(frame.action, adapter.ocpp_version).observe(
+        action = adapter.action_label(frame.action)
+        metrics.HANDLER_SECONDS.labels(action, adapter.ocpp_version).observe(
             time.perf_counter() - started
         )
-        self._count(adapter, adapter.action_label(frame.action), outcome)
+        self._count(adapter, action, outcome)
 
     async def _answer(
         self, adapter: Adapter, ctx: StationContext, call: rpc.Call

@@ -253,3 +253,32 @@ class TestServeLifecycle:
             await storage.close()
         assert tx is not None
         assert tx.energy_wh == 7_500
+
+
+class TestLogs:
+    async def test_log_lines_are_json_with_context_and_never_a_password(
+        self, server_factory: object, database_url: str
+    ) -> None:
+        """Handshakes with right and wrong passwords log JSON naming the station, not the secret."""
+        assert (
+            run_cli(
+                database_url, "stations", "add", "CP-LOG", "--password", "Right-Horse-9"
+            ).returncode
+            == 0
+        )
+        server = server_factory(CSMS_UNKNOWN_STATIONS="reject")  # type: ignore[operator]
+        async with SimStation(server.ws_url, "CP-LOG", password="Right-Horse-9") as cp:
+            await cp.boot()
+        with pytest.raises(Exception, match="401"):
+            await SimStation(server.ws_url, "CP-LOG", password="Wrong-Battery-7").connect()
+        code, _, out = await asyncio.to_thread(server.terminate)
+        assert code == 0
+        lines = [orjson.loads(line) for line in out.strip().splitlines()]
+        assert "Right-Horse-9" not in out
+        assert "Wrong-Battery-7" not in out
+        connected = [line for line in lines if line["event"] == "station_connected"]
+        assert connected[0]["station_id"] == "CP-LOG"
+        assert connected[0]["ocpp_version"] == "1.6"
+        refused = [line for line in lines if line["event"] == "handshake_refused"]
+        assert refused[0]["reason"] == "wrong_password"
+        assert all("timestamp" in line and "level" in line for line in lines)
