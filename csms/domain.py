@@ -187,3 +187,33 @@ def settle_energy(
         anomalies.append("meter_stop_below_start")
         energy = 0.0
     return float(energy), tuple(anomalies)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceModelEntry:
+    """One attribute of one variable of one component a station reported."""
+
+    component: str
+    component_instance: str | None
+    evse_id: int | None
+    connector_id: int | None
+    variable: str
+    variable_instance: str | None
+    attribute_type: str
+    value: str | None
+    mutability: str | None
+    characteristics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Identity of the entry within its station."""
+        parts = (
+            self.component,
+            self.component_instance or "",
+            "" if self.evse_id is None else str(self.evse_id),
+            "" if self.connector_id is None else str(self.connector_id),
+            self.variable,
+            self.variable_instance or "",
+            self.attribute_type,
+        )
+        return "|".join(parts)

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from csms.domain import ConnectorStatus, IdToken, MeterSample, Station, Transaction
+from csms.domain import (
+    ConnectorStatus,
+    DeviceModelEntry,
+    IdToken,
+    MeterSample,
+    Station,
+    Transaction,
+)
 from csms.events.model import Event
 
 # --- write ops: one unit of work is a Sequence[WriteOp] ---------------------
@@ -80,6 +87,28 @@ class StationNotified:
 
 
 @dataclass(frozen=True, slots=True)
+class TransactionEventRecorded:
+    """A 2.0.1 TransactionEvent's sequence number, kept to spot repeats and gaps."""
+
+    station_id: str
+    transaction_id: str
+    seq_no: int
+    event_type: str
+    trigger_reason: str | None
+    occurred_at: datetime
+    offline: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceModelReported:
+    """Upsert device model entries (2.0.1 NotifyReport)."""
+
+    station_id: str
+    entries: tuple[DeviceModelEntry, ...]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class EventAppended:
     """An outbox row, committed with the state change it reports."""
 
@@ -94,6 +123,8 @@ WriteOp = (
     | TransactionChanged
     | MeterSamplesRecorded
     | StationNotified
+    | TransactionEventRecorded
+    | DeviceModelReported
     | EventAppended
 )
 
@@ -179,7 +210,7 @@ class Storage(Protocol):
         ...
 
     async def find_open_transaction_like(
-        self, station_id: str, connector_id: int, id_token: str, started_at: datetime
+        self, station_id: str, evse_id: int, id_token: str, started_at: datetime
     ) -> Transaction | None:
         """A transaction already started with these facts (a resent StartTransaction)."""
         ...
@@ -193,6 +224,12 @@ class Storage(Protocol):
     async def list_meter_samples(
         self, station_id: str, transaction_id: str
     ) -> list[MeterSample]: ...
+
+    async def list_transaction_seq_nos(self, station_id: str, transaction_id: str) -> set[int]:
+        """The TransactionEvent seqNos recorded for a transaction."""
+        ...
+
+    async def list_device_model(self, station_id: str) -> list[DeviceModelEntry]: ...
 
     async def list_notifications(
         self, station_id: str, action: str | None = None

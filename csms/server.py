@@ -273,6 +273,7 @@ class StationServer:
         remote = ws.remote_address[0] if ws.remote_address else None
         log.info("station_connected", remote=remote)
         ctx = StationContext(station_id, version, self._services)
+        self._services.transactions.forget_station(station_id)
         try:
             await self._services.stations.connected(station_id, version, remote)
             async for frame in ws:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from protocols import ocpp16
+from protocols import ocpp16, ocpp201
 from protocols.common import Adapter
 
 
 def adapters() -> dict[str, Adapter]:
     """Every supported subprotocol, newest first (the handshake's preference)."""
-    return {ocpp16.SUBPROTOCOL: ocpp16.adapter()}
+    return {ocpp201.SUBPROTOCOL: ocpp201.adapter(), ocpp16.SUBPROTOCOL: ocpp16.adapter()}

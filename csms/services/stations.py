@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from csms.domain import ConnectorStatus, Station
+from csms.domain import ConnectorStatus, DeviceModelEntry, Station
 from csms.events import catalog
 from csms.events.model import EventType
 from csms.ports import (
     Clock,
     ConnectorStatusChanged,
+    DeviceModelReported,
     StationBooted,
     StationNotified,
     StationSeen,
@@ -195,3 +196,19 @@ class StationService:
             kind, data, occurred_at = event
             unit.append(report(self._clock, kind, station_id, ocpp_version, occurred_at, data))
         await self._storage.commit(unit)
+
+    async def device_model_reported(
+        self,
+        station_id: str,
+        action: str,
+        payload: dict[str, Any],
+        entries: tuple[DeviceModelEntry, ...],
+    ) -> None:
+        """Keep a report part as received and upsert its entries into the model."""
+        now = self._clock()
+        await self._storage.commit(
+            [
+                StationNotified(station_id, action, payload, now),
+                DeviceModelReported(station_id, entries, now),
+            ]
+        )

@@ -19,6 +19,7 @@ from csms.ports import (
     MeterSamplesRecorded,
     Storage,
     TransactionChanged,
+    TransactionEventRecorded,
     TransactionStarted,
     WriteOp,
 )
@@ -26,6 +27,7 @@ from csms.services.authorization import AuthorizationService
 from csms.services.outbox import report
 
 DEFAULT_STOP_REASON = "Local"
+MAX_KNOWN_TRANSACTIONS = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +69,63 @@ class StopOutcome:
     already_ended: bool
 
 
+class TransactionEventType:
+    STARTED = "Started"
+    UPDATED = "Updated"
+    ENDED = "Ended"
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionEventRequest:
+    """An OCPP 2.0.1 TransactionEvent, version-neutral."""
+
+    station_id: str
+    ocpp_version: str
+    event_type: str
+    transaction_id: str
+    seq_no: int
+    timestamp: datetime
+    trigger_reason: str
+    offline: bool = False
+    evse_id: int | None = None
+    connector_id: int | None = None
+    id_token: str | None = None
+    charging_state: str | None = None
+    stopped_reason: str | None = None
+    samples: tuple[MeterSample, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionEventOutcome:
+    transaction: Transaction
+    id_token_info: IdTokenInfo | None
+    duplicate: bool
+
+
+@dataclass(slots=True)
+class _Known:
+    """A transaction as the CSMS last stored it, and the seqNos it has seen."""
+
+    transaction: Transaction
+    seq_nos: set[int]
+    # Energy register readings (timestamp, Wh) of the session, in arrival order.
+    registers: list[tuple[datetime, float]]
+
+
 class TransactionService:
     def __init__(self, storage: Storage, clock: Clock, authorization: AuthorizationService) -> None:
         self._storage = storage
         self._clock = clock
         self._authorization = authorization
+        # 2.0.1 transactions this process is serving, by (station, id): a
+        # TransactionEvent then needs no database read. Forgotten when the
+        # station (re)connects, since another instance may have served it.
+        self._known: dict[tuple[str, str], _Known] = {}
+
+    def forget_station(self, station_id: str) -> None:
+        """Drop cached state of a station (it connected, maybe after another instance)."""
+        for key in [k for k in self._known if k[0] == station_id]:
+            del self._known[key]
 
     async def start(
         self, req: StartRequest, *, unknown: AuthorizationStatus = AuthorizationStatus.INVALID
@@ -83,7 +137,7 @@ class TransactionService:
             info = await self._authorization.authorize(req.id_token, unknown=unknown)
         if req.transaction_id is None:
             existing = await self._storage.find_open_transaction_like(
-                req.station_id, req.connector_id, req.id_token or "", req.started_at
+                req.station_id, req.evse_id, req.id_token or "", req.started_at
             )
             transaction_id = None if existing else str(await self._new_number(req.station_id))
         else:
@@ -218,3 +272,135 @@ class TransactionService:
         )
         await self._storage.commit(unit)
         return StopOutcome(ended, info, already_ended=False)
+
+    async def transaction_event(self, req: TransactionEventRequest) -> TransactionEventOutcome:
+        """Apply a 2.0.1 TransactionEvent.
+
+        The first event seen of a transaction starts it, whatever its type
+        (an Updated or Ended after a lost or late Started). A seqNo seen before
+        is answered and ignored. Ended settles the energy from the first and
+        last energy register readings; seqNo gaps and out-of-order replays are
+        flagged as anomalies, never silently billed.
+        """
+        info = None
+        if req.id_token is not None:
+            info = await self._authorization.authorize(
+                req.id_token, unknown=AuthorizationStatus.UNKNOWN
+            )
+        known = await self._load(req.station_id, req.transaction_id)
+        if known is not None and req.seq_no in known.seq_nos:
+            return TransactionEventOutcome(known.transaction, info, duplicate=True)
+        now = self._clock()
+        unit: list[WriteOp] = []
+        registers = [(s.timestamp, s.value) for s in req.samples if s.is_energy_register()]
+        if known is None:
+            first = min(registers, default=None)
+            tx = Transaction(
+                station_id=req.station_id,
+                transaction_id=req.transaction_id,
+                evse_id=req.evse_id or 0,
+                connector_id=req.connector_id or (1 if req.evse_id else 0),
+                id_token=req.id_token,
+                meter_start_wh=first[1] if first else None,
+                started_at=req.timestamp,
+                ocpp_version=req.ocpp_version,
+                updated_at=now,
+            )
+            known = _Known(tx, set(), [])
+            unit.append(TransactionStarted(tx))
+            unit.append(
+                report(
+                    self._clock, EventType.TRANSACTION_STARTED, tx.station_id, tx.ocpp_version,
+                    tx.started_at, catalog.transaction_started(tx),
+                )
+            )
+        tx = known.transaction
+        if req.samples:
+            unit.extend(
+                self._meter_ops(req.station_id, req.ocpp_version, tx.transaction_id,
+                                req.evse_id or tx.evse_id, req.samples)
+            )
+        known.registers.extend(registers)
+        readings = sorted(known.registers)
+        tx = replace(
+            tx,
+            evse_id=tx.evse_id or req.evse_id or 0,
+            connector_id=tx.connector_id or req.connector_id or 0,
+            id_token=tx.id_token or req.id_token,
+            charging_state=req.charging_state or tx.charging_state,
+            seq_no=max(req.seq_no, tx.seq_no if tx.seq_no is not None else -1),
+            started_at=min(tx.started_at, req.timestamp),
+            meter_start_wh=readings[0][1] if readings else tx.meter_start_wh,
+            last_meter_wh=readings[-1][1] if readings else tx.last_meter_wh,
+            updated_at=now,
+        )
+        if req.event_type == TransactionEventType.ENDED and tx.ended_at is None:
+            tx = self._settle(tx, req, known.seq_nos | {req.seq_no}, readings)
+            unit.append(TransactionChanged(tx))
+            unit.append(
+                report(
+                    self._clock, EventType.TRANSACTION_ENDED, tx.station_id, tx.ocpp_version,
+                    tx.ended_at, catalog.transaction_ended(tx),
+                )
+            )
+        else:
+            unit.append(TransactionChanged(tx))
+            if req.event_type == TransactionEventType.UPDATED:
+                unit.append(
+                    report(
+                        self._clock, EventType.TRANSACTION_UPDATED, tx.station_id,
+                        tx.ocpp_version, req.timestamp,
+                        catalog.transaction_updated(tx, req.trigger_reason),
+                    )
+                )
+        unit.append(
+            TransactionEventRecorded(
+                req.station_id, req.transaction_id, req.seq_no, req.event_type,
+                req.trigger_reason, req.timestamp, req.offline,
+            )
+        )
+        await self._storage.commit(unit)
+        known.transaction = tx
+        known.seq_nos.add(req.seq_no)
+        return TransactionEventOutcome(tx, info, duplicate=False)
+
+    def _settle(
+        self,
+        tx: Transaction,
+        req: TransactionEventRequest,
+        seq_nos: set[int],
+        readings: list[tuple[datetime, float]],
+    ) -> Transaction:
+        values = [value for _, value in readings]
+        energy, found = settle_energy(
+            values[0] if values else None, values[-1] if values else None, values
+        )
+        anomalies = list(found)
+        # Stations number a transaction's events without holes; a hole means
+        # a message was lost (or is still queued offline) when it ended.
+        if len(seq_nos) != max(seq_nos) - min(seq_nos) + 1:
+            anomalies.append("seq_no_gap")
+        return replace(
+            tx,
+            meter_stop_wh=values[-1] if values else None,
+            energy_wh=energy,
+            ended_at=req.timestamp,
+            stop_reason=req.stopped_reason or DEFAULT_STOP_REASON,
+            anomalies=tx.anomalies + tuple(anomalies),
+        )
+
+    async def _load(self, station_id: str, transaction_id: str) -> _Known | None:
+        key = (station_id, transaction_id)
+        known = self._known.get(key)
+        if known is not None:
+            return known
+        tx = await self._storage.find_transaction(station_id, transaction_id)
+        if tx is None:
+            return None
+        seq_nos = await self._storage.list_transaction_seq_nos(station_id, transaction_id)
+        samples = await self._storage.list_meter_samples(station_id, transaction_id)
+        registers = [(s.timestamp, s.value) for s in samples if s.is_energy_register()]
+        known = self._known[key] = _Known(tx, seq_nos, registers)
+        if len(self._known) > MAX_KNOWN_TRANSACTIONS:
+            del self._known[next(iter(self._known))]
+        return known

@@ -18,12 +18,14 @@ from typing import Generic, TypeVar
 from csms.errors import StorageError, StorageUnavailableError
 from csms.ports import (
     ConnectorStatusChanged,
+    DeviceModelReported,
     EventAppended,
     MeterSamplesRecorded,
     StationBooted,
     StationNotified,
     StationSeen,
     TransactionChanged,
+    TransactionEventRecorded,
     TransactionStarted,
     WriteOp,
 )
@@ -156,6 +158,8 @@ class GroupedOps:
     statuses: list[ConnectorStatusChanged] = field(default_factory=list)
     meter_samples: list[MeterSamplesRecorded] = field(default_factory=list)
     notifications: list[StationNotified] = field(default_factory=list)
+    transaction_events: list[TransactionEventRecorded] = field(default_factory=list)
+    device_model: list[DeviceModelReported] = field(default_factory=list)
     events: list[EventAppended] = field(default_factory=list)
 
 
@@ -182,6 +186,10 @@ def group_ops(units: Iterable[Sequence[WriteOp]]) -> GroupedOps:
                     grouped.meter_samples.append(op)
                 case StationNotified():
                     grouped.notifications.append(op)
+                case TransactionEventRecorded():
+                    grouped.transaction_events.append(op)
+                case DeviceModelReported():
+                    grouped.device_model.append(op)
                 case EventAppended():
                     grouped.events.append(op)
     grouped.seen = list(latest_seen.values())

@@ -21,6 +21,7 @@ from asyncpg.pool import PoolConnectionProxy
 from csms.domain import (
     AuthorizationStatus,
     ConnectorStatus,
+    DeviceModelEntry,
     IdToken,
     IdTokenType,
     MeterSample,
@@ -239,14 +240,14 @@ class PostgresStorage:
         return await self._find_transaction(sql, str(transaction_id))
 
     async def find_open_transaction_like(
-        self, station_id: str, connector_id: int, id_token: str, started_at: datetime
+        self, station_id: str, evse_id: int, id_token: str, started_at: datetime
     ) -> Transaction | None:
         sql = (
             f"{_SELECT_TRANSACTIONS}"
-            " WHERE station_id = $1 AND connector_id = $2 AND ended_at IS NULL"
+            " WHERE station_id = $1 AND evse_id = $2 AND ended_at IS NULL"
             " AND id_token = $3 AND started_at = $4 ORDER BY id DESC LIMIT 1"
         )
-        return await self._find_transaction(sql, station_id, connector_id, id_token, started_at)
+        return await self._find_transaction(sql, station_id, evse_id, id_token, started_at)
 
     async def _find_transaction(self, sql: str, *params: Any) -> Transaction | None:
         with _translate("find transaction"):
@@ -272,6 +273,18 @@ class PostgresStorage:
         with _translate("list meter samples"):
             rows = await self._pool.fetch(sql, station_id, transaction_id)
         return [_sample(row) for row in rows]
+
+    async def list_transaction_seq_nos(self, station_id: str, transaction_id: str) -> set[int]:
+        sql = "SELECT seq_no FROM transaction_events WHERE station_id = $1 AND transaction_id = $2"
+        with _translate("list transaction seqNos"):
+            rows = await self._pool.fetch(sql, station_id, transaction_id)
+        return {int(row[0]) for row in rows}
+
+    async def list_device_model(self, station_id: str) -> list[DeviceModelEntry]:
+        sql = f"{_SELECT_DEVICE_MODEL} WHERE station_id = $1 ORDER BY entry_key"
+        with _translate("list device model"):
+            rows = await self._pool.fetch(sql, station_id)
+        return [DeviceModelEntry(*row) for row in rows]
 
     async def list_notifications(
         self, station_id: str, action: str | None = None
@@ -419,6 +432,44 @@ def _batch_statements(ops: GroupedOps, now: datetime) -> list[tuple[str, list[Ro
         (
             _STATION_NOTIFIED,
             [(op.station_id, op.action, op.payload, op.at) for op in ops.notifications],
+        ),
+        (
+            _TRANSACTION_EVENT,
+            [
+                (
+                    op.station_id,
+                    op.transaction_id,
+                    op.seq_no,
+                    op.event_type,
+                    op.trigger_reason,
+                    op.occurred_at,
+                    op.offline,
+                    now,
+                )
+                for op in ops.transaction_events
+            ],
+        ),
+        (
+            _DEVICE_MODEL,
+            [
+                (
+                    op.station_id,
+                    e.key,
+                    e.component,
+                    e.component_instance,
+                    e.evse_id,
+                    e.connector_id,
+                    e.variable,
+                    e.variable_instance,
+                    e.attribute_type,
+                    e.value,
+                    e.mutability,
+                    e.characteristics,
+                    op.at,
+                )
+                for op in ops.device_model
+                for e in op.entries
+            ],
         ),
         (_EVENT_APPENDED, [_event_row(op.event) for op in ops.events]),
     ]
@@ -651,4 +702,28 @@ INSERT INTO station_notifications (station_id, action, payload, at) VALUES ($1, 
 _EVENT_APPENDED = """
 INSERT INTO outbox (event_id, type, station_id, ocpp_version, occurred_at, recorded_at, data)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+
+_TRANSACTION_EVENT = """
+INSERT INTO transaction_events (station_id, transaction_id, seq_no, event_type, trigger_reason,
+                                occurred_at, offline, recorded_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+"""
+
+_DEVICE_MODEL = """
+INSERT INTO device_model (station_id, entry_key, component, component_instance, evse_id,
+                          connector_id, variable, variable_instance, attribute_type, value,
+                          mutability, characteristics, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (station_id, entry_key) DO UPDATE SET
+    value = excluded.value,
+    mutability = excluded.mutability,
+    characteristics = excluded.characteristics,
+    updated_at = excluded.updated_at
+"""
+
+_SELECT_DEVICE_MODEL = """
+SELECT component, component_instance, evse_id, connector_id, variable, variable_instance,
+       attribute_type, value, mutability, characteristics
+FROM device_model
 """

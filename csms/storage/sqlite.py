@@ -23,6 +23,7 @@ import orjson
 from csms.domain import (
     AuthorizationStatus,
     ConnectorStatus,
+    DeviceModelEntry,
     IdToken,
     IdTokenType,
     MeterSample,
@@ -223,14 +224,14 @@ class SqliteStorage:
         return await self._call("find transaction", lambda c: _one(c, sql, params, _transaction))
 
     async def find_open_transaction_like(
-        self, station_id: str, connector_id: int, id_token: str, started_at: datetime
+        self, station_id: str, evse_id: int, id_token: str, started_at: datetime
     ) -> Transaction | None:
         sql = (
             f"{_SELECT_TRANSACTIONS}"
-            " WHERE station_id = ? AND connector_id = ? AND ended_at IS NULL"
+            " WHERE station_id = ? AND evse_id = ? AND ended_at IS NULL"
             " AND id_token = ? AND started_at = ? ORDER BY id DESC LIMIT 1"
         )
-        params = (station_id, connector_id, id_token, _ts(started_at))
+        params = (station_id, evse_id, id_token, _ts(started_at))
         return await self._call("find transaction", lambda c: _one(c, sql, params, _transaction))
 
     async def next_transaction_number(self) -> int:
@@ -247,6 +248,17 @@ class SqliteStorage:
         )
         params = (station_id, transaction_id)
         return await self._call("list meter samples", lambda c: _all(c, sql, params, _sample))
+
+    async def list_transaction_seq_nos(self, station_id: str, transaction_id: str) -> set[int]:
+        sql = "SELECT seq_no FROM transaction_events WHERE station_id = ? AND transaction_id = ?"
+        params = (station_id, transaction_id)
+        rows = await self._call("list transaction seqNos", lambda c: _all(c, sql, params, _first))
+        return set(rows)
+
+    async def list_device_model(self, station_id: str) -> list[DeviceModelEntry]:
+        sql = f"{_SELECT_DEVICE_MODEL} WHERE station_id = ? ORDER BY entry_key"
+        params = (station_id,)
+        return await self._call("list device model", lambda c: _all(c, sql, params, _entry))
 
     async def list_notifications(
         self, station_id: str, action: str | None = None
@@ -522,6 +534,46 @@ def _batch_statements(ops: GroupedOps, now: str) -> Iterator[tuple[str, Iterable
             _STATION_NOTIFIED,
             ((op.station_id, op.action, _json(op.payload), _ts(op.at)) for op in ops.notifications),
         )
+    if ops.transaction_events:
+        yield (
+            _TRANSACTION_EVENT,
+            (
+                (
+                    op.station_id,
+                    op.transaction_id,
+                    op.seq_no,
+                    op.event_type,
+                    op.trigger_reason,
+                    _ts(op.occurred_at),
+                    int(op.offline),
+                    now,
+                )
+                for op in ops.transaction_events
+            ),
+        )
+    if ops.device_model:
+        yield (
+            _DEVICE_MODEL,
+            (
+                (
+                    op.station_id,
+                    e.key,
+                    e.component,
+                    e.component_instance,
+                    e.evse_id,
+                    e.connector_id,
+                    e.variable,
+                    e.variable_instance,
+                    e.attribute_type,
+                    e.value,
+                    e.mutability,
+                    _json(e.characteristics),
+                    _ts(op.at),
+                )
+                for op in ops.device_model
+                for e in op.entries
+            ),
+        )
     if ops.events:
         yield _EVENT_APPENDED, (_event_row(op.event) for op in ops.events)
 
@@ -663,6 +715,16 @@ def _sample(r: Row) -> MeterSample:
     return MeterSample(_dt_required(r[0]), r[1], r[2], r[3], r[4], r[5], r[6])
 
 
+def _first(r: Row) -> Any:
+    return r[0]
+
+
+def _entry(r: Row) -> DeviceModelEntry:
+    return DeviceModelEntry(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], orjson.loads(r[9])
+    )
+
+
 def _notified(r: Row) -> StationNotified:
     return StationNotified(r[0], r[1], orjson.loads(r[2]), _dt_required(r[3]))
 
@@ -761,3 +823,27 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 """
 
 _MARK_DELIVERED = "UPDATE outbox SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL"
+
+_TRANSACTION_EVENT = """
+INSERT INTO transaction_events (station_id, transaction_id, seq_no, event_type, trigger_reason,
+                                occurred_at, offline, recorded_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_DEVICE_MODEL = """
+INSERT INTO device_model (station_id, entry_key, component, component_instance, evse_id,
+                          connector_id, variable, variable_instance, attribute_type, value,
+                          mutability, characteristics, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (station_id, entry_key) DO UPDATE SET
+    value = excluded.value,
+    mutability = excluded.mutability,
+    characteristics = excluded.characteristics,
+    updated_at = excluded.updated_at
+"""
+
+_SELECT_DEVICE_MODEL = """
+SELECT component, component_instance, evse_id, connector_id, variable, variable_instance,
+       attribute_type, value, mutability, characteristics
+FROM device_model
+"""

@@ -1,0 +1,128 @@
+"""OCPP 2.0.1: every action a charging station sends, and its handler.
+
+A handler converts in, calls a service, converts out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from csms.domain import AuthorizationStatus
+from csms.events.model import EventType
+from csms.services import StationContext
+from protocols.common import Handler, format_time, parse_time
+from protocols.ocpp201 import convert
+
+
+async def boot_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    decision = await ctx.services.stations.booted(
+        ctx.station_id, ctx.ocpp_version, convert.boot_info(req)
+    )
+    return {
+        "status": "Accepted" if decision.accepted else "Rejected",
+        "currentTime": format_time(decision.current_time),
+        "interval": decision.interval,
+    }
+
+
+async def heartbeat(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    now = await ctx.services.stations.heartbeat(ctx.station_id, ctx.ocpp_version)
+    return {"currentTime": format_time(now)}
+
+
+async def status_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    status = convert.connector_status(ctx.station_id, req)
+    await ctx.services.stations.status_changed(status, ctx.ocpp_version, status.updated_at)
+    return {}
+
+
+async def authorize(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    info = await ctx.services.authorization.authorize(
+        req["idToken"]["idToken"], unknown=AuthorizationStatus.UNKNOWN
+    )
+    return {"idTokenInfo": convert.id_token_info(info)}
+
+
+async def transaction_event(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    outcome = await ctx.services.transactions.transaction_event(
+        convert.transaction_event(ctx.station_id, ctx.ocpp_version, req)
+    )
+    if outcome.id_token_info is None:
+        return {}
+    return {"idTokenInfo": convert.id_token_info(outcome.id_token_info)}
+
+
+async def meter_values(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    await ctx.services.transactions.record_meter_values(
+        ctx.station_id,
+        ctx.ocpp_version,
+        None,
+        req["evseId"],
+        convert.meter_samples(req["meterValue"], "meterValue"),
+    )
+    return {}
+
+
+async def notify_report(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    await ctx.services.stations.device_model_reported(
+        ctx.station_id, "NotifyReport", req, convert.device_model(req.get("reportData", []))
+    )
+    return {}
+
+
+async def data_transfer(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    await ctx.services.stations.notified(ctx.station_id, ctx.ocpp_version, "DataTransfer", req)
+    return {"status": "UnknownVendorId"}
+
+
+async def security_event_notification(
+    ctx: StationContext, req: dict[str, Any]
+) -> dict[str, Any]:
+    occurred_at = parse_time(req["timestamp"], "timestamp")
+    data = {"type": req["type"], "tech_info": req.get("techInfo")}
+    await ctx.services.stations.notified(
+        ctx.station_id,
+        ctx.ocpp_version,
+        "SecurityEventNotification",
+        req,
+        (EventType.SECURITY_EVENT, data, occurred_at),
+    )
+    return {}
+
+
+def _stored(action: str, answer: dict[str, Any] | None = None) -> Handler:
+    """A notification kept as received and acknowledged."""
+    reply = answer or {}
+
+    async def record(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+        await ctx.services.stations.notified(ctx.station_id, ctx.ocpp_version, action, req)
+        return dict(reply)
+
+    record.__name__ = action
+    return record
+
+
+ROUTES: dict[str, Handler] = {
+    "BootNotification": boot_notification,
+    "Heartbeat": heartbeat,
+    "StatusNotification": status_notification,
+    "Authorize": authorize,
+    "TransactionEvent": transaction_event,
+    "MeterValues": meter_values,
+    "NotifyReport": notify_report,
+    "DataTransfer": data_transfer,
+    "SecurityEventNotification": security_event_notification,
+    "NotifyEvent": _stored("NotifyEvent"),
+    "FirmwareStatusNotification": _stored("FirmwareStatusNotification"),
+    "LogStatusNotification": _stored("LogStatusNotification"),
+    "NotifyChargingLimit": _stored("NotifyChargingLimit"),
+    "ClearedChargingLimit": _stored("ClearedChargingLimit"),
+    "ReservationStatusUpdate": _stored("ReservationStatusUpdate"),
+    "NotifyEVChargingNeeds": _stored("NotifyEVChargingNeeds", {"status": "Accepted"}),
+    "NotifyEVChargingSchedule": _stored("NotifyEVChargingSchedule", {"status": "Accepted"}),
+    "NotifyCustomerInformation": _stored("NotifyCustomerInformation"),
+    "NotifyMonitoringReport": _stored("NotifyMonitoringReport"),
+    "NotifyDisplayMessages": _stored("NotifyDisplayMessages"),
+    "ReportChargingProfiles": _stored("ReportChargingProfiles"),
+    "PublishFirmwareStatusNotification": _stored("PublishFirmwareStatusNotification"),
+}
