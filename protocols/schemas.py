@@ -74,7 +74,11 @@ class SchemaSet:
         path = self._dir / (name + ".json")
         validator: Validator | None = None
         if path.is_file():
-            validator = fastjsonschema.compile(json.loads(path.read_text(encoding="utf-8")))
+            # use_default=False: validation must not write schema defaults into
+            # the station's payload (it is stored as received).
+            validator = fastjsonschema.compile(
+                json.loads(path.read_text(encoding="utf-8")), use_default=False
+            )
         self._cache[name] = validator
         return validator
 

@@ -7,7 +7,9 @@ from typing import Any
 import orjson
 import pytest
 
+from csms.app import Running
 from scripts.simulate import SimStation
+from tests.integration.conftest import ws_url
 
 BAD_FRAMES: list[tuple[str, str | bytes, str, str]] = [
     # (case, frame, expected code, expected message id)
@@ -75,6 +77,80 @@ BAD_FRAMES: list[tuple[str, str | bytes, str, str]] = [
 ]
 
 
+GENERIC = {
+    "not json",
+    "not an array",
+    "id not a string",
+    "payload not an object",
+    "too many elements",
+    "incomplete call",
+    "unknown action",
+    "invalid utf-8 binary frame",
+}
+T = '"2026-01-01T00:00:00Z"'
+BAD_FRAMES_201: list[tuple[str, str | bytes, str, str]] = [
+    *[case for case in BAD_FRAMES if case[0] in GENERIC],
+    (
+        "CSMS-only action",
+        '[2, "c5", "RequestStartTransaction", {"remoteStartId": 1, '
+        '"idToken": {"idToken": "x", "type": "Central"}}]',
+        "NotSupported",
+        "c5",
+    ),
+    (
+        "missing required field",
+        '[2, "c6", "BootNotification", {"reason": "PowerUp"}]',
+        "OccurrenceConstraintViolation",
+        "c6",
+    ),
+    (
+        "wrong type",
+        '[2, "c7", "StatusNotification", {"timestamp": ' + T + ", "
+        '"connectorStatus": "Available", "evseId": "one", "connectorId": 1}]',
+        "TypeConstraintViolation",
+        "c7",
+    ),
+    (
+        "string too long",
+        '[2, "c8", "Authorize", {"idToken": {"idToken": "' + "X" * 37 + '", "type": "ISO14443"}}]',
+        "TypeConstraintViolation",
+        "c8",
+    ),
+    (
+        "value not in enum",
+        '[2, "c9", "StatusNotification", {"timestamp": ' + T + ", "
+        '"connectorStatus": "Sleeping", "evseId": 1, "connectorId": 1}]',
+        "PropertyConstraintViolation",
+        "c9",
+    ),
+    ("unknown field", '[2, "c10", "Heartbeat", {"extra": 1}]', "FormationViolation", "c10"),
+    (
+        "empty meterValue list",
+        '[2, "c11", "MeterValues", {"evseId": 1, "meterValue": []}]',
+        "OccurrenceConstraintViolation",
+        "c11",
+    ),
+    (
+        "meter value not a number",
+        '[2, "c12", "MeterValues", {"evseId": 1, "meterValue": '
+        '[{"timestamp": ' + T + ', "sampledValue": [{"value": "lots"}]}]}]',
+        "TypeConstraintViolation",
+        "c12",
+    ),
+    (
+        "bad timestamp",
+        '[2, "c13", "Heartbeat", {}]'.replace("Heartbeat", "StatusNotification").replace(
+            "{}",
+            '{"timestamp": "yesterday", "connectorStatus": "Available", '
+            '"evseId": 1, "connectorId": 1}',
+        ),
+        "TypeConstraintViolation",
+        "c13",
+    ),
+    ("unknown message type", '[5, "c14", "Heartbeat", {}]', "MessageTypeNotSupported", "c14"),
+]
+
+
 class TestBadFrames:
     @pytest.mark.parametrize(
         ("frame", "code", "message_id"),
@@ -85,6 +161,23 @@ class TestBadFrames:
         self, station: SimStation, frame: str | bytes, code: str, message_id: str
     ) -> None:
         """The answer is [4, id, code, description, details]; a Heartbeat still works."""
+        await self._assert_answer_and_alive(station, frame, code, message_id)
+
+    @pytest.mark.parametrize(
+        ("frame", "code", "message_id"),
+        [case[1:] for case in BAD_FRAMES_201],
+        ids=[case[0] for case in BAD_FRAMES_201],
+    )
+    async def test_the_same_rules_hold_on_ocpp201(
+        self, csms: Running, frame: str | bytes, code: str, message_id: str
+    ) -> None:
+        """A 2.0.1 station gets the same CALLERROR for the same fault and stays connected."""
+        async with SimStation(ws_url(csms), "EV-BAD", protocol="ocpp2.0.1") as station:
+            await self._assert_answer_and_alive(station, frame, code, message_id)
+
+    async def _assert_answer_and_alive(
+        self, station: SimStation, frame: str | bytes, code: str, message_id: str
+    ) -> None:
         answer: list[Any] = await station.send_raw(frame)
         assert answer[0] == 4
         assert (answer[1], answer[2]) == (message_id, code)

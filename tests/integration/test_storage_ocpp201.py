@@ -1,4 +1,4 @@
-"""Storage of what OCPP 2.0.1 adds: TransactionEvent seqNos and the device model, on both adapters."""
+"""Storage of what OCPP 2.0.1 adds: TransactionEvent seqNos and the device model."""
 
 from __future__ import annotations
 
