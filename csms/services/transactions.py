@@ -223,7 +223,7 @@ class TransactionService:
             return StopOutcome(tx, info, already_ended=True)
         unit: list[WriteOp] = []
         anomalies: list[str] = []
-        registers: list[float] = []
+        registers: list[tuple[datetime, float]] = []
         if tx is None:
             anomalies.append("unknown_transaction")
             started_at = min((s.timestamp for s in req.samples), default=req.ended_at)
@@ -240,15 +240,17 @@ class TransactionService:
             unit.append(TransactionStarted(tx))
         else:
             stored = await self._storage.list_meter_samples(tx.station_id, tx.transaction_id)
-            registers = [s.value for s in stored if s.is_energy_register()]
+            registers = [(s.timestamp, s.value) for s in stored if s.is_energy_register()]
         if req.samples:
             unit.extend(
                 self._meter_ops(
                     req.station_id, req.ocpp_version, tx.transaction_id, tx.evse_id, req.samples
                 )
             )
-            registers.extend(s.value for s in req.samples if s.is_energy_register())
-        energy, found = settle_energy(tx.meter_start_wh, req.meter_stop_wh, registers)
+            registers.extend((s.timestamp, s.value) for s in req.samples if s.is_energy_register())
+        energy, found = settle_energy(
+            tx.meter_start_wh, req.meter_stop_wh, [value for _, value in sorted(registers)]
+        )
         ended = replace(
             tx,
             meter_stop_wh=req.meter_stop_wh,

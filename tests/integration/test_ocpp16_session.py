@@ -260,3 +260,56 @@ class TestOtherStationMessages:
         with pytest.raises(CallError) as caught:
             await station.call("MakeCoffee", {})
         assert caught.value.code == "NotImplemented"
+
+
+class TestBillingIntegrity:
+    @pytest.mark.parametrize(
+        ("meter_start", "samples", "meter_stop", "energy", "anomalies"),
+        [
+            # the station started offline and sent a 0 placeholder meterStart
+            (0, [("52000", None)], 55_000, 3_000, ["meter_start_placeholder"]),
+            # kWh sent without a unit (so read as Wh)
+            (52_000, [("52.3", None), ("53.9", None)], 55_000, 3_000, ["register_unit_mismatch"]),
+            # a session counter instead of the lifetime register
+            (52_000, [("0", "Wh"), ("1500", "Wh")], 55_000, 3_000, ["register_is_session_counter"]),
+            # meterStop a few Wh below meterStart
+            (10_000, [], 9_996, 0, ["meter_stop_below_start"]),
+        ],
+    )
+    async def test_suspicious_sessions_are_flagged_not_silently_billed(
+        self,
+        station: SimStation,
+        csms: Running,
+        meter_start: int,
+        samples: list[tuple[str, str | None]],
+        meter_stop: int,
+        energy: float,
+        anomalies: list[str],
+    ) -> None:
+        """transaction.ended carries the best-evidence energy and the named findings."""
+        tx_id = await station.start(1, "TAG", meter_start)
+        for minute, (value, unit) in enumerate(samples, start=10):
+            sampled: dict[str, str] = {"value": value}
+            if unit:
+                sampled["unit"] = unit
+            await station.call(
+                "MeterValues",
+                {
+                    "connectorId": 1,
+                    "transactionId": tx_id,
+                    "meterValue": [
+                        {"timestamp": f"2026-11-26T09:{minute}:00Z", "sampledValue": [sampled]}
+                    ],
+                },
+            )
+        await station.call(
+            "StopTransaction",
+            {"transactionId": tx_id, "meterStop": meter_stop, "timestamp": "2026-11-26T10:00:00Z"},
+        )
+        [ended] = [
+            r.event
+            for r in await csms.storage.outbox_list(100, pending_only=False)
+            if r.event.type == "transaction.ended"
+        ]
+        assert ended.data["energy_wh"] == energy
+        assert ended.data["anomalies"] == anomalies
