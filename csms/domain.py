@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -160,7 +161,7 @@ class Transaction:
 def settle_energy(
     meter_start_wh: float | None,
     meter_stop_wh: float | None,
-    register_wh: list[float],
+    register_wh: Sequence[float],
 ) -> tuple[float, tuple[str, ...]]:
     """The billable energy of a session and what looked wrong on the way.
 
@@ -219,7 +220,7 @@ def settle_energy(
 
 
 def _rescaled(
-    start: float | None, stop: float | None, readings: list[float], anomalies: list[str]
+    start: float | None, stop: float | None, readings: Sequence[float], anomalies: list[str]
 ) -> list[float]:
     """Readings 1000x below the start/stop scale, multiplied back to Wh."""
     references = [v for v in (start, stop) if v]
@@ -231,7 +232,7 @@ def _rescaled(
         return low <= value <= high
 
     fixed = [r * 1000 if not plausible(r) and plausible(r * 1000) else r for r in readings]
-    if fixed != readings:
+    if fixed != list(readings):
         anomalies.append("register_unit_mismatch")
     return fixed
 
