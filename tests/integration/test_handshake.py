@@ -133,3 +133,19 @@ class TestReplacement:
             await new.heartbeat()
             assert csms.stations.find_link("TWIN") is not None
         await old.close()
+
+
+class TestVersionChoice:
+    async def test_newest_offered_version_wins(self, start_csms: StartCsms) -> None:
+        """A station offering ocpp1.6 and ocpp2.0.1 is served 2.0.1, and it is recorded."""
+        csms = await start_csms()
+        async with connect(
+            ws_url(csms) + "/DUAL",
+            subprotocols=["ocpp1.6", "ocpp2.0.1"],  # type: ignore[list-item]
+        ) as ws:
+            assert ws.subprotocol == "ocpp2.0.1"
+            await ws.send('[2, "h", "Heartbeat", {}]')
+            assert '"currentTime"' in str(await ws.recv())
+        station = await csms.storage.find_station("DUAL")
+        assert station is not None
+        assert station.ocpp_version == "2.0.1"
