@@ -9,7 +9,7 @@ answer each caller only after that transaction committed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -154,6 +154,14 @@ class OutboxStats:
     oldest_pending_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxBacklog:
+    """What waits to be published; ``pending`` is counted up to a cap."""
+
+    pending: int
+    oldest_pending_at: datetime | None
+
+
 UNCHANGED: Any = object()
 """Sentinel for ``register_station``: keep the stored value."""
 
@@ -235,18 +243,65 @@ class Storage(Protocol):
         self, station_id: str, action: str | None = None
     ) -> list[StationNotified]: ...
 
-    # outbox
+    # outbox: events committed with the state they report, published by one relay
     async def outbox_pending(self, limit: int) -> list[OutboxRow]:
-        """Undelivered events, oldest first (by commit sequence)."""
+        """Undelivered events, oldest first (by commit sequence).
+
+        Reads every undelivered row, not "after the last seq seen": a row
+        whose transaction committed late (a lower seq) must not be skipped.
+        """
         ...
 
-    async def outbox_mark_delivered(self, seqs: Sequence[int], at: datetime) -> None: ...
+    async def outbox_mark_delivered(self, seqs: Sequence[int], at: datetime) -> None:
+        """Mark rows the broker confirmed; a row already marked keeps its time."""
+        ...
 
-    async def outbox_prune(self, delivered_before: datetime) -> int: ...
+    async def outbox_prune(self, delivered_before: datetime, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` rows delivered before ``delivered_before``
+        (never a pending one); return how many went. Call again while it
+        returns ``limit``: one bounded batch keeps each statement short."""
+        ...
 
-    async def outbox_stats(self) -> OutboxStats: ...
+    async def outbox_backlog(self, cap: int = 1_000_000) -> OutboxBacklog:
+        """Pending rows (counted up to ``cap``) and the oldest one's ``recorded_at``.
 
-    async def outbox_list(self, limit: int, pending_only: bool) -> list[OutboxRow]: ...
+        Cheap: reads only pending rows (a partial index), so a relay may
+        call it every few seconds whatever the size of the delivered history.
+        """
+        ...
+
+    async def outbox_stats(self) -> OutboxStats:
+        """Pending and delivered counts and the oldest pending time.
+
+        Counts the whole table, delivered history included: for an operator's
+        occasional look (``csms events stats``), not for a loop.
+        """
+        ...
+
+    async def outbox_list(self, limit: int, pending_only: bool) -> list[OutboxRow]:
+        """The newest ``limit`` rows (pending only when asked), newest first."""
+        ...
+
+    def outbox_subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` on the event loop after each commit that appended
+        outbox rows in this process, so a relay wakes without polling for them."""
+        ...
+
+    async def outbox_lead(self) -> bool:
+        """Become, or confirm that this process still is, the one relay that
+        publishes; False while another holds that role.
+
+        Processes sharing a database compete for it: PostgreSQL with an
+        advisory lock on a dedicated connection (released when that
+        connection ends), SQLite with an exclusive lock on a file next to the
+        database (released when the process ends). Cheap enough to call
+        every second.
+        """
+        ...
+
+    async def outbox_resign(self) -> None:
+        """Give the relay role up (idempotent), so a standby may take it."""
+        ...
 
 
 class Clock(Protocol):

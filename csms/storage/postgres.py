@@ -4,13 +4,18 @@ Batches are group-committed like SQLite's: one transaction, one pipelined
 ``executemany`` per op kind. asyncpg's errors are translated at this
 boundary; connections are released by ``pool.acquire()``'s context, which
 shields the release from cancellation.
+
+The outbox relay role is a session advisory lock held on a dedicated
+connection (outside the pool): PostgreSQL drops it when that connection
+ends, also when the process is killed. TCP keepalives on that session let
+the server notice a vanished holder within about half a minute.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +38,7 @@ from csms.events.model import Event
 from csms.ports import (
     UNCHANGED,
     MeterSamplesRecorded,
+    OutboxBacklog,
     OutboxRow,
     OutboxStats,
     StationBooted,
@@ -52,6 +58,16 @@ PING_TIMEOUT_S = 2.0
 CLOSE_TIMEOUT_S = 5.0
 # pg_advisory_xact_lock key serialising migrations ("CSMS" in ASCII).
 MIGRATION_LOCK_KEY = 0x43534D53
+# pg_try_advisory_lock key of the one publishing outbox relay ("CSMSRELA").
+RELAY_LOCK_KEY = 0x43534D5352454C41
+# The relay lock's session: the server probes a silent client after 10 s,
+# every 5 s, 3 times, then ends the session and so frees the lock.
+_RELAY_SESSION_SETTINGS = {
+    "application_name": "csms-relay-lock",
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+}
 
 # Errors meaning "the server is gone or refuses us", as opposed to "this statement failed".
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -75,10 +91,13 @@ class PostgresStorage:
 
     dialect: str = "postgresql"
 
-    def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], dsn: str) -> None:
         self._pool = pool
+        self._dsn = dsn
         self._committer: GroupCommitter[Unit] = GroupCommitter(self._apply_batch)
         self._closed = False
+        self._outbox_listeners: list[Callable[[], None]] = []
+        self._relay_lock: asyncpg.Connection[asyncpg.Record] | None = None
 
     @classmethod
     async def open(cls, dsn: str, *, pool_size: int = 10) -> PostgresStorage:
@@ -100,7 +119,7 @@ class PostgresStorage:
                 f"cannot connect to PostgreSQL at {mask_password(dsn)} (CSMS_DATABASE_URL): "
                 f"{_one_line(exc) or type(exc).__name__}"
             ) from exc
-        return cls(pool)
+        return cls(pool, dsn)
 
     async def close(self) -> None:
         """Flush pending commits, then close the pool (terminating it if that hangs)."""
@@ -110,6 +129,7 @@ class PostgresStorage:
         try:
             await self._committer.close()
         finally:
+            await self.outbox_resign()
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
                     await self._pool.close()
@@ -151,11 +171,15 @@ class PostgresStorage:
             await self._committer.submit(unit)
 
     async def _apply_batch(self, units: Sequence[Unit]) -> None:
-        statements = _batch_statements(group_ops(units), datetime.now(UTC))
+        ops = group_ops(units)
+        statements = _batch_statements(ops, datetime.now(UTC))
         with _translate("commit"):
             async with self._pool.acquire() as conn, conn.transaction():
                 for sql, rows in statements:
                     await conn.executemany(sql, rows)
+        if ops.events:
+            for listener in self._outbox_listeners:
+                listener()
 
     # --- registry ----------------------------------------------------------
 
@@ -319,11 +343,16 @@ class PostgresStorage:
         with _translate("mark outbox rows delivered"):
             await self._pool.execute(sql, at, list(seqs))
 
-    async def outbox_prune(self, delivered_before: datetime) -> int:
-        sql = "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1"
+    async def outbox_prune(self, delivered_before: datetime, limit: int = 10_000) -> int:
         with _translate("prune the outbox"):
-            status = await self._pool.execute(sql, delivered_before)
+            status = await self._pool.execute(_PRUNE_OUTBOX, delivered_before, limit)
         return int(status.rsplit(" ", 1)[-1])  # "DELETE <count>"
+
+    async def outbox_backlog(self, cap: int = 1_000_000) -> OutboxBacklog:
+        with _translate("measure the outbox backlog"):
+            row = await self._pool.fetchrow(_OUTBOX_BACKLOG, cap)
+        assert row is not None  # scalar subqueries always return one row
+        return OutboxBacklog(row[0], row[1])
 
     async def outbox_stats(self) -> OutboxStats:
         sql = (
@@ -348,6 +377,14 @@ class PostgresStorage:
 # --- plumbing -------------------------------------------------------------------
 
 
+async def _close_quietly(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Close ``conn``, terminating it when the server does not answer."""
+    try:
+        await conn.close(timeout=PING_TIMEOUT_S)
+    except (*_UNAVAILABLE, *_FAILED):
+        conn.terminate()
+
+
 async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     # jsonb's binary format is a version byte (1) and the JSON text: orjson
     # reads and writes it without a detour through str.
@@ -358,6 +395,45 @@ async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
         decoder=_decode_jsonb,
         format="binary",
     )
+
+    def outbox_subscribe(self, listener: Callable[[], None]) -> None:
+        self._outbox_listeners.append(listener)
+
+    async def outbox_lead(self) -> bool:
+        conn = self._relay_lock
+        if conn is not None:
+            try:
+                async with asyncio.timeout(PING_TIMEOUT_S):
+                    await conn.fetchval("SELECT 1")
+            except (*_UNAVAILABLE, *_FAILED):
+                # The session is gone or going, and the server frees its lock with it.
+                await self.outbox_resign()
+                return False
+            return True
+        try:
+            conn = await asyncpg.connect(
+                self._dsn, timeout=CONNECT_TIMEOUT_S, server_settings=_RELAY_SESSION_SETTINGS
+            )
+        except (*_UNAVAILABLE, *_FAILED) as exc:
+            raise StorageUnavailableError(
+                f"cannot open the relay lock session: {_one_line(exc)}"
+            ) from exc
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                leading = await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY)
+        except BaseException:
+            conn.terminate()
+            raise
+        if not leading:
+            await _close_quietly(conn)
+            return False
+        self._relay_lock = conn
+        return True
+
+    async def outbox_resign(self) -> None:
+        conn, self._relay_lock = self._relay_lock, None
+        if conn is not None:
+            await _close_quietly(conn)  # ending the session releases the lock
 
 
 def _encode_jsonb(value: Any) -> bytes:
@@ -702,6 +778,19 @@ INSERT INTO station_notifications (station_id, action, payload, at) VALUES ($1, 
 _EVENT_APPENDED = """
 INSERT INTO outbox (event_id, type, station_id, ocpp_version, occurred_at, recorded_at, data)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+
+# Both conditions match the partial index outbox_delivered_at; LIMIT bounds the statement.
+_PRUNE_OUTBOX = """
+DELETE FROM outbox WHERE seq IN (
+    SELECT seq FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1 LIMIT $2
+)
+"""
+
+# Only pending rows are read (the partial index outbox_pending), never the history.
+_OUTBOX_BACKLOG = """
+SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE delivered_at IS NULL LIMIT $1) AS p),
+       (SELECT recorded_at FROM outbox WHERE delivered_at IS NULL ORDER BY seq LIMIT 1)
 """
 
 _TRANSACTION_EVENT = """

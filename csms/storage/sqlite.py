@@ -5,13 +5,21 @@ thread, so the event loop never blocks on SQLite and the connection is
 never shared between threads. WAL lets other processes (the CLI) read
 while the server writes; ``synchronous=FULL`` makes each commit survive a
 power loss (billing data).
+
+The outbox relay role is an exclusive ``flock`` on ``<database>-relay.lock``:
+the kernel drops it when the holder exits, even by SIGKILL, so a restarted
+or standby process takes over at once (a lease row would make it wait for
+the lease to expire). A separate file, because closing any descriptor of
+the database file would drop SQLite's own POSIX locks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +42,7 @@ from csms.errors import StorageError, StorageUnavailableError
 from csms.events.model import Event
 from csms.ports import (
     UNCHANGED,
+    OutboxBacklog,
     OutboxRow,
     OutboxStats,
     StationNotified,
@@ -42,6 +51,9 @@ from csms.ports import (
 )
 from csms.storage.batching import GroupCommitter, GroupedOps, group_ops
 from csms.storage.migrations import load_migrations
+
+if sys.platform != "win32":
+    import fcntl
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -78,6 +90,8 @@ class SqliteStorage:
         self._conn: sqlite3.Connection | None = conn
         self._closed = False
         self._committer: GroupCommitter[Unit] = GroupCommitter(self._apply_batch)
+        self._outbox_listeners: list[Callable[[], None]] = []
+        self._relay_lock: int | None = None  # the descriptor holding the flock
 
     @classmethod
     async def open(cls, path: str) -> SqliteStorage:
@@ -110,6 +124,7 @@ class SqliteStorage:
         try:
             await self._committer.close()
         finally:
+            await self.outbox_resign()
             conn, self._conn = self._conn, None
             assert conn is not None  # only close() clears it, once
             with contextlib.suppress(sqlite3.Error):
@@ -135,7 +150,9 @@ class SqliteStorage:
             await self._committer.submit(unit)
 
     async def _apply_batch(self, units: Sequence[Unit]) -> None:
-        await self._call("commit", lambda conn: _apply_batch(conn, group_ops(units)))
+        if await self._call("commit", lambda conn: _apply_batch(conn, group_ops(units))):
+            for listener in self._outbox_listeners:
+                listener()
 
     # --- registry ----------------------------------------------------------
 
@@ -288,12 +305,21 @@ class SqliteStorage:
         if seqs:
             await self._call("mark outbox rows delivered", mark)
 
-    async def outbox_prune(self, delivered_before: datetime) -> int:
+    async def outbox_prune(self, delivered_before: datetime, limit: int = 10_000) -> int:
+        params = (_ts(delivered_before), limit)
+
         def prune(conn: sqlite3.Connection) -> int:
-            sql = "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?"
-            return conn.execute(sql, (_ts(delivered_before),)).rowcount
+            return conn.execute(_PRUNE_OUTBOX, params).rowcount
 
         return await self._call("prune the outbox", prune)
+
+    async def outbox_backlog(self, cap: int = 1_000_000) -> OutboxBacklog:
+        def backlog(conn: sqlite3.Connection) -> OutboxBacklog:
+            (pending,) = conn.execute(_COUNT_PENDING, (cap,)).fetchone()
+            oldest = conn.execute(_OLDEST_PENDING).fetchone()
+            return OutboxBacklog(pending, _dt(oldest[0]) if oldest else None)
+
+        return await self._call("measure the outbox backlog", backlog)
 
     async def outbox_stats(self) -> OutboxStats:
         return await self._call("count the outbox", _outbox_stats)
@@ -302,6 +328,36 @@ class SqliteStorage:
         pending = " WHERE delivered_at IS NULL" if pending_only else ""
         sql = f"{_SELECT_OUTBOX}{pending} ORDER BY seq DESC LIMIT ?"
         return await self._call("list the outbox", lambda c: _all(c, sql, (limit,), _outbox_row))
+
+    def outbox_subscribe(self, listener: Callable[[], None]) -> None:
+        self._outbox_listeners.append(listener)
+
+    async def outbox_lead(self) -> bool:
+        if self._relay_lock is not None:
+            return True
+        if sys.platform == "win32":  # no flock: one process per database file there
+            self._relay_lock = -1
+            return True
+        path = f"{self._path}-relay.lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StorageError(f"cannot open the relay lock file {path!r}: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except OSError as exc:
+            os.close(fd)
+            raise StorageError(f"cannot lock the relay lock file {path!r}: {exc}") from exc
+        self._relay_lock = fd
+        return True
+
+    async def outbox_resign(self) -> None:
+        fd, self._relay_lock = self._relay_lock, None
+        if fd is not None and fd >= 0:
+            os.close(fd)  # closing the descriptor releases the flock
 
     # --- plumbing ----------------------------------------------------------
 
@@ -474,12 +530,16 @@ def _transactions_query(where: TransactionFilter) -> tuple[str, list[Any]]:
 # --- the batch ------------------------------------------------------------------
 
 
-def _apply_batch(conn: sqlite3.Connection, ops: GroupedOps) -> None:
-    """Apply a batch in one transaction, one ``executemany`` per kind, in GroupedOps order."""
+def _apply_batch(conn: sqlite3.Connection, ops: GroupedOps) -> bool:
+    """Apply a batch in one transaction, one ``executemany`` per kind, in GroupedOps order.
+
+    Returns whether it appended outbox rows.
+    """
     now = _ts(datetime.now(UTC))
     with _write_transaction(conn):
         for sql, rows in _batch_statements(ops, now):
             conn.executemany(sql, rows)
+    return bool(ops.events)
 
 
 def _batch_statements(ops: GroupedOps, now: str) -> Iterator[tuple[str, Iterable[Row]]]:
@@ -823,6 +883,17 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 """
 
 _MARK_DELIVERED = "UPDATE outbox SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL"
+
+# Both conditions match the partial index outbox_delivered_at; LIMIT bounds the statement.
+_PRUNE_OUTBOX = """
+DELETE FROM outbox WHERE seq IN (
+    SELECT seq FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ? LIMIT ?
+)
+"""
+
+# Only pending rows are read (the partial index outbox_pending), never the history.
+_COUNT_PENDING = "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE delivered_at IS NULL LIMIT ?)"
+_OLDEST_PENDING = "SELECT recorded_at FROM outbox WHERE delivered_at IS NULL ORDER BY seq LIMIT 1"
 
 _TRANSACTION_EVENT = """
 INSERT INTO transaction_events (station_id, transaction_id, seq_no, event_type, trigger_reason,

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from csms.domain import (
@@ -38,6 +39,7 @@ from csms.ports import (
 )
 from csms.storage import migrate, open_storage, parse_database_url
 from csms.storage.migrations import load_migrations
+from tests.integration.polling import poll_until
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 INT32_MAX = 2**31 - 1
@@ -448,6 +450,80 @@ class TestOutbox:
         await storage.commit([EventAppended(event())])
         [newer] = await storage.outbox_pending(10)
         assert newer.seq > row.seq
+
+
+class TestOutboxForTheRelay:
+    async def test_backlog_counts_pending_rows_up_to_the_cap(self, storage: Storage) -> None:
+        """The backlog counts only pending rows, at most ``cap``, and names the oldest."""
+        events = [event(n=i) for i in range(5)]
+        await storage.commit([EventAppended(e) for e in events])
+        first = (await storage.outbox_pending(1))[0]
+        await storage.outbox_mark_delivered([first.seq], at(100))
+        backlog = await storage.outbox_backlog()
+        assert (backlog.pending, backlog.oldest_pending_at) == (4, events[1].recorded_at)
+        assert (await storage.outbox_backlog(cap=2)).pending == 2
+
+    async def test_backlog_of_empty_outbox(self, storage: Storage) -> None:
+        """Nothing pending: zero and no oldest time."""
+        backlog = await storage.outbox_backlog()
+        assert (backlog.pending, backlog.oldest_pending_at) == (0, None)
+
+    async def test_prune_is_bounded_by_its_limit(self, storage: Storage) -> None:
+        """Each call deletes at most ``limit`` rows; repeated calls finish the job."""
+        await storage.commit([EventAppended(event(n=i)) for i in range(7)])
+        rows = await storage.outbox_pending(10)
+        await storage.outbox_mark_delivered([r.seq for r in rows[:6]], at(10))
+        assert [await storage.outbox_prune(at(50), limit=4) for _ in range(3)] == [4, 2, 0]
+        stats = await storage.outbox_stats()
+        assert (stats.pending, stats.delivered) == (1, 0)
+
+    async def test_subscribers_hear_of_commits_that_append_events(self, storage: Storage) -> None:
+        """A listener is called after a commit with events, not after one without."""
+        calls: list[int] = []
+        storage.outbox_subscribe(lambda: calls.append(1))
+        await storage.commit([StationSeen("CP-1", "1.6", T0)])
+        assert calls == []
+        await storage.commit([StationSeen("CP-1", "1.6", T0), EventAppended(event())])
+        assert calls == [1]
+
+    async def test_one_storage_at_a_time_leads(self, storage: Storage, database_url: str) -> None:
+        """Of two storages on one database one leads; resigning or closing hands the role on."""
+        other = await open_storage(database_url)
+        try:
+            assert await storage.outbox_lead()
+            assert await storage.outbox_lead()  # still leading
+            assert not await other.outbox_lead()
+            await storage.outbox_resign()
+            assert await other.outbox_lead()
+            assert not await storage.outbox_lead()
+        finally:
+            await other.close()
+        assert await storage.outbox_lead()
+
+    @pytest.mark.postgres
+    async def test_a_lost_lock_session_ends_the_lead(self, postgres_url: str) -> None:
+        """When PostgreSQL ends the lock's session the leader learns it, then leads again."""
+        storage = await open_storage(postgres_url)
+        try:
+            assert await storage.outbox_lead()
+            admin = await asyncpg.connect(postgres_url)
+            try:
+                where = (
+                    " FROM pg_stat_activity"
+                    " WHERE application_name = 'csms-relay-lock' AND datname = current_database()"
+                )
+                await admin.execute(f"SELECT pg_terminate_backend(pid){where}")
+
+                async def ended() -> bool:  # terminating is asynchronous
+                    return bool(await admin.fetchval(f"SELECT count(*){where}") == 0)
+
+                await poll_until(ended, within=5)
+            finally:
+                await admin.close()
+            assert not await storage.outbox_lead()
+            assert await storage.outbox_lead()
+        finally:
+            await storage.close()
 
 
 class TestBatchIsolation:
