@@ -1,0 +1,1 @@
+"""Benchmark fixtures and helpers: not part of the product."""
