@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Benchmark the CSMS against two baselines in one run; see docs/benchmarks.md.
+#
+#   scripts/bench.sh            # everything, about 10 minutes
+#   BENCH_QUICK=1 scripts/bench.sh          # a short smoke run of the script itself
+#   BENCH_PROFILE=1 BENCH_ONLY=csms-pg scripts/bench.sh   # py-spy profiles too
+#
+# Servers: the bare `websockets` baseline, the `ocpp` package's documented
+# central system, `csms serve` on a fresh PostgreSQL database with a fresh
+# RabbitMQ exchange (with a durable, length-capped queue bound to it, so the
+# broker stores what it confirms), and `csms serve` on a fresh SQLite file.
+# Each server runs pinned to core 0, the load generator on core 1.
+# Everything is on loopback; each run is bounded in time. On exit this script
+# ends, by PID, only the processes it started, and drops the database, the
+# exchange and the files it made.
+#
+# Environment: BENCH_OUT (results folder; default a new /tmp/csms-bench.PID),
+# BENCH_ONLY (servers, default "bare ocpp csms-pg csms-sqlite"),
+# BENCH_DURATION (s per measurement, 10), BENCH_WARMUP (2), BENCH_STATIONS (1000),
+# BENCH_IDLE_STATIONS (19000), BENCH_MIXED_RATE (2000), BENCH_PROFILE (0),
+# BENCH_FLEET (1; 0 skips the idle and storm runs).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PY=${PY:-.venv/bin/python}
+CSMS=${CSMS:-.venv/bin/csms}
+PYSPY=${PYSPY:-.venv/bin/py-spy}
+QUICK=${BENCH_QUICK:-0}
+if ((QUICK)); then
+    : "${BENCH_DURATION:=3}" "${BENCH_STATIONS:=200}" "${BENCH_IDLE_STATIONS:=1000}"
+fi
+OUT=${BENCH_OUT:-/tmp/csms-bench.$$}
+ONLY=${BENCH_ONLY:-bare ocpp csms-pg csms-sqlite}
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+STATIONS=${BENCH_STATIONS:-1000}
+IDLE_STATIONS=${BENCH_IDLE_STATIONS:-19000}
+MIXED_RATE=${BENCH_MIXED_RATE:-2000}
+PROFILE=${BENCH_PROFILE:-0}
+FLEET=${BENCH_FLEET:-1}
+SERVER_CPU=0
+LOAD_CPU=1
+PG_HOST=127.0.0.1
+PG_URL="postgresql://postgres@$PG_HOST:5432"
+AMQP_URL="amqp://guest:guest@127.0.0.1:5672/"
+RUN_ID="$(date +%s)_$$"
+DB="csms_bench_$RUN_ID"
+EXCHANGE="csms.bench.$RUN_ID"
+ID_TAG=LOADGEN1
+
+mkdir -p "$OUT"
+RESULTS="$OUT/results.jsonl"
+: >"$RESULTS"
+declare -a STARTED=()
+SERVER_PID=
+DB_CREATED=0
+EXCHANGE_CREATED=0
+
+say() { printf '\n=== %s\n' "$*"; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# stop_pid PID: SIGTERM a process this script started, SIGKILL after 15 s.
+stop_pid() {
+    local pid=$1
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 150); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null || true
+    local kept=()
+    for other in "${STARTED[@]}"; do [[ $other == "$pid" ]] || kept+=("$other"); done
+    STARTED=("${kept[@]}")
+}
+
+cleanup() {
+    local pid
+    for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
+    if ((DB_CREATED)); then
+        dropdb -h "$PG_HOST" -U postgres --if-exists "$DB" || echo "bench: could not drop $DB" >&2
+    fi
+    if ((EXCHANGE_CREATED)); then
+        "$PY" scripts/bench/broker.py drop "$EXCHANGE" || echo "bench: could not drop $EXCHANGE" >&2
+    fi
+    rm -f "$OUT"/csms.db "$OUT"/csms.db-wal "$OUT"/csms.db-shm
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_server NAME PORT COMMAND...: start COMMAND pinned to the server core,
+# wait until PORT accepts connections; its PID is in SERVER_PID.
+start_server() {
+    local name=$1 port=$2
+    shift 2
+    taskset -c "$SERVER_CPU" "$@" >>"$OUT/$name.log" 2>&1 &
+    SERVER_PID=$!
+    STARTED+=("$SERVER_PID")
+    for _ in $(seq 300); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || die "$name exited at start; see $OUT/$name.log"
+        sleep 0.1
+    done
+    die "$name does not listen on $port after 30 s; see $OUT/$name.log"
+}
+
+stop_server() {
+    stop_pid "$SERVER_PID"
+    SERVER_PID=
+}
+
+# load LABEL PORT WORKLOAD [loadgen options...]: one measurement.
+load() {
+    local label=$1 port=$2 workload=$3
+    shift 3
+    say "$label: $workload $*"
+    local spy=
+    if ((PROFILE)) && [[ $label == csms* && $workload != idle && $workload != storm ]]; then
+        (
+            sleep "$((WARMUP + 3))"
+            taskset -c "$LOAD_CPU" "$PYSPY" record --pid "$SERVER_PID" --format raw --nonblocking \
+                --duration "$((DURATION > 4 ? DURATION - 3 : 2))" \
+                -o "$OUT/profile-$label-$workload.raw" >"$OUT/py-spy.log" 2>&1 || true
+        ) &
+        spy=$!
+    fi
+    taskset -c "$LOAD_CPU" "$PY" scripts/loadgen.py --url "ws://127.0.0.1:$port/ocpp" \
+        --workload "$workload" --server-pid "$SERVER_PID" --uvloop --duration "$DURATION" \
+        --warmup "$WARMUP" --id-tag "$ID_TAG" --label "$label" --json "$RESULTS" "$@" ||
+        echo "bench: loadgen exited with $? ($label $workload)"
+    if [[ -n $spy ]]; then
+        wait "$spy" || true
+        "$PY" scripts/bench/pyspy_top.py "$OUT/profile-$label-$workload.raw" --top 30 \
+            >"$OUT/profile-$label-$workload.txt" 2>&1 || true
+        head -n 25 "$OUT/profile-$label-$workload.txt"
+    fi
+}
+
+# message_workloads LABEL PORT [loadgen options...]
+message_workloads() {
+    local label=$1 port=$2
+    shift 2
+    load "$label" "$port" heartbeat16 --stations "$STATIONS" --id-prefix "HB-" "$@"
+    load "$label" "$port" metervalues16 --stations "$STATIONS" --id-prefix "MV-" "$@"
+    load "$label" "$port" transactionevent201 --stations "$STATIONS" --id-prefix "TE-" "$@"
+    load "$label" "$port" mixed --stations "$STATIONS" --ocpp both --rate "$MIXED_RATE" \
+        --id-prefix "MX-" "$@"
+}
+
+# fleet LABEL PORT COMMAND...: idle stations on a fresh server, then the same
+# stations reconnecting all at once to another fresh one (a restart's storm).
+fleet() {
+    local label=$1 port=$2
+    shift 2
+    ((FLEET)) || return 0
+    start_server "$label" "$port" "$@"
+    load "$label" "$port" idle --stations "$IDLE_STATIONS" --duration 5 --warmup 2 \
+        --id-prefix "ID-" --connect-timeout 60 --ocpp both
+    stop_server
+    start_server "$label" "$port" "$@"
+    load "$label" "$port" storm --stations "$IDLE_STATIONS" --duration 1 --warmup 0 \
+        --id-prefix "ID-" --connect-timeout 60 --ocpp both
+    stop_server
+}
+
+machine() {
+    echo "nproc: $(nproc)"
+    lscpu | grep -E '^Model name' || true
+    echo "kernel: $(uname -r)"
+    echo "python: $("$PY" -V 2>&1)"
+    echo "open files: soft $(ulimit -Sn), hard $(ulimit -Hn)"
+    "$PY" -m pip list 2>/dev/null |
+        grep -iE '^(websockets|ocpp|uvloop|asyncpg|aio-pika|aiormq|orjson|fastjsonschema|structlog|py-spy) ' || true
+    psql -h "$PG_HOST" -U postgres -Atc 'SHOW server_version' 2>/dev/null | sed 's/^/postgresql: /' || true
+    echo "git: $(git rev-parse --short HEAD)$(git diff --quiet -- csms protocols || echo ' + uncommitted changes in csms/ protocols/')"
+}
+
+ulimit -n "$(ulimit -Hn)"
+say "machine"
+machine | tee "$OUT/machine.txt"
+started=$SECONDS
+
+for server in $ONLY; do
+    case $server in
+    bare)
+        cmd=("$PY" scripts/bench/bare_baseline.py --port 9101)
+        start_server bare 9101 "${cmd[@]}"
+        message_workloads bare 9101
+        stop_server
+        fleet bare 9101 "${cmd[@]}"
+        ;;
+    ocpp)
+        cmd=("$PY" scripts/bench/ocpp_baseline.py --port 9102)
+        start_server ocpp 9102 "${cmd[@]}"
+        message_workloads ocpp 9102
+        stop_server
+        fleet ocpp 9102 "${cmd[@]}"
+        ;;
+    csms-pg)
+        createdb -h "$PG_HOST" -U postgres "$DB"
+        DB_CREATED=1
+        "$PY" scripts/bench/broker.py sink "$EXCHANGE"
+        EXCHANGE_CREATED=1
+        export CSMS_DATABASE_URL="$PG_URL/$DB" CSMS_AMQP_URL="$AMQP_URL"
+        export CSMS_AMQP_EXCHANGE="$EXCHANGE" CSMS_UNKNOWN_STATIONS=accept
+        export CSMS_HOST=127.0.0.1 CSMS_PORT=9100 CSMS_HTTP_PORT=9180
+        "$CSMS" migrate >>"$OUT/csms-pg.log" 2>&1
+        "$CSMS" tokens add "$ID_TAG" >>"$OUT/csms-pg.log" 2>&1
+        start_server csms-pg 9100 "$CSMS" serve
+        message_workloads csms-pg 9100 --outbox-dsn "$CSMS_DATABASE_URL"
+        stop_server
+        fleet csms-pg 9100 "$CSMS" serve
+        unset CSMS_DATABASE_URL CSMS_AMQP_URL CSMS_AMQP_EXCHANGE
+        ;;
+    csms-sqlite)
+        export CSMS_DATABASE_URL="sqlite:///$OUT/csms.db" CSMS_UNKNOWN_STATIONS=accept
+        export CSMS_HOST=127.0.0.1 CSMS_PORT=9110 CSMS_HTTP_PORT=9190
+        unset CSMS_AMQP_URL
+        "$CSMS" migrate >>"$OUT/csms-sqlite.log" 2>&1
+        "$CSMS" tokens add "$ID_TAG" >>"$OUT/csms-sqlite.log" 2>&1
+        start_server csms-sqlite 9110 "$CSMS" serve
+        load csms-sqlite 9110 metervalues16 --stations "$STATIONS" --id-prefix "MV-"
+        load csms-sqlite 9110 heartbeat16 --stations "$STATIONS" --id-prefix "HB-"
+        stop_server
+        unset CSMS_DATABASE_URL
+        ;;
+    *) die "unknown server $server (bare, ocpp, csms-pg, csms-sqlite)" ;;
+    esac
+done
+
+say "results ($((SECONDS - started)) s; raw reports in $RESULTS)"
+"$PY" scripts/bench/table.py "$RESULTS" | tee "$OUT/table.md"
