@@ -373,29 +373,6 @@ class PostgresStorage:
             rows = await self._pool.fetch(sql, limit)
         return [_outbox_row(row) for row in rows]
 
-
-# --- plumbing -------------------------------------------------------------------
-
-
-async def _close_quietly(conn: asyncpg.Connection[asyncpg.Record]) -> None:
-    """Close ``conn``, terminating it when the server does not answer."""
-    try:
-        await conn.close(timeout=PING_TIMEOUT_S)
-    except (*_UNAVAILABLE, *_FAILED):
-        conn.terminate()
-
-
-async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
-    # jsonb's binary format is a version byte (1) and the JSON text: orjson
-    # reads and writes it without a detour through str.
-    await conn.set_type_codec(
-        "jsonb",
-        schema="pg_catalog",
-        encoder=_encode_jsonb,
-        decoder=_decode_jsonb,
-        format="binary",
-    )
-
     def outbox_subscribe(self, listener: Callable[[], None]) -> None:
         self._outbox_listeners.append(listener)
 
@@ -434,6 +411,29 @@ async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
         conn, self._relay_lock = self._relay_lock, None
         if conn is not None:
             await _close_quietly(conn)  # ending the session releases the lock
+
+
+# --- plumbing -------------------------------------------------------------------
+
+
+async def _close_quietly(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Close ``conn``, terminating it when the server does not answer."""
+    try:
+        await conn.close(timeout=PING_TIMEOUT_S)
+    except (*_UNAVAILABLE, *_FAILED):
+        conn.terminate()
+
+
+async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    # jsonb's binary format is a version byte (1) and the JSON text: orjson
+    # reads and writes it without a detour through str.
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        format="binary",
+    )
 
 
 def _encode_jsonb(value: Any) -> bytes:
