@@ -2,31 +2,38 @@
 
 ``run`` serves until SIGTERM/SIGINT, then shuts down in the order that loses
 nothing: stop accepting and close stations with 1001 (their handlers submit
-their last writes), stop the HTTP listener, flush storage.
+their last writes and events), give the outbox relay a moment to publish
+what is pending, stop the HTTP listener, flush storage.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import signal
 import ssl
 from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
 
 from csms.errors import ConfigurationError
+from csms.events.amqp import AmqpPublisher
+from csms.events.relay import OutboxRelay
 from csms.http import OpsHttp, build_app
 from csms.ports import Storage
 from csms.server import StationServer
 from csms.services import Services
 from csms.settings import Settings
-from csms.storage import open_storage
+from csms.storage import mask_password, open_storage
 from protocols import adapters
 
 log = structlog.get_logger("csms.app")
 
 SHUTDOWN_BUDGET = 8.0
+# Of it, what the relay gets to publish the events of the last moments.
+RELAY_DRAIN_BUDGET = 3.0
 
 
 @dataclass(slots=True)
@@ -37,12 +44,15 @@ class Running:
     storage: Storage
     stations: StationServer
     http: OpsHttp
+    relay: OutboxRelay | None = None
 
     async def stop(self) -> None:
         try:
             await asyncio.wait_for(self.stations.stop(), SHUTDOWN_BUDGET / 2)
         except TimeoutError:
             log.warning("stations_close_slow")
+        if self.relay is not None:
+            await self.relay.stop(RELAY_DRAIN_BUDGET)
         await self.http.stop()
         await self.storage.close()
 
@@ -79,7 +89,9 @@ async def start(settings: Settings) -> Running:
             ping_timeout=settings.ws_ping_timeout,
             max_frame_bytes=settings.max_frame_bytes,
         )
-        http = OpsHttp(build_app(storage, broker_state=lambda: "disabled"))
+        relay = _relay(storage, settings)
+        broker_state = (lambda: relay.broker_state) if relay is not None else lambda: "disabled"
+        http = OpsHttp(build_app(storage, broker_state=broker_state))
         await _listen(
             "CSMS_HTTP_PORT", settings.http_port, http.start(settings.host, settings.http_port)
         )
@@ -95,7 +107,22 @@ async def start(settings: Settings) -> Running:
     except BaseException:
         await storage.close()
         raise
-    return Running(settings, storage, stations, http)
+    if relay is not None:
+        relay.start()
+    return Running(settings, storage, stations, http, relay)
+
+
+def _relay(storage: Storage, settings: Settings) -> OutboxRelay | None:
+    """The outbox relay, or None without CSMS_AMQP_URL (events wait in the outbox)."""
+    if not settings.amqp_url:
+        return None
+    log.info(
+        "relay_configured",
+        broker=mask_password(settings.amqp_url),
+        exchange=settings.amqp_exchange,
+    )
+    connect = functools.partial(AmqpPublisher.connect, settings.amqp_url, settings.amqp_exchange)
+    return OutboxRelay(storage, connect, retention=timedelta(hours=settings.outbox_retention_hours))
 
 
 async def _listen(name: str, port: int, starting: object) -> None:

@@ -61,3 +61,35 @@ STORAGE_COMMIT_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
     registry=REGISTRY,
 )
+OUTBOX_PENDING = Gauge(
+    "csms_outbox_pending_events",
+    "Outbox events not yet confirmed by the broker (counted up to 1,000,000).",
+    registry=REGISTRY,
+)
+OUTBOX_OLDEST_PENDING_SECONDS = Gauge(
+    "csms_outbox_oldest_pending_seconds",
+    "Age of the oldest outbox event not yet confirmed by the broker (0 when none).",
+    registry=REGISTRY,
+)
+EVENTS_PUBLISHED = Counter(
+    "csms_events_published_total",
+    "Events the broker confirmed, by event type (a resend after a failure counts again).",
+    ["type"],
+    registry=REGISTRY,
+)
+EVENT_PUBLISH_FAILURES = Counter(
+    "csms_event_publish_failures_total",
+    "Events whose publish was not confirmed (broker refused it or the link broke); resent.",
+    registry=REGISTRY,
+)
+EVENT_CONFIRM_SECONDS = Histogram(
+    "csms_event_confirm_seconds",
+    "Time from publishing a batch of events to the broker's last confirm of it.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+OUTBOX_RELAY_LEADER = Gauge(
+    "csms_outbox_relay_leader",
+    "1 while this process is the one relay publishing the outbox, else 0 (standby).",
+    registry=REGISTRY,
+)

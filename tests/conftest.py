@@ -8,6 +8,9 @@
 - ``database_url``: each of the above in turn (test ids ``sqlite`` and
   ``postgres``); depend on it to run a test against both adapters.
 - ``storage``: an opened, migrated ``Storage`` on ``database_url``, closed afterwards.
+- ``amqp_url``: the RabbitMQ named by ``CSMS_TEST_AMQP_URL`` (default: the
+  local broker), checked reachable; skipped (failed under ``CI=true``) if not.
+  Tests isolate themselves with their own exchange and queue names.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
+import aio_pika
+import aiormq.exceptions
 import asyncpg
 import pytest
 
@@ -26,11 +31,17 @@ from csms.ports import Storage
 from csms.storage import mask_password, open_storage
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_TEST_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 def postgres_server_url() -> str:
     """The PostgreSQL server that tests create their databases on."""
     return os.environ.get("CSMS_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
+
+
+def amqp_server_url() -> str:
+    """The RabbitMQ that event tests publish to and consume from."""
+    return os.environ.get("CSMS_TEST_AMQP_URL", DEFAULT_TEST_AMQP_URL)
 
 
 def service_missing(reason: str) -> NoReturn:
@@ -88,3 +99,15 @@ async def storage(database_url: str) -> AsyncIterator[Storage]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+async def amqp_url() -> str:
+    """The URL of a reachable RabbitMQ (its default vhost unless configured)."""
+    url = amqp_server_url()
+    try:
+        connection = await aio_pika.connect(url, timeout=5)
+    except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
+        service_missing(f"RabbitMQ at {mask_password(url)} is unreachable: {exc}")
+    await connection.close()
+    return url
