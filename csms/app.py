@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import structlog
 
+from csms.api import Api, auth_middleware
 from csms.errors import ConfigurationError
 from csms.events.amqp import AmqpPublisher
 from csms.events.relay import OutboxRelay
@@ -91,7 +92,15 @@ async def start(settings: Settings) -> Running:
         )
         relay = _relay(storage, settings)
         broker_state = (lambda: relay.broker_state) if relay is not None else lambda: "disabled"
-        http = OpsHttp(build_app(storage, broker_state=broker_state))
+        api = Api(storage, services, stations)
+        http = OpsHttp(
+            build_app(
+                storage,
+                broker_state=broker_state,
+                extra_routes=api.routes(),
+                middlewares=[auth_middleware(settings.api_token)],
+            )
+        )
         await _listen(
             "CSMS_HTTP_PORT", settings.http_port, http.start(settings.host, settings.http_port)
         )

@@ -69,6 +69,8 @@ class Station:
     registered_at: datetime | None = None
     last_boot_at: datetime | None = None
     last_seen_at: datetime | None = None
+    # Valid until the station reconnects with the new password (rotation).
+    previous_password_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,8 +22,9 @@ def build_app(
     storage: Storage,
     broker_state: BrokerState,
     extra_routes: list[web.RouteDef] | None = None,
+    middlewares: list[Any] | None = None,
 ) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=middlewares or [])
 
     async def live(_: web.Request) -> web.Response:
         return web.json_response({"status": "live"})

@@ -132,6 +132,7 @@ WriteOp = (
 @dataclass(frozen=True, slots=True)
 class TransactionFilter:
     station_id: str | None = None
+    transaction_id: str | None = None
     id_token: str | None = None
     active: bool | None = None
     started_after: datetime | None = None
@@ -195,6 +196,14 @@ class Storage(Protocol):
     ) -> Station:
         """Create or update a registration; UNCHANGED keeps the stored value."""
         ...
+
+    async def rotate_station_password(self, station_id: str, password_hash: str) -> bool:
+        """Set a new password, keeping the one in use valid until retired.
+        False if the station is not registered. A second rotation before the
+        first was picked up keeps the oldest (the one the station still has)."""
+        ...
+
+    async def retire_previous_password(self, station_id: str) -> None: ...
 
     async def list_stations(self) -> list[Station]: ...
 

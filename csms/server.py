@@ -13,7 +13,7 @@ import base64
 import binascii
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -102,7 +102,11 @@ class StationServer:
         self._ping_timeout = ping_timeout
         self._max_frame_bytes = max_frame_bytes
         self._links: dict[str, StationLink] = {}
-        self._admitted: dict[int, str] = {}
+        self._admitted: dict[int, tuple[str, bool]] = {}
+        # New passwords waiting for their station to connect (memory only: a
+        # secret is not written to disk in clear; see README "Passwords").
+        self._pending_passwords: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._replies = rpc.ReplyCache()
         self._server: Server | None = None
         self._message_counters: dict[tuple[str, str, str], Callable[[], None]] = {}
@@ -139,6 +143,9 @@ class StationServer:
             return
         self._server.close(close_connections=True)
         await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # --- what the rest of the CSMS may ask ----------------------------------
 
@@ -186,6 +193,39 @@ class StationServer:
                 link.outgoing.end()
         metrics.MESSAGES.labels("out", action, version, "ok").inc()
         return result
+
+    async def change_password(self, station_id: str, password: str) -> str | None:
+        """Send a rotated password to the station if it is connected; return its
+        answer (Accepted, Rejected...), or None when it waits for the station.
+
+        The station keeps being admitted with its old password until it
+        reconnects with the new one (see StationService.rotate_password).
+        """
+        self._pending_passwords[station_id] = password
+        if station_id not in self._links:
+            return None
+        return await self._send_password(station_id)
+
+    async def _send_password(self, station_id: str) -> str:
+        link = self._links[station_id]
+        action, payload = link.adapter.set_password(self._pending_passwords[station_id])
+        answer = await self.call(station_id, action, payload)
+        status = link.adapter.password_status(answer)
+        if status == "Accepted":
+            self._pending_passwords.pop(station_id, None)
+        log.info("password_sent", station_id=station_id, status=status)
+        return status
+
+    async def _deliver_password(self, station_id: str) -> None:
+        try:
+            await self._send_password(station_id)
+        except (StationNotConnectedError, rpc.CallErrorReceived, rpc.CallTimeoutError) as exc:
+            log.warning("password_not_delivered", station_id=station_id, error=repr(exc))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # --- handshake ----------------------------------------------------------
 
@@ -240,7 +280,7 @@ class StationServer:
             )
             response.headers["WWW-Authenticate"] = 'Basic realm="csms", charset="UTF-8"'
             return response
-        self._admitted[id(connection)] = station_id
+        self._admitted[id(connection)] = (station_id, admission.uses_previous_password)
         return None
 
     def _refuse(
@@ -258,7 +298,7 @@ class StationServer:
     # --- connection ---------------------------------------------------------
 
     async def _serve_connection(self, ws: ServerConnection) -> None:
-        station_id = self._admitted.pop(id(ws))
+        station_id, uses_previous_password = self._admitted.pop(id(ws))
         adapter = self._adapters[str(ws.subprotocol)]
         version = adapter.ocpp_version
         link = StationLink(station_id, adapter, ws)
@@ -276,6 +316,8 @@ class StationServer:
         self._services.transactions.forget_station(station_id)
         try:
             await self._services.stations.connected(station_id, version, remote)
+            if uses_previous_password and station_id in self._pending_passwords:
+                self._spawn(self._deliver_password(station_id))
             async for frame in ws:
                 await self._on_frame(link, ctx, frame)
         except ConnectionClosed:

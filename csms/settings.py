@@ -36,6 +36,7 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
+    api_token: str = ""
 
     @classmethod
     def load(

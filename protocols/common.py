@@ -16,6 +16,8 @@ from csms.services import StationContext
 from protocols.schemas import SchemaSet
 
 Handler = Callable[[StationContext, dict[str, Any]], Awaitable[dict[str, Any]]]
+CallBuilder = Callable[[str], tuple[str, dict[str, Any]]]
+AnswerReader = Callable[[dict[str, Any]], str]
 
 PROPERTY_VIOLATION = "PropertyConstraintViolation"
 
@@ -33,6 +35,9 @@ class Adapter:
     codes: ErrorCodes
     schemas: SchemaSet
     routes: dict[str, Handler]
+    # CSMS-initiated calls with a version-neutral meaning.
+    set_password: CallBuilder
+    password_status: AnswerReader
     _known: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -40,6 +45,19 @@ class Adapter:
         for action in self.routes:  # compile the hot validators up front
             self.schemas.request(action)
             self.schemas.response(action)
+
+    def validate_request(self, action: str, payload: dict[str, Any]) -> None:
+        """Check a CALL the CSMS is about to send; RpcError if it is not valid."""
+        validator = self.schemas.request(action)
+        if validator is None:
+            raise RpcError("NotImplemented", f"{action} is not an OCPP {self.ocpp_version} action")
+        self.schemas.check(validator, payload, "-")
+
+    def validate_response(self, action: str, payload: dict[str, Any]) -> None:
+        """Check a station's CALLRESULT to the CSMS's CALL."""
+        validator = self.schemas.response(action)
+        if validator is not None:
+            self.schemas.check(validator, payload, "-")
 
     def action_label(self, action: str) -> str:
         """The action as a metric label: a station cannot invent new series."""

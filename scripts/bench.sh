@@ -182,6 +182,8 @@ machine() {
 ulimit -n "$(ulimit -Hn)"
 say "machine"
 machine | tee "$OUT/machine.txt"
+echo "busiest processes before the run (anything but postgres/rabbitmq here is noise):"
+top -b -n 1 -o %CPU -w 160 | sed -n '7,12p' | tee -a "$OUT/machine.txt"
 started=$SECONDS
 
 for server in $ONLY; do
@@ -192,6 +194,12 @@ for server in $ONLY; do
         message_workloads bare 9101
         stop_server
         fleet bare 9101 "${cmd[@]}"
+        if ((FLEET)); then # the same storm with a listen backlog that fits it
+            start_server bare-backlog 9101 "${cmd[@]}" --backlog 4096
+            load bare-backlog 9101 storm --stations "$IDLE_STATIONS" --duration 1 --warmup 0 \
+                --id-prefix "ID-" --connect-timeout 60 --ocpp both
+            stop_server
+        fi
         ;;
     ocpp)
         cmd=("$PY" scripts/bench/ocpp_baseline.py --port 9102)

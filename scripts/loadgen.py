@@ -756,6 +756,14 @@ class ProcSample:
     threads: int
 
 
+def machine_busy_s() -> float:
+    """CPU seconds all cores of this machine spent busy since boot (/proc/stat)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def read_proc(pid: int) -> ProcSample:
     """CPU seconds (user + system, all threads), RSS and peak RSS of ``pid``."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
@@ -817,10 +825,12 @@ def run(config: Config, server_pid: int | None, outbox_dsn: str | None) -> dict[
     deadline = time.monotonic() + config.connect_timeout + 60 + config.warmup + config.duration
     try:
         before = sample()
+        machine_before = machine_busy_s()
         connect_at = time.monotonic() + 1.0  # every worker is up by then
         for pipe in pipes:
             pipe.send(connect_at)
         ready = _gather(pipes, "ready", deadline, sample)
+        at_ready = sample()
         connected_at = time.monotonic()
         up = sum(int(count) for count in ready)
         window = Window(
@@ -833,8 +843,10 @@ def run(config: Config, server_pid: int | None, outbox_dsn: str | None) -> dict[
             pipe.send(window)
         _sleep_sampling(window.measure, sample)
         at_measure = sample()
+        machine_measure = machine_busy_s()
         _sleep_sampling(window.end, sample)
         at_end = sample()
+        machine_end = machine_busy_s()
         wall_end = time.time()
         results: list[WorkerResult] = _gather(pipes, "done", deadline, sample)
     finally:
@@ -895,6 +907,11 @@ def run(config: Config, server_pid: int | None, outbox_dsn: str | None) -> dict[
         "server_calls": total.server_calls,
         "disconnects": total.disconnects,
         "loadgen_cpu_s": total.cpu_s,
+        # Every process on the machine, in cores busy: more than server + generator
+        # + database + broker means someone else was using the machine.
+        "machine_busy_cores": (machine_end - machine_measure) / max(1e-9, config.duration),
+        "machine_busy_setup_cores": (machine_measure - machine_before)
+        / max(1e-9, window.measure - connect_at + 1.0),
     }
     if at_measure is not None and at_end is not None and before is not None:
         seconds = at_end.at - at_measure.at
@@ -911,6 +928,7 @@ def run(config: Config, server_pid: int | None, outbox_dsn: str | None) -> dict[
             if up
             else math.nan,
             server_threads=at_end.threads,
+            server_setup_cpu_s=(at_ready.cpu_s - before.cpu_s) if at_ready else math.nan,
         )
     if outbox_dsn:
         report.update(outbox_lag(outbox_dsn, wall_start, wall_end))
@@ -1045,7 +1063,10 @@ def print_report(report: dict[str, Any]) -> None:
         )
     elif "outbox_error" in report:
         print(f"  outbox: {report['outbox_error']}")
-    print(f"  load generator CPU {report['loadgen_cpu_s']:.1f} s")
+    print(
+        f"  load generator CPU {report['loadgen_cpu_s']:.1f} s; machine busy "
+        f"{report['machine_busy_cores']:.2f} of {os.cpu_count()} cores in the window"
+    )
 
 
 # --- command line -------------------------------------------------------------

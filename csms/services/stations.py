@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from csms.ports import (
     StationSeen,
     Storage,
 )
-from csms.security import PasswordVerifier
+from csms.security import PasswordVerifier, hash_password
 from csms.services.outbox import report
 
 # A Heartbeat refreshes last_seen_at in the database at most this often; the
@@ -37,6 +38,9 @@ class Refusal(enum.StrEnum):
 class Admission:
     station: Station | None
     refusal: Refusal | None = None
+    # The station logged in with the password a rotation replaced: it has not
+    # received the new one yet.
+    uses_previous_password: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +84,25 @@ class StationService:
             if not self._accept_unknown:
                 return Admission(None, Refusal.UNKNOWN_STATION)
             station = await self._storage.register_station(station_id, at=self._clock())
-        if station.password_hash is not None:
-            if password is None:
-                return Admission(station, Refusal.MISSING_PASSWORD)
-            if not await self._passwords.verify(station_id, password, station.password_hash):
-                return Admission(station, Refusal.WRONG_PASSWORD)
-        return Admission(station)
+        if station.password_hash is None:
+            return Admission(station)
+        if password is None:
+            return Admission(station, Refusal.MISSING_PASSWORD)
+        if await self._passwords.verify(station_id, password, station.password_hash):
+            if station.previous_password_hash is not None:
+                # The station has the rotated password: the old one is retired.
+                await self._storage.retire_previous_password(station_id)
+            return Admission(station)
+        previous = station.previous_password_hash
+        if previous is not None and await self._passwords.verify(station_id, password, previous):
+            return Admission(station, uses_previous_password=True)
+        return Admission(station, Refusal.WRONG_PASSWORD)
+
+    async def rotate_password(self, station_id: str, password: str) -> bool:
+        """Store a new password; the old one stays valid until the station
+        reconnects with the new one. False for an unknown station."""
+        digest = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
+        return await self._storage.rotate_station_password(station_id, digest)
 
     async def connected(self, station_id: str, ocpp_version: str, remote: str | None) -> None:
         now = self._clock()

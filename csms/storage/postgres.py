@@ -212,6 +212,20 @@ class PostgresStorage:
         assert row is not None  # an upsert always returns its row
         return _station(row)
 
+    async def rotate_station_password(self, station_id: str, password_hash: str) -> bool:
+        sql = (
+            "UPDATE stations SET previous_password_hash = coalesce(previous_password_hash,"
+            " password_hash), password_hash = $1 WHERE id = $2"
+        )
+        with _translate(f"rotate password of {station_id!r}"):
+            status = await self._pool.execute(sql, password_hash, station_id)
+        return bool(status == "UPDATE 1")
+
+    async def retire_previous_password(self, station_id: str) -> None:
+        sql = "UPDATE stations SET previous_password_hash = NULL WHERE id = $1"
+        with _translate(f"retire previous password of {station_id!r}"):
+            await self._pool.execute(sql, station_id)
+
     async def list_stations(self) -> list[Station]:
         with _translate("list stations"):
             rows = await self._pool.fetch(f"{_SELECT_STATIONS} ORDER BY id")
@@ -472,6 +486,7 @@ def _transactions_query(where: TransactionFilter) -> tuple[str, list[Any]]:
     params: list[Any] = []
     for column_test, value in (
         ("station_id =", where.station_id),
+        ("transaction_id =", where.transaction_id),
         ("id_token =", where.id_token),
         ("started_at >=", where.started_after),
         ("started_at <", where.started_before),
@@ -625,7 +640,8 @@ def _transaction_row(t: Transaction, now: datetime) -> Row:
 
 _SELECT_STATIONS = (
     "SELECT id, password_hash, security_profile, ocpp_version, vendor, model, serial_number,"
-    " firmware_version, boot_info, registered_at, last_boot_at, last_seen_at FROM stations"
+    " firmware_version, boot_info, registered_at, last_boot_at, last_seen_at,"
+    " previous_password_hash FROM stations"
 )
 _SELECT_ID_TOKENS = "SELECT id_token, status, type, expires_at, group_id, updated_at FROM id_tokens"
 _SELECT_CONNECTORS = (
@@ -649,7 +665,7 @@ def _id_token(r: asyncpg.Record) -> IdToken:
 
 
 def _station(r: asyncpg.Record) -> Station:
-    return Station(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+    return Station(*r)
 
 
 def _connector(r: asyncpg.Record) -> ConnectorStatus:
@@ -701,7 +717,8 @@ ON CONFLICT (id) DO UPDATE SET
                             ELSE EXCLUDED.security_profile END,
     registered_at = COALESCE(stations.registered_at, EXCLUDED.registered_at)
 RETURNING id, password_hash, security_profile, ocpp_version, vendor, model, serial_number,
-          firmware_version, boot_info, registered_at, last_boot_at, last_seen_at
+          firmware_version, boot_info, registered_at, last_boot_at, last_seen_at,
+          previous_password_hash
 """
 
 _PUT_ID_TOKEN = """

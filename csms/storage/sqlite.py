@@ -186,6 +186,28 @@ class SqliteStorage:
 
         return await self._call(f"register station {station_id!r}", register)
 
+    async def rotate_station_password(self, station_id: str, password_hash: str) -> bool:
+        sql = (
+            "UPDATE stations SET previous_password_hash = coalesce(previous_password_hash,"
+            " password_hash), password_hash = ? WHERE id = ?"
+        )
+        params = (password_hash, station_id)
+
+        def rotate(conn: sqlite3.Connection) -> bool:
+            with _write_transaction(conn):
+                return conn.execute(sql, params).rowcount == 1
+
+        return await self._call("rotate station password", rotate)
+
+    async def retire_previous_password(self, station_id: str) -> None:
+        sql = "UPDATE stations SET previous_password_hash = NULL WHERE id = ?"
+
+        def retire(conn: sqlite3.Connection) -> None:
+            with _write_transaction(conn):
+                conn.execute(sql, (station_id,))
+
+        await self._call("retire previous password", retire)
+
     async def list_stations(self) -> list[Station]:
         sql = f"{_SELECT_STATIONS} ORDER BY id"
         return await self._call("list stations", lambda conn: _all(conn, sql, (), _station))
@@ -513,6 +535,7 @@ def _transactions_query(where: TransactionFilter) -> tuple[str, list[Any]]:
     params: list[Any] = []
     for clause, value in (
         ("station_id = ?", where.station_id),
+        ("transaction_id = ?", where.transaction_id),
         ("id_token = ?", where.id_token),
         ("started_at >= ?", _ts_or_none(where.started_after)),
         ("started_at < ?", _ts_or_none(where.started_before)),
@@ -717,7 +740,8 @@ def _json(value: Any) -> str:
 
 _SELECT_STATIONS = (
     "SELECT id, password_hash, security_profile, ocpp_version, vendor, model, serial_number,"
-    " firmware_version, boot_info, registered_at, last_boot_at, last_seen_at FROM stations"
+    " firmware_version, boot_info, registered_at, last_boot_at, last_seen_at,"
+    " previous_password_hash FROM stations"
 )
 _SELECT_ID_TOKENS = "SELECT id_token, status, type, expires_at, group_id, updated_at FROM id_tokens"
 _SELECT_CONNECTORS = (
@@ -738,7 +762,22 @@ _SELECT_OUTBOX = (
 
 def _station(r: Row) -> Station:
     boot_info = orjson.loads(r[8])
-    return Station(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], boot_info, *map(_dt, r[9:12]))
+    registered_at, last_boot_at, last_seen_at = map(_dt, r[9:12])
+    return Station(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        boot_info,
+        registered_at,
+        last_boot_at,
+        last_seen_at,
+        r[12],
+    )
 
 
 def _id_token(r: Row) -> IdToken:

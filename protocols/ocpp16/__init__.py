@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from csms.rpc import ErrorCodes
 from protocols.common import Adapter
+from protocols.ocpp16 import commands
 from protocols.ocpp16.routes import ROUTES
 from protocols.schemas import SchemaSet
 
@@ -20,4 +21,12 @@ CODES = ErrorCodes(
 
 
 def adapter() -> Adapter:
-    return Adapter(SUBPROTOCOL, "1.6", CODES, SchemaSet("v16", "", CODES), ROUTES)
+    return Adapter(
+        SUBPROTOCOL,
+        "1.6",
+        CODES,
+        SchemaSet("v16", "", CODES),
+        ROUTES,
+        set_password=commands.set_password,
+        password_status=commands.password_status,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from csms.rpc import ErrorCodes
 from protocols.common import Adapter
+from protocols.ocpp201 import commands
 from protocols.ocpp201.routes import ROUTES
 from protocols.schemas import SchemaSet
 
@@ -22,4 +23,12 @@ CODES = ErrorCodes(
 
 
 def adapter() -> Adapter:
-    return Adapter(SUBPROTOCOL, "2.0.1", CODES, SchemaSet("v201", "Request", CODES), ROUTES)
+    return Adapter(
+        SUBPROTOCOL,
+        "2.0.1",
+        CODES,
+        SchemaSet("v201", "Request", CODES),
+        ROUTES,
+        set_password=commands.set_password,
+        password_status=commands.password_status,
+    )

@@ -25,6 +25,7 @@ TITLES = {
     "ocpp": "`ocpp` package",
     "csms-pg": "CSMS (PostgreSQL + RabbitMQ)",
     "csms-sqlite": "CSMS (SQLite)",
+    "bare-backlog": "bare websockets, backlog 4096",
 }
 
 
@@ -52,7 +53,10 @@ def _idle(r: Report) -> str:
 
 def _storm(r: Report) -> str:
     failed = sum(r["connect_failures"].values())
-    return f"{r['booted']:,} booted in {r['all_booted_s']:.1f} s, {failed} failed"
+    text = f"{r['booted']:,} booted in {r['all_booted_s']:.1f} s, {failed} failed"
+    if "server_setup_cpu_s" in r:
+        text += f" (server CPU {r['server_setup_cpu_s']:.0f} s)"
+    return text
 
 
 def _ok(value: float, bound: float, *, at_least: bool) -> bool:
@@ -169,8 +173,8 @@ def targets_table(runs: dict[tuple[str, str], Report]) -> list[str]:
 def detail_table(runs: dict[tuple[str, str], Report]) -> list[str]:
     rows = [
         "| server | workload | stations | answered/s | p50 / p90 / p99 / max ms | errors "
-        "| server CPU | CPU/CALL | server RSS | load generator CPU |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| server CPU | CPU/CALL | server RSS | load generator CPU | machine busy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (label, workload), r in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         errors = sum(r["call_errors"].values()) + r["timeouts"] + r["disconnects"]
@@ -188,7 +192,7 @@ def detail_table(runs: dict[tuple[str, str], Report]) -> list[str]:
             f"| {TITLES.get(label, label)} | {workload} | {r['stations_up']:,} "
             f"| {r['answered_per_s']:,.0f} | {latency} | {errors} | {cpu} "
             f"| {'-' if math.isnan(per_call) else f'{per_call:.0f} us'} | {rss:.0f} MiB "
-            f"| {r['loadgen_cpu_s']:.1f} s |"
+            f"| {r['loadgen_cpu_s']:.1f} s | {r.get('machine_busy_cores', math.nan):.2f} cores |"
         )
     return rows
 

@@ -1,0 +1,348 @@
+"""The REST API as an operator or the app backend uses it, every route of the OpenAPI file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+from openapi_spec_validator import validate
+
+from csms.app import Running
+from csms.openapi import OPENAPI
+from csms.security import hash_password
+from scripts.simulate import CallError, SimStation
+from tests.integration.conftest import StartCsms, http_url, ws_url
+
+TOKEN = "test-api-token-0123456789"
+EXERCISED: set[tuple[str, str]] = set()
+
+
+class Client:
+    def __init__(self, running: Running, session: aiohttp.ClientSession, token: str | None):
+        self.running = running
+        self.session = session
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def request(
+        self, method: str, path: str, template: str, body: Any = None, **params: str
+    ) -> tuple[int, Any]:
+        EXERCISED.add((method.lower(), template))
+        async with self.session.request(
+            method,
+            http_url(self.running, path),
+            json=body,
+            params=params or None,
+            headers=self.headers,
+        ) as r:
+            return r.status, await r.json()
+
+
+@pytest.fixture
+async def csms_api(start_csms: StartCsms) -> Running:
+    return await start_csms(api_token=TOKEN, call_timeout=1.0)
+
+
+@pytest.fixture
+async def api(csms_api: Running) -> AsyncIterator[Client]:
+    async with aiohttp.ClientSession() as session:
+        yield Client(csms_api, session, TOKEN)
+
+
+class TestAuthentication:
+    async def test_missing_or_wrong_token_is_401(self, csms_api: Running) -> None:
+        """With CSMS_API_TOKEN set, a request without the right bearer token is refused."""
+        async with aiohttp.ClientSession() as session:
+            for headers in ({}, {"Authorization": "Bearer wrong"}):
+                async with session.get(
+                    http_url(csms_api, "/api/v1/stations"), headers=headers
+                ) as r:
+                    assert r.status == 401
+                    assert (await r.json())["error"] == "unauthorized"
+            async with session.get(http_url(csms_api, "/health/live")) as r:
+                assert r.status == 200
+
+    async def test_without_token_loopback_is_allowed(self, csms: Running) -> None:
+        """Without CSMS_API_TOKEN the API answers local clients."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(http_url(csms, "/api/v1/stations")) as r,
+        ):
+            assert r.status == 200
+
+
+class TestOpenApi:
+    async def test_document_is_served_and_valid(self, api: Client) -> None:
+        """/api/v1/openapi.json is a valid OpenAPI 3.1 document."""
+        status, body = await api.request("GET", "/api/v1/openapi.json", "/api/v1/openapi.json")
+        assert status == 200
+        validate(body)
+
+
+class TestStations:
+    async def test_list_and_detail_show_protocol_connection_and_evses(
+        self, api: Client, csms_api: Running
+    ) -> None:
+        """A connected 2.0.1 station and an offline 1.6 one are listed with their state."""
+        await csms_api.storage.register_station("OFF-16", at=datetime.now(UTC))
+        async with SimStation(ws_url(csms_api), "ON-201", protocol="ocpp2.0.1") as cp:
+            await cp.boot201()
+            await cp.status201(1, 1, "Available")
+            await cp.status201(1, 2, "Occupied")
+            status, page = await api.request("GET", "/api/v1/stations", "/api/v1/stations")
+            assert status == 200
+            by_id = {s["id"]: s for s in page["items"]}
+            assert by_id["ON-201"]["connected"] is True
+            assert by_id["ON-201"]["ocpp_version"] == "2.0.1"
+            assert by_id["OFF-16"]["connected"] is False
+            status, only = await api.request(
+                "GET", "/api/v1/stations", "/api/v1/stations", connected="true"
+            )
+            assert [s["id"] for s in only["items"]] == ["ON-201"]
+            status, one = await api.request(
+                "GET", "/api/v1/stations/ON-201", "/api/v1/stations/{station_id}"
+            )
+            assert status == 200
+            assert one["vendor"] == "CSMS-Sim"
+            [evse] = one["evses"]
+            assert evse["evse_id"] == 1
+            assert [(c["connector_id"], c["status"]) for c in evse["connectors"]] == [
+                (1, "Available"),
+                (2, "Occupied"),
+            ]
+
+    async def test_unknown_station_is_404(self, api: Client) -> None:
+        """Asking for a station that does not exist says so."""
+        status, body = await api.request(
+            "GET", "/api/v1/stations/NOPE", "/api/v1/stations/{station_id}"
+        )
+        assert (status, body["error"]) == (404, "station_not_found")
+
+
+class TestRawCalls:
+    PATH = "/api/v1/stations/{station_id}/ocpp/{action}"
+
+    async def test_call_is_sent_and_the_answer_returned(
+        self, api: Client, csms_api: Running
+    ) -> None:
+        """POST .../ocpp/Reset reaches the 1.6 station with a valid request; its answer returns."""
+        async with SimStation(ws_url(csms_api), "RAW-1") as cp:
+            status, body = await api.request(
+                "POST", "/api/v1/stations/RAW-1/ocpp/Reset", self.PATH, {"type": "Soft"}
+            )
+            assert (status, body) == (200, {"status": "Accepted"})
+            received = await cp.wait_for_call("Reset")
+            assert received.payload == {"type": "Soft"}
+
+    async def test_2_0_1_station_gets_its_own_protocol(
+        self, api: Client, csms_api: Running
+    ) -> None:
+        """A 2.0.1 GetVariables goes out and the station's result comes back."""
+        async with SimStation(ws_url(csms_api), "RAW-2", protocol="ocpp2.0.1") as cp:
+            payload = {
+                "getVariableData": [
+                    {
+                        "component": {"name": "OCPPCommCtrlr"},
+                        "variable": {"name": "HeartbeatInterval"},
+                    }
+                ]
+            }
+            status, body = await api.request(
+                "POST", "/api/v1/stations/RAW-2/ocpp/GetVariables", self.PATH, payload
+            )
+            assert status == 200
+            assert body["getVariableResult"][0]["attributeValue"] == "300"
+            assert (await cp.wait_for_call("GetVariables")).payload == payload
+
+    async def test_error_cases(self, api: Client, csms_api: Running) -> None:
+        """404 unknown, 409 not connected, 422 invalid payload, 502 CALLERROR, 504 no answer."""
+        status, _ = await api.request(
+            "POST", "/api/v1/stations/GHOST/ocpp/Reset", self.PATH, {"type": "Soft"}
+        )
+        assert status == 404
+        await csms_api.storage.register_station("SLEEPY", at=datetime.now(UTC))
+        status, body = await api.request(
+            "POST", "/api/v1/stations/SLEEPY/ocpp/Reset", self.PATH, {"type": "Soft"}
+        )
+        assert (status, body["error"]) == (409, "station_not_connected")
+
+        class Grumpy(SimStation):
+            async def on_call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+                if action == "ClearCache":
+                    raise CallError("NotSupported", "no cache here", {"hint": "none"})
+                if action == "Reset":
+                    await asyncio.sleep(3)
+                return await super().on_call(action, payload)
+
+        async with Grumpy(ws_url(csms_api), "GRUMPY") as cp:
+            status, body = await api.request(
+                "POST", "/api/v1/stations/GRUMPY/ocpp/Reset", self.PATH, {"type": "Sideways"}
+            )
+            assert (status, body["error"], body["code"]) == (
+                422,
+                "invalid_payload",
+                "PropertyConstraintViolation",
+            )
+            status, body = await api.request(
+                "POST", "/api/v1/stations/GRUMPY/ocpp/ClearCache", self.PATH, {}
+            )
+            assert status == 502
+            assert (body["code"], body["description"], body["details"]) == (
+                "NotSupported",
+                "no cache here",
+                {"hint": "none"},
+            )
+            status, body = await api.request(
+                "POST", "/api/v1/stations/GRUMPY/ocpp/Reset", self.PATH, {"type": "Hard"}
+            )
+            assert (status, body["error"]) == (504, "station_timeout")
+            assert cp.received_calls[0].action == "ClearCache"
+
+
+class TestPasswordRotation:
+    PATH = "/api/v1/stations/{station_id}/password"
+
+    async def test_connected_station_gets_and_accepts_the_new_password(
+        self, api: Client, csms_api: Running
+    ) -> None:
+        """The station is sent the password; old and new both work until it reconnects."""
+        await csms_api.storage.register_station(
+            "ROT-1", password_hash=hash_password("old-password-123456"), at=datetime.now(UTC)
+        )
+        async with SimStation(ws_url(csms_api), "ROT-1", password="old-password-123456") as cp:
+            status, body = await api.request(
+                "POST",
+                "/api/v1/stations/ROT-1/password",
+                self.PATH,
+                {"password": "new-password-abcdef"},
+            )
+            assert (status, body) == (200, {"status": "Accepted"})
+            call = await cp.wait_for_call("ChangeConfiguration")
+            assert call.payload == {"key": "AuthorizationKey", "value": "new-password-abcdef"}
+        async with SimStation(ws_url(csms_api), "ROT-1", password="old-password-123456") as cp:
+            await cp.heartbeat()  # not locked out before it used the new one
+        async with SimStation(ws_url(csms_api), "ROT-1", password="new-password-abcdef") as cp:
+            await cp.heartbeat()
+        with pytest.raises(Exception, match="401"):
+            await SimStation(ws_url(csms_api), "ROT-1", password="old-password-123456").connect()
+
+    async def test_offline_station_gets_it_when_it_comes_back(
+        self, api: Client, csms_api: Running
+    ) -> None:
+        """202 while offline; on its next connect with the old password it is sent the new one."""
+        await csms_api.storage.register_station(
+            "ROT-2", password_hash=hash_password("old-password-123456"), at=datetime.now(UTC)
+        )
+        status, body = await api.request(
+            "POST",
+            "/api/v1/stations/ROT-2/password",
+            self.PATH,
+            {"password": "new-password-abcdef"},
+        )
+        assert (status, body) == (202, {"status": "Pending"})
+        async with SimStation(
+            ws_url(csms_api), "ROT-2", password="old-password-123456", protocol="ocpp2.0.1"
+        ) as cp:
+            call = await cp.wait_for_call("SetVariables")
+            assert call.payload["setVariableData"][0]["attributeValue"] == "new-password-abcdef"
+
+    async def test_bad_body_and_unknown_station(self, api: Client) -> None:
+        """A short password is 422, an unknown station 404."""
+        status, _ = await api.request(
+            "POST", "/api/v1/stations/X/password", self.PATH, {"password": "short"}
+        )
+        assert status == 422
+        status, _ = await api.request(
+            "POST", "/api/v1/stations/X/password", self.PATH, {"password": "long-enough-password-1"}
+        )
+        assert status == 404
+
+
+class TestTransactions:
+    async def test_list_filter_and_detail(self, api: Client, csms_api: Running) -> None:
+        """Transactions are listed with filters and shown with their meter samples."""
+        async with SimStation(ws_url(csms_api), "TX-ST") as cp:
+            tx1 = await cp.start(1, "TAG-A", 100)
+            await cp.meter_values(1, tx1, 600)
+            await cp.stop(tx1, 1_100)
+            tx2 = await cp.start(1, "TAG-B", 1_100)
+        status, page = await api.request(
+            "GET", "/api/v1/transactions", "/api/v1/transactions", station_id="TX-ST"
+        )
+        assert status == 200
+        assert [t["transaction_id"] for t in page["items"]] == [str(tx2), str(tx1)]
+        _, active = await api.request(
+            "GET", "/api/v1/transactions", "/api/v1/transactions", active="true", station_id="TX-ST"
+        )
+        assert [t["transaction_id"] for t in active["items"]] == [str(tx2)]
+        _, by_token = await api.request(
+            "GET", "/api/v1/transactions", "/api/v1/transactions", id_token="TAG-A"
+        )
+        assert [t["energy_wh"] for t in by_token["items"]] == [1_000]
+        status, one = await api.request(
+            "GET", f"/api/v1/transactions/{tx1}", "/api/v1/transactions/{transaction_id}"
+        )
+        assert status == 200
+        assert one["energy_wh"] == 1_000
+        assert one["active"] is False
+        assert len(one["meter_samples"]) == 6
+        status, _ = await api.request(
+            "GET", "/api/v1/transactions/999999", "/api/v1/transactions/{transaction_id}"
+        )
+        assert status == 404
+        status, _ = await api.request(
+            "GET", "/api/v1/transactions", "/api/v1/transactions", limit="0"
+        )
+        assert status == 400
+
+
+class TestIdTokens:
+    PATH = "/api/v1/id-tokens/{id_token}"
+
+    async def test_put_creates_updates_and_takes_effect(
+        self, api: Client, csms_api: Running
+    ) -> None:
+        """A token PUT over the API is answered on the station's next Authorize."""
+        status, body = await api.request(
+            "PUT",
+            "/api/v1/id-tokens/CARD-9",
+            self.PATH,
+            {"status": "Accepted", "group_id": "FLEET", "type": "ISO15693"},
+        )
+        assert status == 200
+        assert body["status"] == "Accepted"
+        assert (body["group_id"], body["type"], body["expires_at"]) == ("FLEET", "ISO15693", None)
+        async with SimStation(ws_url(csms_api), "AUTH-1") as cp:
+            assert (await cp.authorize("CARD-9"))["idTagInfo"]["status"] == "Accepted"
+            await api.request("PUT", "/api/v1/id-tokens/CARD-9", self.PATH, {"status": "Blocked"})
+            assert (await cp.authorize("CARD-9"))["idTagInfo"]["status"] == "Blocked"
+        status, one = await api.request("GET", "/api/v1/id-tokens/CARD-9", self.PATH)
+        assert (status, one["status"], one["type"]) == (200, "Blocked", "ISO14443")
+        status, listed = await api.request("GET", "/api/v1/id-tokens", "/api/v1/id-tokens")
+        assert [t["id_token"] for t in listed["items"]] == ["CARD-9"]
+        status, _ = await api.request("GET", "/api/v1/id-tokens/NOPE", self.PATH)
+        assert status == 404
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {},
+            {"status": "Maybe"},
+            {"status": "Accepted", "expires_at": "soon"},
+            {"status": "Accepted", "type": "Barcode"},
+        ],
+    )
+    async def test_invalid_body_is_422(self, api: Client, body: dict[str, Any]) -> None:
+        """Missing or invalid fields are refused with a message."""
+        status, answer = await api.request("PUT", "/api/v1/id-tokens/CARD-1", self.PATH, body)
+        assert status == 422
+        assert answer["message"]
+
+
+def test_every_route_of_the_openapi_file_is_exercised() -> None:
+    """Runs last in this module: each path and method documented was called by a test."""
+    documented = {(method, path) for path, item in OPENAPI["paths"].items() for method in item}
+    assert documented <= EXERCISED, sorted(documented - EXERCISED)
