@@ -1,4 +1,4 @@
-"""The ``csms`` command: serve, migrate, and the operator's registry commands."""
+"""The ``csms`` command: serve, migrate, the operator's registry commands, the event outbox."""
 
 from __future__ import annotations
 
@@ -159,6 +159,57 @@ async def _tokens_list(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# --- the event outbox --------------------------------------------------------
+
+
+async def _events_list(settings: Settings, args: argparse.Namespace) -> int:
+    storage = await _with_storage(settings)
+    try:
+        rows = await storage.outbox_list(args.limit, pending_only=args.pending)
+    finally:
+        await storage.close()
+    _table(
+        ["seq", "type", "station", "recorded_at", "delivered"],
+        [
+            [
+                str(row.seq),
+                row.event.type,
+                row.event.station_id,
+                iso(row.event.recorded_at),
+                iso(row.delivered_at) if row.delivered_at else "pending",
+            ]
+            for row in rows
+        ],
+    )
+    return 0
+
+
+async def _events_stats(settings: Settings, args: argparse.Namespace) -> int:
+    storage = await _with_storage(settings)
+    try:
+        stats = await storage.outbox_stats()
+    finally:
+        await storage.close()
+    oldest = "-"
+    if stats.oldest_pending_at is not None:
+        age = (datetime.now(UTC) - stats.oldest_pending_at).total_seconds()
+        oldest = f"{iso(stats.oldest_pending_at)} ({max(age, 0.0):.0f} s ago)"
+    print(f"pending         {stats.pending}")
+    print(f"delivered       {stats.delivered}")
+    print(f"oldest pending  {oldest}")
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
     for row in [header, *rows]:
@@ -230,6 +281,14 @@ def _parser() -> argparse.ArgumentParser:
         "--type", default=IdTokenType.ISO14443.value, choices=[t.value for t in IdTokenType]
     )
     db_command(tokens, "list", _tokens_list, "list registered id tokens")
+
+    events = commands.add_parser("events", help="the event outbox").add_subparsers(
+        dest="events_command", required=True, metavar="ACTION"
+    )
+    listing = db_command(events, "list", _events_list, "list the newest outbox events")
+    listing.add_argument("--pending", action="store_true", help="only events not yet published")
+    listing.add_argument("--limit", type=_positive, default=50, help="at most N rows (50)")
+    db_command(events, "stats", _events_stats, "count pending and delivered events")
     return parser
 
 
