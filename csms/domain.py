@@ -267,3 +267,93 @@ class DeviceModelEntry:
             self.attribute_type,
         )
         return "|".join(parts)
+
+
+# --- what CSMS-initiated commands leave behind ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurationKey:
+    """An OCPP 1.6 configuration key as the station last reported or accepted it."""
+
+    key: str
+    value: str | None
+    readonly: bool | None  # None: never reported (a ChangeConfiguration it accepted)
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A reservation the station accepted (ReserveNow); ``evse_id`` 0 is "any EVSE"."""
+
+    station_id: str
+    reservation_id: int
+    evse_id: int
+    id_token: str
+    expires_at: datetime
+    status: str  # "Reserved" until cancelled ("Cancelled")
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingProfile:
+    """A charging profile the station accepted, kept as sent (in its protocol's words)."""
+
+    station_id: str
+    evse_id: int
+    profile_id: int
+    stack_level: int
+    purpose: str
+    profile: dict[str, Any]
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingProfileCriteria:
+    """Which profiles a ClearChargingProfile the station accepted removed; None matches any."""
+
+    profile_id: int | None = None
+    evse_id: int | None = None
+    purpose: str | None = None
+    stack_level: int | None = None
+
+
+class CommandStatus(enum.StrEnum):
+    """Where a CSMS-initiated command stands; the last three are final."""
+
+    QUEUED = "queued"  # waits for its station to connect
+    SENT = "sent"  # on the wire, no answer yet
+    COMPLETED = "completed"  # the station answered a CALLRESULT (whatever its status)
+    FAILED = "failed"  # CALLERROR, no answer in time, connection lost, invalid
+    EXPIRED = "expired"  # the station did not connect before the command's expiry
+
+    @property
+    def is_final(self) -> bool:
+        return self in (CommandStatus.COMPLETED, CommandStatus.FAILED, CommandStatus.EXPIRED)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One CALL the CSMS sends (or will send) to a station, and its outcome.
+
+    ``name`` is the version-neutral command (``reset``...), None for a raw
+    OCPP call. ``request`` is what the caller asked for (neutral fields or the
+    raw payload), ``payload`` the OCPP payload sent; secrets (passwords) are
+    masked in both, and in ``response``.
+    """
+
+    id: str
+    station_id: str
+    name: str | None
+    action: str | None  # None while a queued neutral command waits for its protocol
+    ocpp_version: str | None
+    request: dict[str, Any]
+    status: CommandStatus
+    source: str  # "api" or "amqp"
+    created_at: datetime
+    payload: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    expires_at: datetime | None = None
+    sent_at: datetime | None = None
+    completed_at: datetime | None = None

@@ -5,7 +5,8 @@
     CsmsError
     ├── ConfigurationError        bad settings: one line on stderr, exit 2
     ├── StorageError              the database failed us (our side)
-    │   └── StorageUnavailableError   cannot reach it at all
+    │   ├── StorageUnavailableError   cannot reach it at all
+    │   └── ConflictError             a conditional write found the row changed
     ├── NotFoundError             get_x() of something that does not exist
     └── StationError              a station sent something we cannot act on
                                   (the peer's bug, never an internal error)
@@ -31,6 +32,10 @@ class StorageError(CsmsError):
 
 class StorageUnavailableError(StorageError):
     """The database does not answer."""
+
+
+class ConflictError(StorageError):
+    """A write conditional on a row's state found it changed meanwhile (a lost race)."""
 
 
 class NotFoundError(CsmsError):

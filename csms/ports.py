@@ -15,10 +15,16 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from csms.domain import (
+    ChargingProfile,
+    ChargingProfileCriteria,
+    Command,
+    CommandStatus,
+    ConfigurationKey,
     ConnectorStatus,
     DeviceModelEntry,
     IdToken,
     MeterSample,
+    Reservation,
     Station,
     Transaction,
 )
@@ -109,6 +115,63 @@ class DeviceModelReported:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceModelValuesSet:
+    """Set the values of device model entries (2.0.1 Get/SetVariables answers),
+    keeping what a report said about their mutability and characteristics."""
+
+    station_id: str
+    entries: tuple[DeviceModelEntry, ...]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurationChanged:
+    """Upsert 1.6 configuration keys; a ``readonly`` of None keeps the stored flag."""
+
+    station_id: str
+    keys: tuple[ConfigurationKey, ...]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LocalListVersionSet:
+    station_id: str
+    version: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationChanged:
+    """Upsert a reservation by (station, reservation id)."""
+
+    reservation: Reservation
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingProfileSet:
+    """Store a profile, replacing one with its id or with its EVSE, purpose and
+    stack level (the rule of both protocols)."""
+
+    profile: ChargingProfile
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingProfilesCleared:
+    station_id: str
+    criteria: ChargingProfileCriteria
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecorded:
+    """Insert a command (``expected_status`` None) or update it, only if it is
+    still in ``expected_status``; otherwise the unit fails with ConflictError,
+    so that two writers cannot both move a command on (and both report it)."""
+
+    command: Command
+    expected_status: CommandStatus | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EventAppended:
     """An outbox row, committed with the state change it reports."""
 
@@ -125,6 +188,13 @@ WriteOp = (
     | StationNotified
     | TransactionEventRecorded
     | DeviceModelReported
+    | DeviceModelValuesSet
+    | ConfigurationChanged
+    | LocalListVersionSet
+    | ReservationChanged
+    | ChargingProfileSet
+    | ChargingProfilesCleared
+    | CommandRecorded
     | EventAppended
 )
 
@@ -137,6 +207,14 @@ class TransactionFilter:
     active: bool | None = None
     started_after: datetime | None = None
     started_before: datetime | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CommandFilter:
+    station_id: str | None = None
+    status: CommandStatus | None = None
     limit: int = 100
     offset: int = 0
 
@@ -207,6 +285,14 @@ class Storage(Protocol):
 
     async def list_stations(self) -> list[Station]: ...
 
+    async def delete_station(self, station_id: str) -> bool:
+        """Remove a registration and the station's current state (connectors,
+        configuration, device model, reservations, charging profiles); keep its
+        history (transactions, notifications, commands, events). False if unknown."""
+        ...
+
+    async def find_local_list_version(self, station_id: str) -> int | None: ...
+
     async def find_id_token(self, id_token: str) -> IdToken | None: ...
 
     async def put_id_token(self, token: IdToken) -> IdToken:
@@ -214,6 +300,10 @@ class Storage(Protocol):
         ...
 
     async def list_id_tokens(self) -> list[IdToken]: ...
+
+    async def delete_id_token(self, id_token: str) -> bool:
+        """Remove a registry entry; False if there was none."""
+        ...
 
     # charging state
     async def list_connectors(self, station_id: str) -> list[ConnectorStatus]: ...
@@ -238,6 +328,8 @@ class Storage(Protocol):
 
     async def list_transactions(self, where: TransactionFilter) -> list[Transaction]: ...
 
+    async def count_active_transactions(self) -> int: ...
+
     async def list_meter_samples(
         self, station_id: str, transaction_id: str
     ) -> list[MeterSample]: ...
@@ -251,6 +343,29 @@ class Storage(Protocol):
     async def list_notifications(
         self, station_id: str, action: str | None = None
     ) -> list[StationNotified]: ...
+
+    async def list_configuration(self, station_id: str) -> list[ConfigurationKey]: ...
+
+    async def list_reservations(self, station_id: str) -> list[Reservation]: ...
+
+    async def list_charging_profiles(self, station_id: str) -> list[ChargingProfile]: ...
+
+    # commands the CSMS sends to stations
+    async def find_command(self, command_id: str) -> Command | None: ...
+
+    async def list_commands(self, where: CommandFilter) -> list[Command]:
+        """Newest first."""
+        ...
+
+    async def list_queued_commands(self, station_id: str, limit: int = 100) -> list[Command]:
+        """A station's queued commands, oldest first (the order they are sent in)."""
+        ...
+
+    async def list_expired_commands(self, now: datetime, limit: int = 100) -> list[Command]:
+        """Queued commands whose expiry is at or before ``now``, oldest expiry first."""
+        ...
+
+    async def list_stations_with_queued_commands(self) -> list[str]: ...
 
     # outbox: events committed with the state they report, published by one relay
     async def outbox_pending(self, limit: int) -> list[OutboxRow]:

@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from csms import metrics
 from csms.errors import StorageError, StorageUnavailableError
 from csms.ports import (
+    ChargingProfilesCleared,
+    ChargingProfileSet,
+    CommandRecorded,
+    ConfigurationChanged,
     ConnectorStatusChanged,
     DeviceModelReported,
+    DeviceModelValuesSet,
     EventAppended,
+    LocalListVersionSet,
     MeterSamplesRecorded,
+    ReservationChanged,
     StationBooted,
     StationNotified,
     StationSeen,
@@ -98,6 +107,7 @@ class GroupCommitter(Generic[U]):
             self._pending.clear()
 
     async def _flush(self, batch: list[tuple[U, asyncio.Future[None]]]) -> None:
+        started = time.perf_counter()
         try:
             await self._apply_batch([unit for unit, _ in batch])
         except StorageUnavailableError as exc:
@@ -111,6 +121,8 @@ class GroupCommitter(Generic[U]):
             else:
                 await self._retry_alone(batch)
         else:
+            metrics.STORAGE_COMMIT_SECONDS.observe(time.perf_counter() - started)
+            metrics.STORAGE_BATCH_UNITS.observe(len(batch))
             _succeed_all(batch)
         finally:
             # Only reached with futures open when cancelled mid-flush: nobody may wait forever.
@@ -160,6 +172,15 @@ class GroupedOps:
     notifications: list[StationNotified] = field(default_factory=list)
     transaction_events: list[TransactionEventRecorded] = field(default_factory=list)
     device_model: list[DeviceModelReported] = field(default_factory=list)
+    device_model_values: list[DeviceModelValuesSet] = field(default_factory=list)
+    configuration: list[ConfigurationChanged] = field(default_factory=list)
+    local_list_versions: list[LocalListVersionSet] = field(default_factory=list)
+    reservations: list[ReservationChanged] = field(default_factory=list)
+    # Rare ops whose order across units matters: applied one by one, in order.
+    charging_profiles: list[ChargingProfileSet | ChargingProfilesCleared] = field(
+        default_factory=list
+    )
+    commands: list[CommandRecorded] = field(default_factory=list)
     events: list[EventAppended] = field(default_factory=list)
 
 
@@ -190,6 +211,18 @@ def group_ops(units: Iterable[Sequence[WriteOp]]) -> GroupedOps:
                     grouped.transaction_events.append(op)
                 case DeviceModelReported():
                     grouped.device_model.append(op)
+                case DeviceModelValuesSet():
+                    grouped.device_model_values.append(op)
+                case ConfigurationChanged():
+                    grouped.configuration.append(op)
+                case LocalListVersionSet():
+                    grouped.local_list_versions.append(op)
+                case ReservationChanged():
+                    grouped.reservations.append(op)
+                case ChargingProfileSet() | ChargingProfilesCleared():
+                    grouped.charging_profiles.append(op)
+                case CommandRecorded():
+                    grouped.commands.append(op)
                 case EventAppended():
                     grouped.events.append(op)
     grouped.seen = list(latest_seen.values())

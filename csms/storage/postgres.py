@@ -25,18 +25,25 @@ from asyncpg.pool import PoolConnectionProxy
 
 from csms.domain import (
     AuthorizationStatus,
+    ChargingProfile,
+    Command,
+    CommandStatus,
+    ConfigurationKey,
     ConnectorStatus,
     DeviceModelEntry,
     IdToken,
     IdTokenType,
     MeterSample,
+    Reservation,
     Station,
     Transaction,
 )
-from csms.errors import ConfigurationError, StorageError, StorageUnavailableError
+from csms.errors import ConfigurationError, ConflictError, StorageError, StorageUnavailableError
 from csms.events.model import Event
 from csms.ports import (
     UNCHANGED,
+    ChargingProfileSet,
+    CommandFilter,
     MeterSamplesRecorded,
     OutboxBacklog,
     OutboxRow,
@@ -177,6 +184,7 @@ class PostgresStorage:
             async with self._pool.acquire() as conn, conn.transaction():
                 for sql, rows in statements:
                     await conn.executemany(sql, rows)
+                await _apply_ordered(conn, ops, datetime.now(UTC))
         if ops.events:
             for listener in self._outbox_listeners:
                 listener()
@@ -231,6 +239,21 @@ class PostgresStorage:
             rows = await self._pool.fetch(f"{_SELECT_STATIONS} ORDER BY id")
         return [_station(row) for row in rows]
 
+    async def delete_station(self, station_id: str) -> bool:
+        with _translate(f"delete station {station_id!r}"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                for table in _STATION_STATE_TABLES:
+                    sql = f"DELETE FROM {table} WHERE station_id = $1"  # noqa: S608 - fixed names
+                    await conn.execute(sql, station_id)
+                status = await conn.execute("DELETE FROM stations WHERE id = $1", station_id)
+        return bool(status == "DELETE 1")
+
+    async def find_local_list_version(self, station_id: str) -> int | None:
+        sql = "SELECT local_list_version FROM stations WHERE id = $1"
+        with _translate("find local list version"):
+            version = await self._pool.fetchval(sql, station_id)
+        return None if version is None else int(version)
+
     async def find_id_token(self, id_token: str) -> IdToken | None:
         sql = f"{_SELECT_ID_TOKENS} WHERE id_token = $1"
         with _translate("find id token"):
@@ -256,6 +279,11 @@ class PostgresStorage:
         with _translate("list id tokens"):
             rows = await self._pool.fetch(sql)
         return [_id_token(row) for row in rows]
+
+    async def delete_id_token(self, id_token: str) -> bool:
+        with _translate("delete id token"):
+            status = await self._pool.execute("DELETE FROM id_tokens WHERE id_token = $1", id_token)
+        return bool(status == "DELETE 1")
 
     # --- charging state ----------------------------------------------------
 
@@ -303,6 +331,12 @@ class PostgresStorage:
             rows = await self._pool.fetch(sql, *params)
         return [_transaction(row) for row in rows]
 
+    async def count_active_transactions(self) -> int:
+        sql = "SELECT count(*) FROM transactions WHERE ended_at IS NULL"
+        with _translate("count active transactions"):
+            count = await self._pool.fetchval(sql)
+        return int(count or 0)
+
     async def list_meter_samples(self, station_id: str, transaction_id: str) -> list[MeterSample]:
         sql = (
             "SELECT timestamp, measurand, value, unit, phase, context, location"
@@ -338,6 +372,77 @@ class PostgresStorage:
         with _translate("list notifications"):
             rows = await self._pool.fetch(sql + " ORDER BY id", *params)
         return [_notified(row) for row in rows]
+
+    async def list_configuration(self, station_id: str) -> list[ConfigurationKey]:
+        sql = (
+            "SELECT key, value, readonly, updated_at FROM station_configuration"
+            " WHERE station_id = $1 ORDER BY key"
+        )
+        with _translate("list configuration"):
+            rows = await self._pool.fetch(sql, station_id)
+        return [ConfigurationKey(*row) for row in rows]
+
+    async def list_reservations(self, station_id: str) -> list[Reservation]:
+        sql = f"{_SELECT_RESERVATIONS} WHERE station_id = $1 ORDER BY reservation_id"
+        with _translate("list reservations"):
+            rows = await self._pool.fetch(sql, station_id)
+        return [Reservation(*row) for row in rows]
+
+    async def list_charging_profiles(self, station_id: str) -> list[ChargingProfile]:
+        sql = f"{_SELECT_CHARGING_PROFILES} WHERE station_id = $1 ORDER BY evse_id, profile_id"
+        with _translate("list charging profiles"):
+            rows = await self._pool.fetch(sql, station_id)
+        return [ChargingProfile(*row) for row in rows]
+
+    # --- commands ------------------------------------------------------------
+
+    async def find_command(self, command_id: str) -> Command | None:
+        with _translate("find command"):
+            row = await self._pool.fetchrow(f"{_SELECT_COMMANDS} WHERE id = $1", command_id)
+        return None if row is None else _command(row)
+
+    async def list_commands(self, where: CommandFilter) -> list[Command]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if where.station_id is not None:
+            params.append(where.station_id)
+            clauses.append(f"station_id = ${len(params)}")
+        if where.status is not None:
+            params.append(CommandStatus(where.status).value)
+            clauses.append(f"status = ${len(params)}")
+        condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        count = len(params)
+        sql = (
+            f"{_SELECT_COMMANDS}{condition}"
+            f" ORDER BY created_at DESC, id LIMIT ${count + 1} OFFSET ${count + 2}"
+        )
+        with _translate("list commands"):
+            rows = await self._pool.fetch(sql, *params, where.limit, where.offset)
+        return [_command(row) for row in rows]
+
+    async def list_queued_commands(self, station_id: str, limit: int = 100) -> list[Command]:
+        sql = (
+            f"{_SELECT_COMMANDS} WHERE station_id = $1 AND status = 'queued'"
+            " ORDER BY created_at, id LIMIT $2"
+        )
+        with _translate("list queued commands"):
+            rows = await self._pool.fetch(sql, station_id, limit)
+        return [_command(row) for row in rows]
+
+    async def list_expired_commands(self, now: datetime, limit: int = 100) -> list[Command]:
+        sql = (
+            f"{_SELECT_COMMANDS} WHERE status = 'queued' AND expires_at <= $1"
+            " ORDER BY expires_at LIMIT $2"
+        )
+        with _translate("list expired commands"):
+            rows = await self._pool.fetch(sql, now, limit)
+        return [_command(row) for row in rows]
+
+    async def list_stations_with_queued_commands(self) -> list[str]:
+        sql = "SELECT DISTINCT station_id FROM commands WHERE status = 'queued' ORDER BY station_id"
+        with _translate("list stations with queued commands"):
+            rows = await self._pool.fetch(sql)
+        return [str(row[0]) for row in rows]
 
     # --- outbox ------------------------------------------------------------
 
@@ -543,28 +648,120 @@ def _batch_statements(ops: GroupedOps, now: datetime) -> list[tuple[str, list[Ro
         (
             _DEVICE_MODEL,
             [
-                (
-                    op.station_id,
-                    e.key,
-                    e.component,
-                    e.component_instance,
-                    e.evse_id,
-                    e.connector_id,
-                    e.variable,
-                    e.variable_instance,
-                    e.attribute_type,
-                    e.value,
-                    e.mutability,
-                    e.characteristics,
-                    op.at,
-                )
+                _device_model_row(op.station_id, e, op.at)
                 for op in ops.device_model
                 for e in op.entries
+            ],
+        ),
+        (
+            _DEVICE_MODEL_VALUE,
+            [
+                _device_model_row(op.station_id, e, op.at)
+                for op in ops.device_model_values
+                for e in op.entries
+            ],
+        ),
+        (
+            _CONFIGURATION,
+            [
+                (op.station_id, k.key, k.value, k.readonly, op.at)
+                for op in ops.configuration
+                for k in op.keys
+            ],
+        ),
+        (_LOCAL_LIST_VERSION, [(op.version, op.station_id) for op in ops.local_list_versions]),
+        (
+            _RESERVATION,
+            [
+                (
+                    r.station_id,
+                    r.reservation_id,
+                    r.evse_id,
+                    r.id_token,
+                    r.expires_at,
+                    r.status,
+                    r.updated_at or now,
+                )
+                for r in (op.reservation for op in ops.reservations)
             ],
         ),
         (_EVENT_APPENDED, [_event_row(op.event) for op in ops.events]),
     ]
     return [(sql, rows) for sql, rows in kinds if rows]
+
+
+async def _apply_ordered(
+    conn: PoolConnectionProxy[asyncpg.Record], ops: GroupedOps, now: datetime
+) -> None:
+    """The rare ops that go one by one: charging profiles (set and clear in
+    order) and commands (an update must find the command in its expected status)."""
+    for change in ops.charging_profiles:
+        if isinstance(change, ChargingProfileSet):
+            p = change.profile
+            await conn.execute(
+                _CHARGING_PROFILE_REPLACED, p.station_id, p.profile_id, p.evse_id, p.purpose,
+                p.stack_level,
+            )  # fmt: skip
+            await conn.execute(
+                _CHARGING_PROFILE_SET, p.station_id, p.profile_id, p.evse_id, p.stack_level,
+                p.purpose, p.profile, p.updated_at or now,
+            )  # fmt: skip
+        else:
+            c = change.criteria
+            await conn.execute(
+                _CHARGING_PROFILES_CLEARED, change.station_id, c.profile_id, c.evse_id,
+                c.purpose, c.stack_level,
+            )  # fmt: skip
+    for recorded in ops.commands:
+        row = _command_row(recorded.command)
+        if recorded.expected_status is None:
+            await conn.execute(_COMMAND_INSERTED, *row)
+            continue
+        expected = CommandStatus(recorded.expected_status).value
+        status = await conn.execute(_COMMAND_UPDATED, *row[2:], row[0], expected)
+        if status != "UPDATE 1":
+            raise ConflictError(
+                f"command {recorded.command.id} is no longer {expected}: another writer moved it on"
+            )
+
+
+def _command_row(c: Command) -> Row:
+    """In the column order of _COMMAND_INSERTED; _COMMAND_UPDATED takes row[2:] + (id, status)."""
+    return (
+        c.id,
+        c.station_id,
+        c.name,
+        c.action,
+        c.ocpp_version,
+        c.request,
+        c.payload,
+        CommandStatus(c.status).value,
+        c.response,
+        c.error,
+        c.source,
+        c.created_at,
+        c.expires_at,
+        c.sent_at,
+        c.completed_at,
+    )
+
+
+def _device_model_row(station_id: str, e: DeviceModelEntry, at: datetime) -> Row:
+    return (
+        station_id,
+        e.key,
+        e.component,
+        e.component_instance,
+        e.evse_id,
+        e.connector_id,
+        e.variable,
+        e.variable_instance,
+        e.attribute_type,
+        e.value,
+        e.mutability,
+        e.characteristics,
+        at,
+    )
 
 
 def _booted_row(op: StationBooted) -> Row:
@@ -696,6 +893,26 @@ def _transaction(r: asyncpg.Record) -> Transaction:
 
 def _sample(r: asyncpg.Record) -> MeterSample:
     return MeterSample(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+
+
+def _command(r: asyncpg.Record) -> Command:
+    return Command(
+        id=r[0],
+        station_id=r[1],
+        name=r[2],
+        action=r[3],
+        ocpp_version=r[4],
+        request=r[5],
+        status=CommandStatus(r[6]),
+        source=r[7],
+        created_at=r[8],
+        payload=r[9],
+        response=r[10],
+        error=r[11],
+        expires_at=r[12],
+        sent_at=r[13],
+        completed_at=r[14],
+    )
 
 
 def _notified(r: asyncpg.Record) -> StationNotified:
@@ -833,3 +1050,89 @@ SELECT component, component_instance, evse_id, connector_id, variable, variable_
        attribute_type, value, mutability, characteristics
 FROM device_model
 """
+
+_DEVICE_MODEL_VALUE = """
+INSERT INTO device_model (station_id, entry_key, component, component_instance, evse_id,
+                          connector_id, variable, variable_instance, attribute_type, value,
+                          mutability, characteristics, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (station_id, entry_key) DO UPDATE SET
+    value = excluded.value,
+    updated_at = excluded.updated_at
+"""
+
+_CONFIGURATION = """
+INSERT INTO station_configuration (station_id, key, value, readonly, updated_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (station_id, key) DO UPDATE SET
+    value = EXCLUDED.value,
+    readonly = COALESCE(EXCLUDED.readonly, station_configuration.readonly),
+    updated_at = EXCLUDED.updated_at
+"""
+
+_LOCAL_LIST_VERSION = "UPDATE stations SET local_list_version = $1 WHERE id = $2"
+
+_RESERVATION = """
+INSERT INTO reservations (station_id, reservation_id, evse_id, id_token, expires_at, status,
+                          updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (station_id, reservation_id) DO UPDATE SET
+    evse_id = EXCLUDED.evse_id, id_token = EXCLUDED.id_token,
+    expires_at = EXCLUDED.expires_at, status = EXCLUDED.status,
+    updated_at = EXCLUDED.updated_at
+"""
+
+# A new profile replaces the one with its id, or with its EVSE, purpose and stack level.
+_CHARGING_PROFILE_REPLACED = """
+DELETE FROM charging_profiles WHERE station_id = $1
+    AND (profile_id = $2 OR (evse_id = $3 AND purpose = $4 AND stack_level = $5))
+"""
+
+_CHARGING_PROFILE_SET = """
+INSERT INTO charging_profiles (station_id, profile_id, evse_id, stack_level, purpose, profile,
+                               updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+
+_CHARGING_PROFILES_CLEARED = """
+DELETE FROM charging_profiles WHERE station_id = $1
+    AND ($2::integer IS NULL OR profile_id = $2) AND ($3::integer IS NULL OR evse_id = $3)
+    AND ($4::text IS NULL OR purpose = $4) AND ($5::integer IS NULL OR stack_level = $5)
+"""
+
+_COMMAND_INSERTED = """
+INSERT INTO commands (id, station_id, name, action, ocpp_version, request, payload, status,
+                      response, error, source, created_at, expires_at, sent_at, completed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+"""
+
+# station_id and id never change; the WHERE makes the update conditional on the status.
+_COMMAND_UPDATED = """
+UPDATE commands SET name = $1, action = $2, ocpp_version = $3, request = $4, payload = $5,
+    status = $6, response = $7, error = $8, source = $9, created_at = $10, expires_at = $11,
+    sent_at = $12, completed_at = $13
+WHERE id = $14 AND status = $15
+"""
+
+# In the order of Command's fields.
+_SELECT_COMMANDS = (
+    "SELECT id, station_id, name, action, ocpp_version, request, status, source, created_at,"
+    " payload, response, error, expires_at, sent_at, completed_at FROM commands"
+)
+_SELECT_RESERVATIONS = (
+    "SELECT station_id, reservation_id, evse_id, id_token, expires_at, status, updated_at"
+    " FROM reservations"
+)
+_SELECT_CHARGING_PROFILES = (
+    "SELECT station_id, evse_id, profile_id, stack_level, purpose, profile, updated_at"
+    " FROM charging_profiles"
+)
+
+# What a station's deletion removes besides its row: its current state, not its history.
+_STATION_STATE_TABLES = (
+    "connectors",
+    "station_configuration",
+    "device_model",
+    "reservations",
+    "charging_profiles",
+)

@@ -30,18 +30,25 @@ import orjson
 
 from csms.domain import (
     AuthorizationStatus,
+    ChargingProfile,
+    Command,
+    CommandStatus,
+    ConfigurationKey,
     ConnectorStatus,
     DeviceModelEntry,
     IdToken,
     IdTokenType,
     MeterSample,
+    Reservation,
     Station,
     Transaction,
 )
-from csms.errors import StorageError, StorageUnavailableError
+from csms.errors import ConflictError, StorageError, StorageUnavailableError
 from csms.events.model import Event
 from csms.ports import (
     UNCHANGED,
+    ChargingProfileSet,
+    CommandFilter,
     OutboxBacklog,
     OutboxRow,
     OutboxStats,
@@ -212,6 +219,23 @@ class SqliteStorage:
         sql = f"{_SELECT_STATIONS} ORDER BY id"
         return await self._call("list stations", lambda conn: _all(conn, sql, (), _station))
 
+    async def delete_station(self, station_id: str) -> bool:
+        def delete(conn: sqlite3.Connection) -> bool:
+            with _write_transaction(conn):
+                for table in _STATION_STATE_TABLES:
+                    sql = f"DELETE FROM {table} WHERE station_id = ?"  # noqa: S608 - fixed names
+                    conn.execute(sql, (station_id,))
+                sql = "DELETE FROM stations WHERE id = ?"
+                return conn.execute(sql, (station_id,)).rowcount == 1
+
+        return await self._call(f"delete station {station_id!r}", delete)
+
+    async def find_local_list_version(self, station_id: str) -> int | None:
+        sql = "SELECT local_list_version FROM stations WHERE id = ?"
+        return await self._call(
+            "find local list version", lambda c: _one(c, sql, (station_id,), _first)
+        )
+
     async def find_id_token(self, id_token: str) -> IdToken | None:
         sql = f"{_SELECT_ID_TOKENS} WHERE id_token = ?"
         return await self._call("find id token", lambda c: _one(c, sql, (id_token,), _id_token))
@@ -239,6 +263,14 @@ class SqliteStorage:
     async def list_id_tokens(self) -> list[IdToken]:
         sql = f"{_SELECT_ID_TOKENS} ORDER BY id_token"
         return await self._call("list id tokens", lambda conn: _all(conn, sql, (), _id_token))
+
+    async def delete_id_token(self, id_token: str) -> bool:
+        def delete(conn: sqlite3.Connection) -> bool:
+            with _write_transaction(conn):
+                sql = "DELETE FROM id_tokens WHERE id_token = ?"
+                return conn.execute(sql, (id_token,)).rowcount == 1
+
+        return await self._call("delete id token", delete)
 
     # --- charging state ----------------------------------------------------
 
@@ -280,6 +312,11 @@ class SqliteStorage:
         sql, params = _transactions_query(where)
         return await self._call("list transactions", lambda c: _all(c, sql, params, _transaction))
 
+    async def count_active_transactions(self) -> int:
+        sql = "SELECT count(*) FROM transactions WHERE ended_at IS NULL"
+        count = await self._call("count active transactions", lambda c: _one(c, sql, (), _first))
+        return int(count or 0)
+
     async def list_meter_samples(self, station_id: str, transaction_id: str) -> list[MeterSample]:
         sql = (
             "SELECT timestamp, measurand, value, unit, phase, context, location"
@@ -311,6 +348,69 @@ class SqliteStorage:
             params += (action,)
         sql += " ORDER BY id"
         return await self._call("list notifications", lambda c: _all(c, sql, params, _notified))
+
+    async def list_configuration(self, station_id: str) -> list[ConfigurationKey]:
+        sql = (
+            "SELECT key, value, readonly, updated_at FROM station_configuration"
+            " WHERE station_id = ? ORDER BY key"
+        )
+        return await self._call(
+            "list configuration", lambda c: _all(c, sql, (station_id,), _configuration_key)
+        )
+
+    async def list_reservations(self, station_id: str) -> list[Reservation]:
+        sql = f"{_SELECT_RESERVATIONS} WHERE station_id = ? ORDER BY reservation_id"
+        return await self._call(
+            "list reservations", lambda c: _all(c, sql, (station_id,), _reservation)
+        )
+
+    async def list_charging_profiles(self, station_id: str) -> list[ChargingProfile]:
+        sql = f"{_SELECT_CHARGING_PROFILES} WHERE station_id = ? ORDER BY evse_id, profile_id"
+        return await self._call(
+            "list charging profiles", lambda c: _all(c, sql, (station_id,), _charging_profile)
+        )
+
+    # --- commands ------------------------------------------------------------
+
+    async def find_command(self, command_id: str) -> Command | None:
+        sql = f"{_SELECT_COMMANDS} WHERE id = ?"
+        return await self._call("find command", lambda c: _one(c, sql, (command_id,), _command))
+
+    async def list_commands(self, where: CommandFilter) -> list[Command]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if where.station_id is not None:
+            clauses.append("station_id = ?")
+            params.append(where.station_id)
+        if where.status is not None:
+            clauses.append("status = ?")
+            params.append(CommandStatus(where.status).value)
+        condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"{_SELECT_COMMANDS}{condition} ORDER BY created_at DESC, id LIMIT ? OFFSET ?"
+        params += [where.limit, where.offset]
+        return await self._call("list commands", lambda c: _all(c, sql, params, _command))
+
+    async def list_queued_commands(self, station_id: str, limit: int = 100) -> list[Command]:
+        sql = (
+            f"{_SELECT_COMMANDS} WHERE station_id = ? AND status = 'queued'"
+            " ORDER BY created_at, id LIMIT ?"
+        )
+        params = (station_id, limit)
+        return await self._call("list queued commands", lambda c: _all(c, sql, params, _command))
+
+    async def list_expired_commands(self, now: datetime, limit: int = 100) -> list[Command]:
+        sql = (
+            f"{_SELECT_COMMANDS} WHERE status = 'queued' AND expires_at <= ?"
+            " ORDER BY expires_at LIMIT ?"
+        )
+        params = (_ts(now), limit)
+        return await self._call("list expired commands", lambda c: _all(c, sql, params, _command))
+
+    async def list_stations_with_queued_commands(self) -> list[str]:
+        sql = "SELECT DISTINCT station_id FROM commands WHERE status = 'queued' ORDER BY station_id"
+        return await self._call(
+            "list stations with queued commands", lambda c: _all(c, sql, (), _first)
+        )
 
     # --- outbox ------------------------------------------------------------
 
@@ -562,7 +662,38 @@ def _apply_batch(conn: sqlite3.Connection, ops: GroupedOps) -> bool:
     with _write_transaction(conn):
         for sql, rows in _batch_statements(ops, now):
             conn.executemany(sql, rows)
+        _apply_ordered(conn, ops)
     return bool(ops.events)
+
+
+def _apply_ordered(conn: sqlite3.Connection, ops: GroupedOps) -> None:
+    """The rare ops that go one by one: charging profiles (set and clear in
+    order) and commands (an update must find the command in its expected status)."""
+    for change in ops.charging_profiles:
+        if isinstance(change, ChargingProfileSet):
+            p = change.profile
+            conn.execute(
+                _CHARGING_PROFILE_REPLACED,
+                (p.station_id, p.profile_id, p.evse_id, p.purpose, p.stack_level),
+            )
+            conn.execute(_CHARGING_PROFILE_SET, _charging_profile_row(p))
+        else:
+            c = change.criteria
+            conn.execute(
+                _CHARGING_PROFILES_CLEARED,
+                (change.station_id, c.profile_id, c.evse_id, c.purpose, c.stack_level),
+            )
+    for recorded in ops.commands:
+        row = _command_row(recorded.command)
+        if recorded.expected_status is None:
+            conn.execute(_COMMAND_INSERTED, row)
+            continue
+        expected = CommandStatus(recorded.expected_status).value
+        changed = conn.execute(_COMMAND_UPDATED, (*row[2:], row[0], expected)).rowcount
+        if changed != 1:
+            raise ConflictError(
+                f"command {recorded.command.id} is no longer {expected}: another writer moved it on"
+            )
 
 
 def _batch_statements(ops: GroupedOps, now: str) -> Iterator[tuple[str, Iterable[Row]]]:
@@ -638,27 +769,103 @@ def _batch_statements(ops: GroupedOps, now: str) -> Iterator[tuple[str, Iterable
         yield (
             _DEVICE_MODEL,
             (
-                (
-                    op.station_id,
-                    e.key,
-                    e.component,
-                    e.component_instance,
-                    e.evse_id,
-                    e.connector_id,
-                    e.variable,
-                    e.variable_instance,
-                    e.attribute_type,
-                    e.value,
-                    e.mutability,
-                    _json(e.characteristics),
-                    _ts(op.at),
-                )
+                _device_model_row(op.station_id, e, op.at)
                 for op in ops.device_model
                 for e in op.entries
             ),
         )
+    if ops.device_model_values:
+        yield (
+            _DEVICE_MODEL_VALUE,
+            (
+                _device_model_row(op.station_id, e, op.at)
+                for op in ops.device_model_values
+                for e in op.entries
+            ),
+        )
+    if ops.configuration:
+        yield (
+            _CONFIGURATION,
+            (
+                (
+                    op.station_id,
+                    k.key,
+                    k.value,
+                    None if k.readonly is None else int(k.readonly),
+                    _ts(op.at),
+                )
+                for op in ops.configuration
+                for k in op.keys
+            ),
+        )
+    if ops.local_list_versions:
+        yield (
+            _LOCAL_LIST_VERSION,
+            ((op.version, op.station_id) for op in ops.local_list_versions),
+        )
+    if ops.reservations:
+        yield _RESERVATION, (_reservation_row(op.reservation, now) for op in ops.reservations)
     if ops.events:
         yield _EVENT_APPENDED, (_event_row(op.event) for op in ops.events)
+
+
+def _device_model_row(station_id: str, e: DeviceModelEntry, at: datetime) -> Row:
+    return (
+        station_id,
+        e.key,
+        e.component,
+        e.component_instance,
+        e.evse_id,
+        e.connector_id,
+        e.variable,
+        e.variable_instance,
+        e.attribute_type,
+        e.value,
+        e.mutability,
+        _json(e.characteristics),
+        _ts(at),
+    )
+
+
+def _reservation_row(r: Reservation, now: str) -> Row:
+    return (
+        r.station_id,
+        r.reservation_id,
+        r.evse_id,
+        r.id_token,
+        _ts(r.expires_at),
+        r.status,
+        now if r.updated_at is None else _ts(r.updated_at),
+    )
+
+
+def _charging_profile_row(p: ChargingProfile) -> Row:
+    updated_at = _ts(p.updated_at or datetime.now(UTC))
+    return (
+        p.station_id, p.profile_id, p.evse_id, p.stack_level, p.purpose, _json(p.profile),
+        updated_at,
+    )  # fmt: skip
+
+
+def _command_row(c: Command) -> Row:
+    """In the column order of _COMMAND_INSERTED; _COMMAND_UPDATED takes row[2:] + (id, status)."""
+    return (
+        c.id,
+        c.station_id,
+        c.name,
+        c.action,
+        c.ocpp_version,
+        _json(c.request),
+        None if c.payload is None else _json(c.payload),
+        CommandStatus(c.status).value,
+        None if c.response is None else _json(c.response),
+        None if c.error is None else _json(c.error),
+        c.source,
+        _ts(c.created_at),
+        _ts_or_none(c.expires_at),
+        _ts_or_none(c.sent_at),
+        _ts_or_none(c.completed_at),
+    )
 
 
 def _transaction_row(t: Transaction, now: str) -> Row:
@@ -824,6 +1031,42 @@ def _entry(r: Row) -> DeviceModelEntry:
     )
 
 
+def _configuration_key(r: Row) -> ConfigurationKey:
+    return ConfigurationKey(r[0], r[1], None if r[2] is None else bool(r[2]), _dt(r[3]))
+
+
+def _reservation(r: Row) -> Reservation:
+    return Reservation(r[0], r[1], r[2], r[3], _dt_required(r[4]), r[5], _dt(r[6]))
+
+
+def _charging_profile(r: Row) -> ChargingProfile:
+    return ChargingProfile(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5]), _dt(r[6]))
+
+
+def _json_or_none(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def _command(r: Row) -> Command:
+    return Command(
+        id=r[0],
+        station_id=r[1],
+        name=r[2],
+        action=r[3],
+        ocpp_version=r[4],
+        request=orjson.loads(r[5]),
+        status=CommandStatus(r[6]),
+        source=r[7],
+        created_at=_dt_required(r[8]),
+        payload=_json_or_none(r[9]),
+        response=_json_or_none(r[10]),
+        error=_json_or_none(r[11]),
+        expires_at=_dt(r[12]),
+        sent_at=_dt(r[13]),
+        completed_at=_dt(r[14]),
+    )
+
+
 def _notified(r: Row) -> StationNotified:
     return StationNotified(r[0], r[1], orjson.loads(r[2]), _dt_required(r[3]))
 
@@ -957,3 +1200,89 @@ SELECT component, component_instance, evse_id, connector_id, variable, variable_
        attribute_type, value, mutability, characteristics
 FROM device_model
 """
+
+_DEVICE_MODEL_VALUE = """
+INSERT INTO device_model (station_id, entry_key, component, component_instance, evse_id,
+                          connector_id, variable, variable_instance, attribute_type, value,
+                          mutability, characteristics, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (station_id, entry_key) DO UPDATE SET
+    value = excluded.value,
+    updated_at = excluded.updated_at
+"""
+
+_CONFIGURATION = """
+INSERT INTO station_configuration (station_id, key, value, readonly, updated_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (station_id, key) DO UPDATE SET
+    value = excluded.value,
+    readonly = coalesce(excluded.readonly, station_configuration.readonly),
+    updated_at = excluded.updated_at
+"""
+
+_LOCAL_LIST_VERSION = "UPDATE stations SET local_list_version = ? WHERE id = ?"
+
+_RESERVATION = """
+INSERT INTO reservations (station_id, reservation_id, evse_id, id_token, expires_at, status,
+                          updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (station_id, reservation_id) DO UPDATE SET
+    evse_id = excluded.evse_id, id_token = excluded.id_token,
+    expires_at = excluded.expires_at, status = excluded.status,
+    updated_at = excluded.updated_at
+"""
+
+# A new profile replaces the one with its id, or with its EVSE, purpose and stack level.
+_CHARGING_PROFILE_REPLACED = """
+DELETE FROM charging_profiles WHERE station_id = ?1
+    AND (profile_id = ?2 OR (evse_id = ?3 AND purpose = ?4 AND stack_level = ?5))
+"""
+
+_CHARGING_PROFILE_SET = """
+INSERT INTO charging_profiles (station_id, profile_id, evse_id, stack_level, purpose, profile,
+                               updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+
+_CHARGING_PROFILES_CLEARED = """
+DELETE FROM charging_profiles WHERE station_id = ?1
+    AND (?2 IS NULL OR profile_id = ?2) AND (?3 IS NULL OR evse_id = ?3)
+    AND (?4 IS NULL OR purpose = ?4) AND (?5 IS NULL OR stack_level = ?5)
+"""
+
+_COMMAND_INSERTED = """
+INSERT INTO commands (id, station_id, name, action, ocpp_version, request, payload, status,
+                      response, error, source, created_at, expires_at, sent_at, completed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+# station_id and id never change; the WHERE makes the update conditional on the status.
+_COMMAND_UPDATED = """
+UPDATE commands SET name = ?, action = ?, ocpp_version = ?, request = ?, payload = ?,
+    status = ?, response = ?, error = ?, source = ?, created_at = ?, expires_at = ?,
+    sent_at = ?, completed_at = ?
+WHERE id = ? AND status = ?
+"""
+
+# In the order of Command's fields.
+_SELECT_COMMANDS = (
+    "SELECT id, station_id, name, action, ocpp_version, request, status, source, created_at,"
+    " payload, response, error, expires_at, sent_at, completed_at FROM commands"
+)
+_SELECT_RESERVATIONS = (
+    "SELECT station_id, reservation_id, evse_id, id_token, expires_at, status, updated_at"
+    " FROM reservations"
+)
+_SELECT_CHARGING_PROFILES = (
+    "SELECT station_id, evse_id, profile_id, stack_level, purpose, profile, updated_at"
+    " FROM charging_profiles"
+)
+
+# What a station's deletion removes besides its row: its current state, not its history.
+_STATION_STATE_TABLES = (
+    "connectors",
+    "station_configuration",
+    "device_model",
+    "reservations",
+    "charging_profiles",
+)
