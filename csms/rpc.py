@@ -21,8 +21,12 @@ CALL = 2
 CALLRESULT = 3
 CALLERROR = 4
 MAX_MESSAGE_ID_LENGTH = 36
+# No OCPP payload nests deeper than ~8 levels; a station's 1000-deep custom
+# data would exceed what orjson writes back (254 levels) when it is stored.
+MAX_PAYLOAD_DEPTH = 32
 UNKNOWN_MESSAGE_ID = "-1"
 PROTOCOL_ERROR = "ProtocolError"
+PROPERTY_VIOLATION = "PropertyConstraintViolation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,7 @@ def decode(raw: str | bytes, codes: ErrorCodes) -> Frame:
             raise RpcError(codes.formation, "action is not a string", unique_id=unique_id)
         if not isinstance(payload, dict):
             raise RpcError(codes.formation, "payload is not a JSON object", unique_id=unique_id)
+        _check_storable(raw, payload, unique_id, codes)
         return Call(unique_id, action, payload)
     if type_id == CALLRESULT and type(type_id) is int:
         payload = message[2] if len(message) > 2 else None
@@ -134,6 +139,39 @@ def decode(raw: str | bytes, codes: ErrorCodes) -> Frame:
         f"message type {type_id!r} is not CALL (2), CALLRESULT (3) or CALLERROR (4)",
         unique_id=unique_id,
     )
+
+
+def _check_storable(
+    raw: str | bytes, payload: dict[str, Any], unique_id: str, codes: ErrorCodes
+) -> None:
+    """Refuse what no database can store: nesting beyond MAX_PAYLOAD_DEPTH
+    (FormationViolation) and U+0000 in a string (PropertyConstraintViolation;
+    PostgreSQL text and jsonb cannot hold it). The raw text is scanned first
+    (C speed); the payload is walked only when it might hold either."""
+    if isinstance(raw, bytes):
+        nul, brackets = b"\\u0000" in raw, raw.count(b"{") + raw.count(b"[")
+    else:
+        nul, brackets = "\\u0000" in raw, raw.count("{") + raw.count("[")
+    if not nul and brackets <= MAX_PAYLOAD_DEPTH:
+        return
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_PAYLOAD_DEPTH:
+            raise RpcError(
+                codes.formation,
+                f"payload nests deeper than {MAX_PAYLOAD_DEPTH} levels",
+                unique_id=unique_id,
+            )
+        if isinstance(node, dict):
+            stack.extend((key, depth) for key in node)
+            stack.extend((value, depth + 1) for value in node.values())
+        elif isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node)
+        elif isinstance(node, str) and "\x00" in node:
+            raise RpcError(
+                PROPERTY_VIOLATION, "a string contains the NUL character", unique_id=unique_id
+            )
 
 
 def encode_call(unique_id: str, action: str, payload: dict[str, Any]) -> bytes:

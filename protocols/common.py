@@ -21,6 +21,10 @@ AnswerReader = Callable[[dict[str, Any]], str]
 
 PROPERTY_VIOLATION = "PropertyConstraintViolation"
 
+# A sampled value beyond this (in Wh, W, A, V...) is not a measurement; it
+# would also make energy arithmetic overflow to infinity, which JSON cannot carry.
+MAX_SAMPLE_MAGNITUDE = 1e15
+
 # A k-prefixed unit and its base unit: values are stored in the base unit.
 _SCALED_UNITS = {"kWh": "Wh", "kvarh": "varh", "kW": "W", "kVA": "VA", "kvar": "var"}
 
@@ -107,7 +111,12 @@ def parse_time(text: str, path: str) -> datetime:
         ) from None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is in the year 10000 in UTC
+        raise RpcError(
+            PROPERTY_VIOLATION, f"{path} is outside the years 1-9999 in UTC", {"path": path}
+        ) from None
 
 
 def format_time(moment: datetime) -> str:
@@ -126,6 +135,22 @@ def parse_number(text: Any, path: str) -> float:
     return value
 
 
+def scale(value: float, power_of_ten: int, path: str) -> float:
+    """``value`` times 10**``power_of_ten``; PropertyConstraintViolation unless
+    the result is a finite number of at most MAX_SAMPLE_MAGNITUDE."""
+    try:
+        scaled = value * 10.0**power_of_ten
+    except OverflowError:
+        scaled = math.inf
+    if not abs(scaled) <= MAX_SAMPLE_MAGNITUDE:
+        raise RpcError(
+            PROPERTY_VIOLATION,
+            f"{path} is out of range (at most {MAX_SAMPLE_MAGNITUDE:.0e} in base units)",
+            {"path": path},
+        )
+    return scaled
+
+
 def sample(
     timestamp: datetime,
     value: float,
@@ -134,6 +159,7 @@ def sample(
     phase: str | None,
     context: str | None,
     location: str | None,
+    path: str = "sampledValue",
 ) -> MeterSample:
     """A sampled value with the defaults both versions' specs give, energy
     normalised to Wh and power to W."""
@@ -142,8 +168,8 @@ def sample(
         unit = "Wh"
     base = _SCALED_UNITS.get(unit or "")
     if base is not None:
-        value *= 1000.0
         unit = base
+    value = scale(value, 3 if base is not None else 0, path)
     return MeterSample(
         timestamp=timestamp,
         measurand=measurand,

@@ -33,11 +33,32 @@ _RULE_CODES = {
 }
 _OCCURRENCE_RULES = frozenset({"required", "minItems", "maxItems", "minProperties"})
 
+# OCPP defines "integer" as 32-bit signed (1.6 and 2.0.1 alike). The schema
+# files leave most integers unbounded, and 2.0.1's draft-06 even accepts
+# 1e21 as an integer: a station's 2**70 would reach a database column.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
 
 def error_code(rule: str | None, codes: ErrorCodes) -> str:
     if rule in _OCCURRENCE_RULES:
         return codes.occurrence
     return _RULE_CODES.get(rule or "", codes.formation)
+
+
+def bound_integers(schema: Any) -> Any:
+    """Give every ``integer`` in ``schema`` the int32 range it lacks (in place):
+    an out-of-range integer is then a PropertyConstraintViolation, before any
+    handler sees it."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "integer":
+            schema.setdefault("minimum", INT32_MIN)
+            schema.setdefault("maximum", INT32_MAX)
+        for value in schema.values():
+            bound_integers(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            bound_integers(item)
+    return schema
 
 
 class SchemaSet:
@@ -76,9 +97,8 @@ class SchemaSet:
         if path.is_file():
             # use_default=False: validation must not write schema defaults into
             # the station's payload (it is stored as received).
-            validator = fastjsonschema.compile(
-                json.loads(path.read_text(encoding="utf-8")), use_default=False
-            )
+            schema = json.loads(path.read_text(encoding="utf-8"))
+            validator = fastjsonschema.compile(bound_integers(schema), use_default=False)
         self._cache[name] = validator
         return validator
 

@@ -66,15 +66,17 @@ def meter_samples(meter_values: list[dict[str, Any]], path: str) -> tuple[MeterS
         for j, sv in enumerate(meter_value["sampledValue"]):
             if sv.get("format") == "SignedData":
                 continue
+            where = f"{path}[{i}].sampledValue[{j}].value"
             samples.append(
                 sample(
                     stamp,
-                    parse_number(sv["value"], f"{path}[{i}].sampledValue[{j}].value"),
+                    parse_number(sv["value"], where),
                     sv.get("measurand"),
                     sv.get("unit"),
                     sv.get("phase"),
                     sv.get("context"),
                     sv.get("location"),
+                    where,
                 )
             )
     return tuple(samples)

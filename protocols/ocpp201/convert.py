@@ -8,7 +8,7 @@ from typing import Any
 from csms.domain import ConnectorStatus, DeviceModelEntry, IdTokenInfo, MeterSample
 from csms.services.stations import BootInfo
 from csms.services.transactions import TransactionEventRequest
-from protocols.common import format_time, parse_number, parse_time, sample
+from protocols.common import format_time, parse_number, parse_time, sample, scale
 
 
 def boot_info(payload: dict[str, Any]) -> BootInfo:
@@ -46,11 +46,12 @@ def meter_samples(meter_values: list[dict[str, Any]], path: str) -> tuple[MeterS
     for i, meter_value in enumerate(meter_values):
         stamp = parse_time(meter_value["timestamp"], f"{path}[{i}].timestamp")
         for j, sv in enumerate(meter_value["sampledValue"]):
-            value = parse_number(sv["value"], f"{path}[{i}].sampledValue[{j}].value")
+            where = f"{path}[{i}].sampledValue[{j}].value"
+            value = parse_number(sv["value"], where)
             measure = sv.get("unitOfMeasure") or {}
             multiplier = measure.get("multiplier", 0)
             if multiplier:
-                value *= 10.0**multiplier
+                value = scale(value, multiplier, where)
             samples.append(
                 sample(
                     stamp,
@@ -60,6 +61,7 @@ def meter_samples(meter_values: list[dict[str, Any]], path: str) -> tuple[MeterS
                     sv.get("phase"),
                     sv.get("context"),
                     sv.get("location"),
+                    where,
                 )
             )
     return tuple(samples)
