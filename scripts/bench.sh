@@ -18,12 +18,14 @@
 # BENCH_ONLY (servers, default "bare ocpp csms-pg csms-sqlite"),
 # BENCH_DURATION (s per measurement, 10), BENCH_WARMUP (2), BENCH_STATIONS (1000),
 # BENCH_IDLE_STATIONS (19000), BENCH_MIXED_RATE (2000), BENCH_PROFILE (0),
-# BENCH_FLEET (1; 0 skips the idle and storm runs).
+# BENCH_FLEET (1; 0 skips the idle and storm runs), BENCH_WAIT_QUIET (30: s to
+# wait before each measurement for a machine that other users leave idle), BENCH_REF (the commit whose
+# csms/, protocols/ and migrations/ are measured, default HEAD, so that edits in
+# progress in the working tree do not leak in; "worktree" measures the working tree).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PY=${PY:-.venv/bin/python}
-CSMS=${CSMS:-.venv/bin/csms}
 PYSPY=${PYSPY:-.venv/bin/py-spy}
 QUICK=${BENCH_QUICK:-0}
 if ((QUICK)); then
@@ -38,6 +40,7 @@ IDLE_STATIONS=${BENCH_IDLE_STATIONS:-19000}
 MIXED_RATE=${BENCH_MIXED_RATE:-2000}
 PROFILE=${BENCH_PROFILE:-0}
 FLEET=${BENCH_FLEET:-1}
+QUIET=${BENCH_WAIT_QUIET:-30}
 SERVER_CPU=0
 LOAD_CPU=1
 PG_HOST=127.0.0.1
@@ -48,7 +51,21 @@ DB="csms_bench_$RUN_ID"
 EXCHANGE="csms.bench.$RUN_ID"
 ID_TAG=LOADGEN1
 
+REF=${BENCH_REF:-HEAD}
+
 mkdir -p "$OUT"
+if [[ $REF == worktree ]]; then
+    SRC=$PWD
+    MEASURED="working tree at $(git rev-parse --short HEAD)"
+    git diff --quiet HEAD -- csms protocols migrations || MEASURED+=" + uncommitted changes"
+else
+    SRC=$OUT/src
+    rm -rf "$SRC" && mkdir -p "$SRC"
+    git archive "$REF" csms protocols migrations | tar -x -C "$SRC"
+    MEASURED="commit $(git rev-parse --short "$REF")"
+fi
+# -P: the snapshot on PYTHONPATH, not the working tree in the current directory.
+CSMS=(env PYTHONPATH="$SRC" "$PY" -P -m csms)
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
 declare -a STARTED=()
@@ -86,6 +103,7 @@ cleanup() {
         "$PY" scripts/bench/broker.py drop "$EXCHANGE" || echo "bench: could not drop $EXCHANGE" >&2
     fi
     rm -f "$OUT"/csms.db "$OUT"/csms.db-wal "$OUT"/csms.db-shm
+    if [[ ${SRC:-} == "$OUT/src" ]]; then rm -rf "$SRC"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -130,7 +148,8 @@ load() {
     fi
     taskset -c "$LOAD_CPU" "$PY" scripts/loadgen.py --url "ws://127.0.0.1:$port/ocpp" \
         --workload "$workload" --server-pid "$SERVER_PID" --uvloop --duration "$DURATION" \
-        --warmup "$WARMUP" --id-tag "$ID_TAG" --label "$label" --json "$RESULTS" "$@" ||
+        --warmup "$WARMUP" --id-tag "$ID_TAG" --label "$label" --json "$RESULTS" \
+        --wait-quiet "$QUIET" "$@" ||
         echo "bench: loadgen exited with $? ($label $workload)"
     if [[ -n $spy ]]; then
         wait "$spy" || true
@@ -176,7 +195,7 @@ machine() {
     "$PY" -m pip list 2>/dev/null |
         grep -iE '^(websockets|ocpp|uvloop|asyncpg|aio-pika|aiormq|orjson|fastjsonschema|structlog|py-spy) ' || true
     psql -h "$PG_HOST" -U postgres -Atc 'SHOW server_version' 2>/dev/null | sed 's/^/postgresql: /' || true
-    echo "git: $(git rev-parse --short HEAD)$(git diff --quiet -- csms protocols || echo ' + uncommitted changes in csms/ protocols/')"
+    echo "csms measured: $MEASURED"
 }
 
 ulimit -n "$(ulimit -Hn)"
@@ -216,21 +235,21 @@ for server in $ONLY; do
         export CSMS_DATABASE_URL="$PG_URL/$DB" CSMS_AMQP_URL="$AMQP_URL"
         export CSMS_AMQP_EXCHANGE="$EXCHANGE" CSMS_UNKNOWN_STATIONS=accept
         export CSMS_HOST=127.0.0.1 CSMS_PORT=9100 CSMS_HTTP_PORT=9180
-        "$CSMS" migrate >>"$OUT/csms-pg.log" 2>&1
-        "$CSMS" tokens add "$ID_TAG" >>"$OUT/csms-pg.log" 2>&1
-        start_server csms-pg 9100 "$CSMS" serve
+        "${CSMS[@]}" migrate >>"$OUT/csms-pg.log" 2>&1
+        "${CSMS[@]}" tokens add "$ID_TAG" >>"$OUT/csms-pg.log" 2>&1
+        start_server csms-pg 9100 "${CSMS[@]}" serve
         message_workloads csms-pg 9100 --outbox-dsn "$CSMS_DATABASE_URL"
         stop_server
-        fleet csms-pg 9100 "$CSMS" serve
+        fleet csms-pg 9100 "${CSMS[@]}" serve
         unset CSMS_DATABASE_URL CSMS_AMQP_URL CSMS_AMQP_EXCHANGE
         ;;
     csms-sqlite)
         export CSMS_DATABASE_URL="sqlite:///$OUT/csms.db" CSMS_UNKNOWN_STATIONS=accept
         export CSMS_HOST=127.0.0.1 CSMS_PORT=9110 CSMS_HTTP_PORT=9190
         unset CSMS_AMQP_URL
-        "$CSMS" migrate >>"$OUT/csms-sqlite.log" 2>&1
-        "$CSMS" tokens add "$ID_TAG" >>"$OUT/csms-sqlite.log" 2>&1
-        start_server csms-sqlite 9110 "$CSMS" serve
+        "${CSMS[@]}" migrate >>"$OUT/csms-sqlite.log" 2>&1
+        "${CSMS[@]}" tokens add "$ID_TAG" >>"$OUT/csms-sqlite.log" 2>&1
+        start_server csms-sqlite 9110 "${CSMS[@]}" serve
         load csms-sqlite 9110 metervalues16 --stations "$STATIONS" --id-prefix "MV-"
         load csms-sqlite 9110 heartbeat16 --stations "$STATIONS" --id-prefix "HB-"
         stop_server

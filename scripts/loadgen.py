@@ -115,6 +115,7 @@ class Config:
     connect_concurrency: int  # per worker; a storm ignores it
     uvloop: bool
     nonce: str  # keeps message ids unique across runs (servers cache replies by id)
+    wait_quiet: float = 0.0  # wait up to this long for an idle machine before starting
 
     def protocol_of(self, index: int) -> str:
         fixed = FIXED_PROTOCOL.get(self.workload)
@@ -764,6 +765,20 @@ def machine_busy_s() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_quiet(limit_s: float, busy_cores: float = 0.3) -> tuple[float, float]:
+    """Wait up to ``limit_s`` for a second in which the machine is nearly idle
+    (less than ``busy_cores`` busy), so that another user's job does not skew a
+    measurement. Returns (seconds waited, cores busy in the last second)."""
+    started = time.monotonic()
+    while True:
+        before = machine_busy_s()
+        time.sleep(1.0)
+        busy = machine_busy_s() - before
+        waited = time.monotonic() - started
+        if busy < busy_cores or waited >= limit_s:
+            return waited, busy
+
+
 def read_proc(pid: int) -> ProcSample:
     """CPU seconds (user + system, all threads), RSS and peak RSS of ``pid``."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
@@ -797,6 +812,9 @@ def _merge(target: dict[str, int], source: dict[str, int]) -> None:
 def run(config: Config, server_pid: int | None, outbox_dsn: str | None) -> dict[str, Any]:
     """Start the workers, drive the phases, and return the report as a dict."""
     raise_fd_limit()
+    quiet_wait, busy_before = wait_quiet(config.wait_quiet) if config.wait_quiet else (0.0, 0.0)
+    if busy_before >= 0.3:
+        print(f"loadgen: the machine is busy ({busy_before:.2f} cores) before this run")
     context = multiprocessing.get_context("spawn")
     shares: list[list[int]] = [[] for _ in range(config.workers)]
     for index in range(config.stations):
@@ -910,6 +928,8 @@ def run(config: Config, server_pid: int | None, outbox_dsn: str | None) -> dict[
         # Every process on the machine, in cores busy: more than server + generator
         # + database + broker means someone else was using the machine.
         "machine_busy_cores": (machine_end - machine_measure) / max(1e-9, config.duration),
+        "machine_busy_before_cores": busy_before,
+        "quiet_wait_s": quiet_wait,
         "machine_busy_setup_cores": (machine_measure - machine_before)
         / max(1e-9, window.measure - connect_at + 1.0),
     }
@@ -1143,6 +1163,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--uvloop", action="store_true", help="run the workers on uvloop")
     p.add_argument("--server-pid", type=int, help="read this process's CPU and RSS from /proc")
     p.add_argument("--outbox-dsn", help="PostgreSQL DSN of the server: measure outbox lag")
+    p.add_argument(
+        "--wait-quiet",
+        type=_bounded(float, 0, 600),
+        default=0.0,
+        help="wait up to this many seconds for an idle machine before starting",
+    )
     p.add_argument("--label", default="", help="a name for this run in the JSON output")
     p.add_argument("--json", dest="json_path", help="append the full report as a JSON line")
     return p
@@ -1169,6 +1195,7 @@ def main(argv: list[str] | None = None) -> int:
         connect_concurrency=int(options.connect_concurrency),
         uvloop=bool(options.uvloop),
         nonce=secrets.token_hex(3) + "-",
+        wait_quiet=float(options.wait_quiet),
     )
     report = run(config, options.server_pid, options.outbox_dsn)
     report["label"] = options.label

@@ -173,7 +173,7 @@ def targets_table(runs: dict[tuple[str, str], Report]) -> list[str]:
 def detail_table(runs: dict[tuple[str, str], Report]) -> list[str]:
     rows = [
         "| server | workload | stations | answered/s | p50 / p90 / p99 / max ms | errors "
-        "| server CPU | CPU/CALL | server RSS | load generator CPU | machine busy |",
+        "| server CPU | CPU/CALL | server RSS | load generator CPU | machine busy, cores |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (label, workload), r in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -192,7 +192,8 @@ def detail_table(runs: dict[tuple[str, str], Report]) -> list[str]:
             f"| {TITLES.get(label, label)} | {workload} | {r['stations_up']:,} "
             f"| {r['answered_per_s']:,.0f} | {latency} | {errors} | {cpu} "
             f"| {'-' if math.isnan(per_call) else f'{per_call:.0f} us'} | {rss:.0f} MiB "
-            f"| {r['loadgen_cpu_s']:.1f} s | {r.get('machine_busy_cores', math.nan):.2f} cores |"
+            f"| {r['loadgen_cpu_s']:.1f} s | {r.get('machine_busy_cores', math.nan):.2f} "
+            f"({r.get('machine_busy_before_cores', math.nan):.2f} before) |"
         )
     return rows
 
