@@ -48,7 +48,7 @@ async def answer(ws: ServerConnection) -> None:
         pass
 
 
-async def main(port: int) -> None:
+async def main(port: int, backlog: int) -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     stop = asyncio.Event()
@@ -56,7 +56,13 @@ async def main(port: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with serve(
-        answer, "127.0.0.1", port, subprotocols=SUBPROTOCOLS, compression=None, max_queue=4
+        answer,
+        "127.0.0.1",
+        port,
+        subprotocols=SUBPROTOCOLS,
+        compression=None,
+        max_queue=4,
+        backlog=backlog,
     ):
         print(f"bare baseline listening on ws://127.0.0.1:{port}/", flush=True)
         await stop.wait()
@@ -66,10 +72,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=9101)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    parser.add_argument(
+        "--backlog", type=int, default=100, help="listen backlog (asyncio's default: 100)"
+    )
     options = parser.parse_args()
     if options.uvloop:
         import uvloop
 
-        uvloop.run(main(options.port))
+        uvloop.run(main(options.port, options.backlog))
     else:
-        asyncio.run(main(options.port))
+        asyncio.run(main(options.port, options.backlog))
