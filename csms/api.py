@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -18,21 +18,32 @@ import structlog
 from aiohttp import web
 
 from csms import rpc
+from csms.commands import CommandDispatcher, CommandRefused, Submission
 from csms.domain import (
+    MAX_STATION_ID_LENGTH,
     REGISTRABLE_TOKEN_STATUSES,
     AuthorizationStatus,
+    ChargingProfile,
+    Command,
+    CommandStatus,
+    ConfigurationKey,
     ConnectorStatus,
+    DeviceModelEntry,
     IdToken,
     IdTokenType,
     MeterSample,
+    Reservation,
     Station,
     Transaction,
 )
+from csms.errors import StorageError
 from csms.events.model import iso
 from csms.openapi import OPENAPI
-from csms.ports import Storage, TransactionFilter
+from csms.ports import UNCHANGED, CommandFilter, Storage, TransactionFilter
+from csms.security import hash_password
 from csms.server import StationNotConnectedError, StationServer
 from csms.services import Services
+from csms.services.commands import MASK, NEUTRAL_COMMANDS
 
 log = structlog.get_logger("csms.api")
 
@@ -86,27 +97,38 @@ def auth_middleware(api_token: str) -> Any:
 class Api:
     """Route handlers; each one reads, calls a service or the station server, answers."""
 
-    def __init__(self, storage: Storage, services: Services, stations: StationServer) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        services: Services,
+        stations: StationServer,
+        commands: CommandDispatcher,
+    ) -> None:
         self._storage = storage
         self._services = services
         self._stations = stations
+        self._commands = commands
 
     def routes(self) -> list[web.RouteDef]:
+        station = f"{PREFIX}/stations/{{station_id}}"
         return [
             web.get(f"{PREFIX}/openapi.json", self.openapi),
             web.get(f"{PREFIX}/stations", self._wrap(self.list_stations)),
-            web.get(f"{PREFIX}/stations/{{station_id}}", self._wrap(self.get_station)),
-            web.post(
-                f"{PREFIX}/stations/{{station_id}}/password", self._wrap(self.rotate_password)
-            ),
-            web.post(
-                f"{PREFIX}/stations/{{station_id}}/ocpp/{{action}}", self._wrap(self.raw_call)
-            ),
+            web.post(f"{PREFIX}/stations", self._wrap(self.create_station)),
+            web.get(station, self._wrap(self.get_station)),
+            web.put(station, self._wrap(self.put_station)),
+            web.delete(station, self._wrap(self.delete_station)),
+            web.post(f"{station}/password", self._wrap(self.rotate_password)),
+            web.post(f"{station}/ocpp/{{action}}", self._wrap(self.raw_call)),
+            web.post(f"{station}/commands/{{command}}", self._wrap(self.neutral_command)),
+            web.get(f"{station}/commands", self._wrap(self.list_station_commands)),
+            web.get(f"{PREFIX}/commands/{{command_id}}", self._wrap(self.get_command)),
             web.get(f"{PREFIX}/transactions", self._wrap(self.list_transactions)),
             web.get(f"{PREFIX}/transactions/{{transaction_id}}", self._wrap(self.get_transaction)),
             web.get(f"{PREFIX}/id-tokens", self._wrap(self.list_id_tokens)),
             web.get(f"{PREFIX}/id-tokens/{{id_token}}", self._wrap(self.get_id_token)),
             web.put(f"{PREFIX}/id-tokens/{{id_token}}", self._wrap(self.put_id_token)),
+            web.delete(f"{PREFIX}/id-tokens/{{id_token}}", self._wrap(self.delete_id_token)),
         ]
 
     @staticmethod
@@ -116,6 +138,12 @@ class Api:
                 return await handler(request)
             except ApiError as exc:
                 return _json(exc.body, exc.status)
+            except CommandRefused as exc:
+                return _json(exc.body, exc.status)
+            except StorageError as exc:
+                log.error("api_storage_failed", path=request.path, error=str(exc))
+                message = "the CSMS cannot reach its database; retry later"
+                return _json({"error": "storage_unavailable", "message": message}, 503)
 
         return wrapped
 
@@ -128,11 +156,17 @@ class Api:
         limit, offset = _page(request)
         connected = _optional_bool(request, "connected")
         version = request.query.get("ocpp_version")
+        prefix = request.query.get("id_prefix", "")
+        vendor = request.query.get("vendor")
+        model = request.query.get("model")
         stations = [
             s
             for s in await self._storage.list_stations()
-            if (connected is None or self._is_connected(s.id) == connected)
+            if s.id.startswith(prefix)
+            and (connected is None or self._is_connected(s.id) == connected)
             and (version is None or self._version(s) == version)
+            and (vendor is None or s.vendor == vendor)
+            and (model is None or s.model == model)
         ]
         page = stations[offset : offset + limit]
         items = [await self._station_json(s) for s in page]
@@ -140,7 +174,64 @@ class Api:
 
     async def get_station(self, request: web.Request) -> web.Response:
         station = await self._station(request.match_info["station_id"])
-        return _json(await self._station_json(station))
+        return _json(await self._station_detail_json(station))
+
+    async def create_station(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        station_id = body.get("id")
+        if not isinstance(station_id, str) or not 1 <= len(station_id) <= MAX_STATION_ID_LENGTH:
+            raise ApiError(
+                422, "invalid_value", f"id is a string of 1-{MAX_STATION_ID_LENGTH} characters"
+            )
+        if await self._storage.find_station(station_id) is not None:
+            raise ApiError(409, "station_exists", f"station {station_id!r} is already registered")
+        station = await self._register(station_id, body, allowed={"id"})
+        log.info("station_registered", station_id=station_id, via="api")
+        return _json(await self._station_detail_json(station), 201)
+
+    async def put_station(self, request: web.Request) -> web.Response:
+        station_id = request.match_info["station_id"]
+        if len(station_id) > MAX_STATION_ID_LENGTH:
+            raise ApiError(
+                422, "invalid_value", f"a station id has 1-{MAX_STATION_ID_LENGTH} characters"
+            )
+        body = await _body(request)
+        existed = await self._storage.find_station(station_id) is not None
+        station = await self._register(station_id, body, allowed=set())
+        log.info("station_registered", station_id=station_id, via="api", created=not existed)
+        return _json(await self._station_detail_json(station), 200 if existed else 201)
+
+    async def _register(self, station_id: str, body: dict[str, Any], allowed: set[str]) -> Station:
+        unknown = sorted(set(body) - allowed - {"password", "security_profile"})
+        if unknown:
+            raise ApiError(422, "invalid_value", f"unknown field(s): {', '.join(unknown)}")
+        password_hash: Any = UNCHANGED
+        if "password" in body:
+            password = body["password"]
+            if password is not None and (
+                not isinstance(password, str) or not 16 <= len(password) <= 40
+            ):
+                raise ApiError(
+                    422, "invalid_value", "password is null or a string of 16-40 characters"
+                )
+            password_hash = None if password is None else hash_password(password)
+        profile: Any = UNCHANGED
+        if "security_profile" in body:
+            profile = body["security_profile"]
+            if profile not in (1, 2, 3) or isinstance(profile, bool):
+                raise ApiError(422, "invalid_value", "security_profile is 1, 2 or 3")
+        return await self._storage.register_station(
+            station_id, password_hash=password_hash, security_profile=profile, at=datetime.now(UTC)
+        )
+
+    async def delete_station(self, request: web.Request) -> web.Response:
+        station_id = request.match_info["station_id"]
+        if not await self._storage.delete_station(station_id):
+            raise ApiError(404, "station_not_found", f"no station {station_id!r}")
+        await self._commands.forget_station(station_id)
+        closed = await self._stations.disconnect(station_id, "station deregistered")
+        log.info("station_deleted", station_id=station_id, was_connected=closed)
+        return web.Response(status=204)
 
     async def rotate_password(self, request: web.Request) -> web.Response:
         station_id = request.match_info["station_id"]
@@ -171,41 +262,69 @@ class Api:
         return _json({"status": status})
 
     async def raw_call(self, request: web.Request) -> web.Response:
-        station_id = request.match_info["station_id"]
-        action = request.match_info["action"]
-        await self._station(station_id)
-        link = self._stations.find_link(station_id)
-        if link is None:
-            raise ApiError(409, "station_not_connected", f"station {station_id!r} is not connected")
+        """The OCPP payload is the body; queueing is asked in the query string."""
         payload = await _body(request)
-        try:
-            link.adapter.validate_request(action, payload)
-        except rpc.RpcError as exc:
+        queue, expires_at = _query_queue(request)
+        outcome = await self._commands.submit(
+            Submission(
+                request.match_info["station_id"],
+                payload,
+                action=request.match_info["action"],
+                queue=queue,
+                expires_at=expires_at,
+            )
+        )
+        if outcome.queued:
+            return _command_response(outcome.command, 202)
+        response = _json(outcome.response)
+        response.headers["Location"] = f"{PREFIX}/commands/{outcome.command.id}"
+        return response
+
+    async def neutral_command(self, request: web.Request) -> web.Response:
+        """The neutral fields are the body, with an optional "queue" (or the query string)."""
+        name = request.match_info["command"]
+        if name not in NEUTRAL_COMMANDS:
             raise ApiError(
-                422, "invalid_payload", exc.description, code=exc.code, details=exc.details
-            ) from None
-        try:
-            result = await self._stations.call(station_id, action, payload)
-        except StationNotConnectedError:
-            raise ApiError(
-                409, "station_not_connected", f"station {station_id!r} is not connected"
-            ) from None
-        except rpc.CallErrorReceived as exc:
-            raise ApiError(
-                502,
-                "station_call_error",
-                "the station answered with a CALLERROR",
-                code=exc.error.code,
-                description=exc.error.description,
-                details=exc.error.details,
-            ) from None
-        except rpc.CallTimeoutError:
-            raise ApiError(504, "station_timeout", "the station did not answer in time") from None
-        try:
-            link.adapter.validate_response(action, result)
-        except rpc.RpcError as exc:
-            raise ApiError(502, "invalid_station_answer", exc.description, answer=result) from None
-        return _json(result)
+                404, "unknown_command", f"no command {name!r}: one of {', '.join(NEUTRAL_COMMANDS)}"
+            )
+        body = await _body(request)
+        queue, expires_at = _query_queue(request)
+        if "queue" in body:
+            queue, expires_at = body_queue(body.pop("queue"))
+        outcome = await self._commands.submit(
+            Submission(
+                request.match_info["station_id"],
+                body,
+                name=name,
+                queue=queue,
+                expires_at=expires_at,
+            )
+        )
+        return _command_response(outcome.command, 202 if outcome.queued else 200)
+
+    async def get_command(self, request: web.Request) -> web.Response:
+        command_id = request.match_info["command_id"]
+        command = await self._storage.find_command(command_id)
+        if command is None:
+            raise ApiError(404, "not_found", f"no command {command_id!r}")
+        return _json(command_json(command))
+
+    async def list_station_commands(self, request: web.Request) -> web.Response:
+        station_id = request.match_info["station_id"]
+        limit, offset = _page(request)
+        status = request.query.get("status")
+        statuses = [s.value for s in CommandStatus]
+        if status is not None and status not in statuses:
+            raise ApiError(400, "invalid_query", f"status is one of {', '.join(statuses)}")
+        await self._station(station_id)
+        where = CommandFilter(
+            station_id=station_id,
+            status=None if status is None else CommandStatus(status),
+            limit=limit,
+            offset=offset,
+        )
+        items = [command_json(c) for c in await self._storage.list_commands(where)]
+        return _json({"items": items, "limit": limit, "offset": offset})
 
     # --- transactions -----------------------------------------------------
 
@@ -271,6 +390,11 @@ class Api:
         )
         return _json(_token_json(stored))
 
+    async def delete_id_token(self, request: web.Request) -> web.Response:
+        if not await self._storage.delete_id_token(request.match_info["id_token"]):
+            raise ApiError(404, "not_found", "no such id token")
+        return web.Response(status=204)
+
     # --- helpers ----------------------------------------------------------
 
     async def _station(self, station_id: str) -> Station:
@@ -305,6 +429,25 @@ class Api:
             "evses": _evses_json(connectors),
         }
 
+    async def _station_detail_json(self, s: Station) -> dict[str, Any]:
+        """A station with what commands and reports told about it."""
+        return {
+            **await self._station_json(s),
+            "local_list_version": await self._storage.find_local_list_version(s.id),
+            "configuration": [
+                _configuration_json(k) for k in await self._storage.list_configuration(s.id)
+            ],
+            "device_model": [
+                _device_model_json(e) for e in await self._storage.list_device_model(s.id)
+            ],
+            "reservations": [
+                _reservation_json(r) for r in await self._storage.list_reservations(s.id)
+            ],
+            "charging_profiles": [
+                _profile_json(p) for p in await self._storage.list_charging_profiles(s.id)
+            ],
+        }
+
 
 def _evses_json(connectors: list[ConnectorStatus]) -> list[dict[str, Any]]:
     evses: dict[int, list[dict[str, Any]]] = {}
@@ -321,6 +464,80 @@ def _evses_json(connectors: list[ConnectorStatus]) -> list[dict[str, Any]]:
             }
         )
     return [{"evse_id": evse_id, "connectors": items} for evse_id, items in evses.items()]
+
+
+def command_json(c: Command) -> dict[str, Any]:
+    """A command record as the API and the RabbitMQ replies show it (secrets masked)."""
+    return {
+        "id": c.id,
+        "station_id": c.station_id,
+        "command": c.name,
+        "action": c.action,
+        "ocpp_version": c.ocpp_version,
+        "status": c.status.value,
+        "request": c.request,
+        "payload": c.payload,
+        "response": c.response,
+        "error": c.error,
+        "source": c.source,
+        "created_at": iso(c.created_at),
+        "expires_at": _time(c.expires_at),
+        "sent_at": _time(c.sent_at),
+        "completed_at": _time(c.completed_at),
+    }
+
+
+def _command_response(command: Command, status: int) -> web.Response:
+    response = _json(command_json(command), status)
+    response.headers["Location"] = f"{PREFIX}/commands/{command.id}"
+    return response
+
+
+def _configuration_json(k: ConfigurationKey) -> dict[str, Any]:
+    return {
+        "key": k.key,
+        "value": k.value,
+        "readonly": k.readonly,
+        "updated_at": _time(k.updated_at),
+    }
+
+
+def _device_model_json(e: DeviceModelEntry) -> dict[str, Any]:
+    secret = e.component == "SecurityCtrlr" and e.variable == "BasicAuthPassword"
+    return {
+        "component": e.component,
+        "component_instance": e.component_instance,
+        "evse_id": e.evse_id,
+        "connector_id": e.connector_id,
+        "variable": e.variable,
+        "variable_instance": e.variable_instance,
+        "attribute_type": e.attribute_type,
+        "value": MASK if secret and e.value is not None else e.value,
+        "mutability": e.mutability,
+        "characteristics": e.characteristics,
+    }
+
+
+def _reservation_json(r: Reservation) -> dict[str, Any]:
+    return {
+        "reservation_id": r.reservation_id,
+        "evse_id": r.evse_id,
+        "id_token": r.id_token,
+        "expires_at": iso(r.expires_at),
+        "status": r.status,
+        "updated_at": _time(r.updated_at),
+    }
+
+
+def _profile_json(p: ChargingProfile) -> dict[str, Any]:
+    return {
+        "profile_id": p.profile_id,
+        "evse_id": p.evse_id,
+        "stack_level": p.stack_level,
+        "purpose": p.purpose,
+        "profile": p.profile,
+        "updated_at": _time(p.updated_at),
+    }
 
 
 def _transaction_json(t: Transaction) -> dict[str, Any]:
@@ -380,6 +597,44 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the request body must be a JSON object")
     return body
+
+
+def _query_queue(request: web.Request) -> tuple[bool, datetime | None]:
+    """?queue=true with an optional expires_in (seconds) or expires_at (ISO 8601)."""
+    queue = _optional_bool(request, "queue") or False
+    expires_at = _optional_time(request, "expires_at")
+    expires_in = request.query.get("expires_in")
+    if expires_in is not None:
+        try:
+            seconds = float(expires_in)
+        except ValueError:
+            raise ApiError(400, "invalid_query", "expires_in is a number of seconds") from None
+        expires_at = _in(seconds, "expires_in")
+    if expires_at is not None and not queue:
+        raise ApiError(400, "invalid_query", "expires_at and expires_in go with queue=true")
+    return queue, expires_at
+
+
+def body_queue(value: Any) -> tuple[bool, datetime | None]:
+    """A body's "queue": true, false, null or {"expires_at": ISO 8601} / {"expires_in": s}."""
+    if value is None or isinstance(value, bool):
+        return bool(value), None
+    if not isinstance(value, dict) or set(value) - {"expires_at", "expires_in"}:
+        raise ApiError(
+            422, "invalid_queue", 'queue is true or {"expires_at": ISO 8601} or {"expires_in": s}'
+        )
+    if value.get("expires_in") is not None:
+        seconds = value["expires_in"]
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+            raise ApiError(422, "invalid_queue", "queue.expires_in is a number of seconds")
+        return True, _in(float(seconds), "queue.expires_in")
+    return True, _body_time(value, "expires_at")
+
+
+def _in(seconds: float, name: str) -> datetime:
+    if not 0 < seconds <= 366 * 86400:
+        raise ApiError(422, "invalid_queue", f"{name} is 1 s to a year")
+    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 def _page(request: web.Request) -> tuple[int, int]:

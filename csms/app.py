@@ -19,6 +19,7 @@ from datetime import timedelta
 import structlog
 
 from csms.api import Api, auth_middleware
+from csms.commands import CommandDispatcher
 from csms.errors import ConfigurationError
 from csms.events.amqp import AmqpPublisher
 from csms.events.relay import OutboxRelay
@@ -45,9 +46,11 @@ class Running:
     storage: Storage
     stations: StationServer
     http: OpsHttp
+    commands: CommandDispatcher
     relay: OutboxRelay | None = None
 
     async def stop(self) -> None:
+        await self.commands.stop()
         try:
             await asyncio.wait_for(self.stations.stop(), SHUTDOWN_BUDGET / 2)
         except TimeoutError:
@@ -82,9 +85,10 @@ async def start(settings: Settings) -> Running:
             heartbeat_interval=settings.heartbeat_interval,
             accept_unknown_stations=settings.unknown_stations == "accept",
         )
+        versions = adapters()
         stations = StationServer(
             services,
-            adapters(),
+            versions,
             call_timeout=settings.call_timeout,
             ping_interval=settings.ws_ping_interval,
             ping_timeout=settings.ws_ping_timeout,
@@ -92,7 +96,8 @@ async def start(settings: Settings) -> Running:
         )
         relay = _relay(storage, settings)
         broker_state = (lambda: relay.broker_state) if relay is not None else lambda: "disabled"
-        api = Api(storage, services, stations)
+        commands = CommandDispatcher(storage, services, stations, versions)
+        api = Api(storage, services, stations, commands)
         http = OpsHttp(
             build_app(
                 storage,
@@ -118,7 +123,8 @@ async def start(settings: Settings) -> Running:
         raise
     if relay is not None:
         relay.start()
-    return Running(settings, storage, stations, http, relay)
+    commands.start()
+    return Running(settings, storage, stations, http, commands, relay)
 
 
 def _relay(storage: Storage, settings: Settings) -> OutboxRelay | None:

@@ -8,6 +8,7 @@
     │   ├── StorageUnavailableError   cannot reach it at all
     │   └── ConflictError             a conditional write found the row changed
     ├── NotFoundError             get_x() of something that does not exist
+    ├── InvalidRequestError       an operator's request cannot be carried out as asked
     └── StationError              a station sent something we cannot act on
                                   (the peer's bug, never an internal error)
 
@@ -40,6 +41,11 @@ class ConflictError(StorageError):
 
 class NotFoundError(CsmsError):
     """A looked-up entity does not exist."""
+
+
+class InvalidRequestError(CsmsError):
+    """An operator's request (a command's fields) cannot be carried out as asked;
+    the message says which field and why."""
 
 
 class StationError(CsmsError):

@@ -49,6 +49,13 @@ CALL_TIMEOUTS = Counter(
     ["action", "ocpp_version"],
     registry=REGISTRY,
 )
+COMMANDS = Counter(
+    "csms_commands_total",
+    "Commands to stations by command (neutral name or OCPP action) and status reached:"
+    " queued, completed (answered), failed, expired.",
+    ["command", "status"],
+    registry=REGISTRY,
+)
 STORAGE_BATCH_UNITS = Histogram(
     "csms_storage_batch_units",
     "Units of work committed per database transaction (group commit).",

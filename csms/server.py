@@ -107,6 +107,7 @@ class StationServer:
         # secret is not written to disk in clear; see README "Passwords").
         self._pending_passwords: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._connect_listeners: list[Callable[[str], Coroutine[Any, Any, None]]] = []
         self._replies = rpc.ReplyCache()
         self._server: Server | None = None
         self._message_counters: dict[tuple[str, str, str], Callable[[], None]] = {}
@@ -154,6 +155,19 @@ class StationServer:
 
     def find_link(self, station_id: str) -> StationLink | None:
         return self._links.get(station_id)
+
+    def add_connect_listener(self, listener: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+        """Run ``listener(station_id)`` on a tracked task each time a station's
+        connection is set up (registered and recorded), e.g. to send it what waits."""
+        self._connect_listeners.append(listener)
+
+    async def disconnect(self, station_id: str, reason: str) -> bool:
+        """Close a station's connection (1000, ``reason``); False if it has none."""
+        link = self._links.get(station_id)
+        if link is None:
+            return False
+        await link.ws.close(1000, reason)
+        return True
 
     async def call(
         self,
@@ -318,6 +332,8 @@ class StationServer:
             await self._services.stations.connected(station_id, version, remote)
             if uses_previous_password and station_id in self._pending_passwords:
                 self._spawn(self._deliver_password(station_id))
+            for listener in self._connect_listeners:
+                self._spawn(listener(station_id))
             async for frame in ws:
                 await self._on_frame(link, ctx, frame)
         except ConnectionClosed:

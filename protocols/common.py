@@ -13,6 +13,7 @@ from csms.domain import ENERGY_IMPORT_REGISTER, MeterSample
 from csms.events.model import iso
 from csms.rpc import Call, ErrorCodes, RpcError
 from csms.services import StationContext
+from protocols.command_set import CommandSet
 from protocols.schemas import SchemaSet
 
 Handler = Callable[[StationContext, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -42,6 +43,8 @@ class Adapter:
     # CSMS-initiated calls with a version-neutral meaning.
     set_password: CallBuilder
     password_status: AnswerReader
+    # Every other CSMS-initiated call: neutral commands, answers' effects, secrets.
+    commands: CommandSet
     _known: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:

@@ -91,13 +91,11 @@ _READONLY_CONFIGURATION = frozenset({"NumberOfConnectors"})
 _FIXED_ANSWERS: dict[str, dict[str, JsonObject]] = {
     OCPP16: {
         "GetDiagnostics": {},
-        "GetLocalListVersion": {"listVersion": 0},
         "UnlockConnector": {"status": "Unlocked"},
         "UpdateFirmware": {},
     },
     OCPP201: {
         "CostUpdated": {},
-        "GetLocalListVersion": {"versionNumber": 0},
         "GetTransactionStatus": {"messagesInQueue": False},
         "UnlockConnector": {"status": "Unlocked"},
         "UnpublishFirmware": {"status": "Unpublished"},
@@ -200,6 +198,7 @@ class SimStation:
             ),
             "NumberOfConnectors": "1",
         }
+        self.local_list_version = 0  # SendLocalList sets it, GetLocalListVersion reads it
         self.variables: dict[tuple[str, str], str] = {
             ("OCPPCommCtrlr", "HeartbeatInterval"): "300",
             ("SampledDataCtrlr", "TxUpdatedInterval"): "60",
@@ -392,11 +391,18 @@ class SimStation:
         """A compliant station's answer: mostly ``{"status": "Accepted"}``.
 
         Configuration (1.6 Get/ChangeConfiguration, 2.0.1 Get/SetVariables)
-        reads and writes ``configuration`` / ``variables``; a new Basic-auth
+        reads and writes ``configuration`` / ``variables``, SendLocalList
+        sets ``local_list_version`` (GetLocalListVersion reads it); a new Basic-auth
         password (1.6 ``AuthorizationKey``, 2.0.1 ``SecurityCtrlr.BasicAuthPassword``)
         becomes ``password`` for the next ``connect()``.
         """
         version = self.ocpp_version
+        number_key = "listVersion" if version == OCPP16 else "versionNumber"
+        if action == "SendLocalList":
+            self.local_list_version = int(payload.get(number_key, 0))
+            return {"status": "Accepted"}
+        if action == "GetLocalListVersion":
+            return {number_key: self.local_list_version}
         if version == OCPP16:
             if action == "GetConfiguration":
                 return self._get_configuration(payload)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from csms.domain import ConnectorStatus, MeterSample, Transaction
+from csms.domain import Command, ConnectorStatus, MeterSample, Transaction
 from csms.events.model import iso
 
 
@@ -95,3 +96,26 @@ def meter_values(
             for s in samples
         ],
     }
+
+
+def command_completed(command: Command) -> dict[str, Any]:
+    """A command's final outcome (secrets already masked in the record)."""
+    return {
+        "command_id": command.id,
+        "command": command.name,
+        "action": command.action,
+        "status": command.status.value,
+        "request": command.request,
+        "payload": command.payload,
+        "response": command.response,
+        "error": command.error,
+        "source": command.source,
+        "created_at": iso(command.created_at),
+        "expires_at": _iso_or_none(command.expires_at),
+        "sent_at": _iso_or_none(command.sent_at),
+        "completed_at": _iso_or_none(command.completed_at),
+    }
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else iso(moment)

@@ -24,6 +24,7 @@ class EventType:
     TRANSACTION_ENDED = "transaction.ended"
     METER_VALUES = "meter.values"
     SECURITY_EVENT = "security.event"
+    COMMAND_COMPLETED = "command.completed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from csms.ports import Clock, Storage
 from csms.services.authorization import AuthorizationService
+from csms.services.commands import CommandService
 from csms.services.stations import StationService
 from csms.services.transactions import TransactionService
 
@@ -23,6 +24,7 @@ class Services:
     stations: StationService
     authorization: AuthorizationService
     transactions: TransactionService
+    commands: CommandService
     clock: Clock
 
     @classmethod
@@ -44,6 +46,7 @@ class Services:
             ),
             authorization=authorization,
             transactions=TransactionService(storage, clock, authorization),
+            commands=CommandService(storage, clock),
             clock=clock,
         )
 

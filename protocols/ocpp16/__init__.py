@@ -29,4 +29,5 @@ def adapter() -> Adapter:
         ROUTES,
         set_password=commands.set_password,
         password_status=commands.password_status,
+        commands=commands.COMMANDS,
     )

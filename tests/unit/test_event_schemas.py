@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from csms.domain import ConnectorStatus, MeterSample, Transaction
+from csms.domain import Command, CommandStatus, ConnectorStatus, MeterSample, Transaction
 from csms.events import catalog
 from csms.events.model import Event, EventType
 
@@ -69,6 +69,22 @@ ENDED = replace(
     stop_reason="Local",
     anomalies=("meter_went_backwards",),
 )
+COMMAND = Command(
+    id="0b9a6f4e-1d2c-4e5f-8a7b-6c5d4e3f2a10",
+    station_id="CP-1",
+    name="reset",
+    action="Reset",
+    ocpp_version="1.6",
+    request={"type": "hard"},
+    status=CommandStatus.FAILED,
+    source="api",
+    created_at=T0,
+    payload={"type": "Hard"},
+    error={"error": "station_call_error", "message": "the station answered with a CALLERROR",
+           "code": "NotSupported", "description": "no", "details": {}},
+    sent_at=T0,
+    completed_at=T0,
+)  # fmt: skip
 SAMPLE = MeterSample(T0, "Energy.Active.Import.Register", 1234.5, "Wh", None, None, "Outlet")
 
 # What the catalog and the services build for each type.
@@ -84,6 +100,7 @@ BUILT: dict[str, dict[str, Any]] = {
     EventType.TRANSACTION_ENDED: catalog.transaction_ended(ENDED),
     EventType.METER_VALUES: catalog.meter_values(None, 1, [SAMPLE]),
     EventType.SECURITY_EVENT: {"type": "SettingSystemTime", "tech_info": None},
+    EventType.COMMAND_COMPLETED: catalog.command_completed(COMMAND),
 }
 
 
