@@ -18,7 +18,7 @@
 # BENCH_ONLY (servers, default "bare ocpp csms-pg csms-sqlite"),
 # BENCH_DURATION (s per measurement, 10), BENCH_WARMUP (2), BENCH_STATIONS (1000),
 # BENCH_IDLE_STATIONS (19000), BENCH_MIXED_RATE (2000), BENCH_PROFILE (0),
-# BENCH_FLEET (1; 0 skips the idle and storm runs), BENCH_WAIT_QUIET (30: s to
+# BENCH_FLEET (1; 0 skips the idle and storm runs), BENCH_WAIT_QUIET (15: s to
 # wait before each measurement for a machine that other users leave idle), BENCH_REF (the commit whose
 # csms/, protocols/ and migrations/ are measured, default HEAD, so that edits in
 # progress in the working tree do not leak in; "worktree" measures the working tree).
@@ -40,7 +40,7 @@ IDLE_STATIONS=${BENCH_IDLE_STATIONS:-19000}
 MIXED_RATE=${BENCH_MIXED_RATE:-2000}
 PROFILE=${BENCH_PROFILE:-0}
 FLEET=${BENCH_FLEET:-1}
-QUIET=${BENCH_WAIT_QUIET:-30}
+QUIET=${BENCH_WAIT_QUIET:-15}
 SERVER_CPU=0
 LOAD_CPU=1
 PG_HOST=127.0.0.1
