@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aio_pika
+import aiormq
 import aiormq.exceptions
 import orjson
 
@@ -62,14 +63,13 @@ Connect = Callable[[Callable[[], None]], Awaitable[Publisher]]
 """Open a Publisher; its argument is called when the link closes. Raises BrokerError."""
 
 
-def message(event: Event) -> aio_pika.Message:
-    """The AMQP message of ``event``, with the properties of the contract."""
-    return aio_pika.Message(
-        orjson.dumps(event.body()),
+def properties(event: Event) -> aiormq.spec.Basic.Properties:
+    """The AMQP properties of ``event``'s message, as the contract names them."""
+    return aiormq.spec.Basic.Properties(
         content_type="application/json",
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        delivery_mode=2,
         message_id=event.event_id,
-        type=event.type,
+        message_type=event.type,
         headers={"station_id": event.station_id},
         app_id="csms",
     )
@@ -125,13 +125,24 @@ class AmqpPublisher:
     async def publish(self, rows: Sequence[OutboxRow]) -> Published:
         """Publish ``rows`` in order, all in flight at once; wait for their confirms.
 
-        Order on the wire is the order of ``rows``: each publish takes the
-        channel's FIFO lock before its first suspension point, and the tasks
-        start in creation order.
+        Through aio-pika's underlying aiormq channel, without waiting for each
+        frame to drain: no per-message Message object and drain round, about
+        a quarter less CPU per event (docs/benchmarks.md). Order on the wire
+        is the order of ``rows``: each publish takes the channel's FIFO lock
+        before its first suspension point, and the tasks start in order.
         """
+        channel = await self._channel.get_underlay_channel()
+        assert isinstance(channel, aiormq.Channel)  # the concrete one takes wait=False
+        name = self._exchange.name
         tasks = [
             asyncio.create_task(
-                self._exchange.publish(message(row.event), row.event.type, mandatory=False)
+                channel.basic_publish(
+                    orjson.dumps(row.event.body()),
+                    exchange=name,
+                    routing_key=row.event.type,
+                    properties=properties(row.event),
+                    wait=False,
+                )
             )
             for row in rows
         ]

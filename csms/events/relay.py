@@ -144,24 +144,33 @@ class OutboxRelay:
         while not self._stopping.is_set():
             began = loop.time()
             try:
-                self._publisher = await self._connect(self._alarm_all)
+                await self._session()
             except BrokerError as exc:
-                log.warning("relay_broker_unavailable", error=str(exc), attempt=attempt + 1)
-            else:
-                log.info("relay_connected")
-                try:
-                    await self._serve(self._publisher)
-                except BrokerError as exc:
-                    log.warning("relay_broker_lost", error=str(exc))
-                finally:
-                    await self._disconnect()
-                if loop.time() - began >= self._timings.healthy_session:
-                    attempt = 0
+                log.warning("relay_broker_lost", error=str(exc))
+            except Exception:
+                # Deliberately broad: a bug must not end publishing for the life
+                # of the process; the backoff below keeps it from spinning.
+                log.exception("relay_failed")
+            if loop.time() - began >= self._timings.healthy_session:
+                attempt = 0
             self._alarm.clear()
             if self._stopping.is_set():
                 return
             await self._sleep(self._backoff.delay(attempt), self._alarm)
             attempt += 1
+
+    async def _session(self) -> None:
+        """One broker connection: serve until it fails, or until drained when stopping."""
+        try:
+            self._publisher = await self._connect(self._alarm_all)
+        except BrokerError as exc:
+            log.warning("relay_broker_unavailable", error=str(exc))
+            return
+        log.info("relay_connected")
+        try:
+            await self._serve(self._publisher)
+        finally:
+            await self._disconnect()
 
     async def _serve(self, publisher: Publisher) -> None:
         """Publish while the link is open; return once drained when stopping."""
@@ -267,6 +276,8 @@ class OutboxRelay:
                     next_prune = loop.time() + self._timings.prune
             except StorageError as exc:
                 log.warning("relay_housekeeping_failed", error=str(exc))
+            except Exception:
+                log.exception("relay_housekeeping_failed")  # broad: as in _run
             await asyncio.sleep(self._timings.stats)
 
     async def _refresh_backlog(self) -> None:

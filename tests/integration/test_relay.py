@@ -40,6 +40,9 @@ class ScriptedLink:
 
     async def publish(self, rows: Sequence[OutboxRow]) -> Published:
         await asyncio.sleep(self._broker.publish_delay)
+        if self._broker.crashes:
+            self._broker.crashes -= 1
+            raise RuntimeError("scripted: a bug in the link")
         fail_at = self._broker.failures.pop(0) if self._broker.failures else None
         # Worst case for order: every row of a failed batch still reaches consumers.
         self._broker.delivered.extend(row.event for row in rows)
@@ -60,6 +63,7 @@ class ScriptedBroker:
         self.failures = list(failures)
         self.publish_delay = publish_delay
         self.reachable = True
+        self.crashes = 0  # how many publish calls raise an unexpected error
         self.delivered: list[Event] = []
         self.connects = 0
 
@@ -268,6 +272,21 @@ class TestStop:
         await relay.stop(0.5)
         assert time.monotonic() - started < 1.5
         assert (await storage.outbox_backlog()).pending == 1
+
+
+class TestResilience:
+    async def test_an_unexpected_error_is_logged_and_publishing_goes_on(
+        self, storage: Storage, relays: list[OutboxRelay]
+    ) -> None:
+        """A bug in one attempt is logged with its traceback; the relay retries and publishes."""
+        broker = ScriptedBroker()
+        broker.crashes = 1
+        await storage.commit([EventAppended(event("CP-1", 1))])
+        with structlog.testing.capture_logs() as logs:
+            start_relay(relays, storage, broker)
+            await drained(storage)
+        assert [e.station_id for e in broker.delivered] == ["CP-1"]
+        assert [e["event"] for e in logs if e["log_level"] == "error"] == ["relay_failed"]
 
 
 class TestLogs:
