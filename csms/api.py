@@ -226,10 +226,12 @@ class Api:
 
     async def delete_station(self, request: web.Request) -> web.Response:
         station_id = request.match_info["station_id"]
+        await self._station(station_id)
+        # Closed first: recording its disconnection must not outlive the deletion.
+        closed = await self._stations.disconnect(station_id, "station deregistered")
+        await self._commands.forget_station(station_id)
         if not await self._storage.delete_station(station_id):
             raise ApiError(404, "station_not_found", f"no station {station_id!r}")
-        await self._commands.forget_station(station_id)
-        closed = await self._stations.disconnect(station_id, "station deregistered")
         log.info("station_deleted", station_id=station_id, was_connected=closed)
         return web.Response(status=204)
 

@@ -53,6 +53,44 @@ _PAGE = [
     ),
     _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "rows to skip"),
 ]
+_STATION_ID = _path("station_id", "the station id")
+_COMMAND_ERRORS = {
+    "400": _error("body is not a JSON object, or a bad query parameter"),
+    "404": _error("unknown station (station_not_found)"),
+    "409": _error(
+        "station not connected and no queue asked (station_not_connected), or a queue asked "
+        "for a station that never connected, whose protocol is unknown (station_protocol_unknown)"
+    ),
+    "422": _error(
+        "the request is invalid: invalid_payload (the OCPP schema's code, message and "
+        "details), invalid_command (a neutral field), invalid_queue, invalid_password, "
+        "cannot_queue_secret"
+    ),
+    "502": _error(
+        "the station answered a CALLERROR (station_call_error: code, description, details) "
+        "or an invalid CALLRESULT (invalid_station_answer); command_id names the record"
+    ),
+    "503": _error("the database is unavailable"),
+    "504": _error("no answer within CSMS_CALL_TIMEOUT (station_timeout); command_id names it"),
+}
+_QUEUE_QUERY = [
+    _query(
+        "queue",
+        {"type": "boolean", "default": False},
+        "when the station is offline, store the command and send it when it connects "
+        "(202) instead of answering 409",
+    ),
+    _query(
+        "expires_in",
+        {"type": "number", "exclusiveMinimum": 0},
+        "with queue: seconds the command may wait (default 86400, at most 30 days)",
+    ),
+    _query(
+        "expires_at",
+        {"type": "string", "format": "date-time"},
+        "with queue: until when the command may wait",
+    ),
+]
 _AUTH_ERRORS = {
     "401": _error("missing or wrong bearer token"),
     "403": _error("no CSMS_API_TOKEN configured and the client is not on loopback"),
@@ -91,6 +129,9 @@ OPENAPI: dict[str, Any] = {
                         {"type": "string", "enum": ["1.6", "2.0.1"]},
                         "only stations of this protocol",
                     ),
+                    _query("id_prefix", {"type": "string"}, "only ids starting with this"),
+                    _query("vendor", {"type": "string"}, "only this vendor (BootNotification)"),
+                    _query("model", {"type": "string"}, "only this model (BootNotification)"),
                     *_PAGE,
                 ],
                 "responses": {
@@ -110,19 +151,77 @@ OPENAPI: dict[str, Any] = {
                     "400": _error("bad query parameter"),
                     **_AUTH_ERRORS,
                 },
-            }
+            },
+            "post": {
+                "summary": "Register a station",
+                "description": "Like `csms stations add`; the station may connect at once.",
+                "operationId": "createStation",
+                "requestBody": {
+                    "required": True,
+                    **_json_body(
+                        {
+                            "allOf": [
+                                _ref("Registration"),
+                                {
+                                    "type": "object",
+                                    "required": ["id"],
+                                    "properties": {
+                                        "id": {"type": "string", "minLength": 1, "maxLength": 48}
+                                    },
+                                },
+                            ]
+                        }
+                    ),
+                },
+                "responses": {
+                    "201": _answer("the registered station", _ref("StationDetail")),
+                    "400": _error("body is not a JSON object"),
+                    "409": _error("a station with this id is registered already"),
+                    "422": _error("a field is invalid"),
+                    **_AUTH_ERRORS,
+                },
+            },
         },
         "/api/v1/stations/{station_id}": {
             "get": {
-                "summary": "One station",
+                "summary": "One station, with its configuration and what commands left",
                 "operationId": "getStation",
-                "parameters": [_path("station_id", "the station id")],
+                "parameters": [_STATION_ID],
                 "responses": {
-                    "200": _answer("the station", _ref("Station")),
+                    "200": _answer("the station", _ref("StationDetail")),
                     "404": _error("unknown station"),
                     **_AUTH_ERRORS,
                 },
-            }
+            },
+            "put": {
+                "summary": "Register or update a station",
+                "description": "Fields left out keep their value; a null password removes it. "
+                "Takes effect at the station's next handshake.",
+                "operationId": "putStation",
+                "parameters": [_STATION_ID],
+                "requestBody": {"required": True, **_json_body(_ref("Registration"))},
+                "responses": {
+                    "200": _answer("updated", _ref("StationDetail")),
+                    "201": _answer("registered", _ref("StationDetail")),
+                    "400": _error("body is not a JSON object"),
+                    "422": _error("a field is invalid"),
+                    **_AUTH_ERRORS,
+                },
+            },
+            "delete": {
+                "summary": "Deregister a station",
+                "description": "Removes the registration and the station's current state "
+                "(connectors, configuration, device model, reservations, charging profiles); "
+                "its transactions, commands and events stay. Its connection, if any, is "
+                "closed and its queued commands fail (station_deleted).",
+                "operationId": "deleteStation",
+                "parameters": [_STATION_ID],
+                "responses": {
+                    "204": {"description": "deleted"},
+                    "404": _error("unknown station"),
+                    **_AUTH_ERRORS,
+                },
+            },
         },
         "/api/v1/stations/{station_id}/password": {
             "post": {
@@ -165,21 +264,111 @@ OPENAPI: dict[str, Any] = {
                 "payload returned.",
                 "operationId": "callStation",
                 "parameters": [
-                    _path("station_id", "the station id"),
+                    _STATION_ID,
                     _path("action", "the OCPP action, e.g. Reset"),
+                    *_QUEUE_QUERY,
                 ],
                 "requestBody": {"required": True, **_json_body({"type": "object"})},
                 "responses": {
-                    "200": _answer("the station's CALLRESULT payload", {"type": "object"}),
-                    "400": _error("body is not a JSON object"),
-                    "404": _error("unknown station"),
-                    "409": _error("station not connected"),
-                    "422": _error("payload invalid for the schema (code, message, details)"),
-                    "502": _error(
-                        "the station answered a CALLERROR (code, description, "
-                        "details) or an invalid CALLRESULT"
+                    "200": {
+                        **_answer(
+                            "the station's CALLRESULT payload (passwords masked); the "
+                            "Location header names the command's record",
+                            {"type": "object"},
+                        ),
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                    },
+                    "202": _answer("queued: sent when the station connects", _ref("Command")),
+                    **_COMMAND_ERRORS,
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/api/v1/stations/{station_id}/commands/{command}": {
+            "post": {
+                "summary": "Send a version-neutral command",
+                "description": "Translated into the station's protocol: start "
+                "(RemoteStartTransaction / RequestStartTransaction), stop (RemoteStop / "
+                "RequestStopTransaction), reset (hard: Hard / Immediate, soft: Soft / OnIdle), "
+                "unlock (UnlockConnector), change-availability (ChangeAvailability), "
+                "trigger-message (TriggerMessage; 1.6 ExtendedTriggerMessage for the "
+                "messages only it knows). On 1.6, EVSE N is connector N. Answers the "
+                "command's record with the station's response.",
+                "operationId": "sendCommand",
+                "parameters": [
+                    _STATION_ID,
+                    {
+                        "name": "command",
+                        "in": "path",
+                        "required": True,
+                        "schema": {
+                            "type": "string",
+                            "enum": [
+                                "start",
+                                "stop",
+                                "reset",
+                                "unlock",
+                                "change-availability",
+                                "trigger-message",
+                            ],
+                        },
+                        "description": "the neutral command",
+                    },
+                    *_QUEUE_QUERY,
+                ],
+                "requestBody": {"required": True, **_json_body(_ref("NeutralCommand"))},
+                "responses": {
+                    "200": _answer("sent and answered (status completed)", _ref("Command")),
+                    "202": _answer("queued: sent when the station connects", _ref("Command")),
+                    **_COMMAND_ERRORS,
+                    "404": _error("unknown station or command"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/api/v1/stations/{station_id}/commands": {
+            "get": {
+                "summary": "A station's commands, newest first",
+                "operationId": "listStationCommands",
+                "parameters": [
+                    _STATION_ID,
+                    _query(
+                        "status",
+                        {
+                            "type": "string",
+                            "enum": ["queued", "sent", "completed", "failed", "expired"],
+                        },
+                        "only commands in this status",
                     ),
-                    "504": _error("no answer within CSMS_CALL_TIMEOUT"),
+                    *_PAGE,
+                ],
+                "responses": {
+                    "200": _answer(
+                        "a page of commands",
+                        {
+                            "type": "object",
+                            "required": ["items", "limit", "offset"],
+                            "properties": {
+                                "items": {"type": "array", "items": _ref("Command")},
+                                "limit": {"type": "integer"},
+                                "offset": {"type": "integer"},
+                            },
+                        },
+                    ),
+                    "400": _error("bad query parameter"),
+                    "404": _error("unknown station"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/api/v1/commands/{command_id}": {
+            "get": {
+                "summary": "One command and its outcome",
+                "operationId": "getCommand",
+                "parameters": [_path("command_id", "the command id")],
+                "responses": {
+                    "200": _answer("the command", _ref("Command")),
+                    "404": _error("no such command"),
                     **_AUTH_ERRORS,
                 },
             }
@@ -314,6 +503,17 @@ OPENAPI: dict[str, Any] = {
                     **_AUTH_ERRORS,
                 },
             },
+            "delete": {
+                "summary": "Remove an id token from the registry",
+                "description": "It is answered as unknown from the next Authorize on.",
+                "operationId": "deleteIdToken",
+                "parameters": [_path("id_token", "the token")],
+                "responses": {
+                    "204": {"description": "deleted"},
+                    "404": _error("not registered"),
+                    **_AUTH_ERRORS,
+                },
+            },
         },
     },
     "components": {
@@ -328,6 +528,92 @@ OPENAPI: dict[str, Any] = {
                     "code": {"type": "string"},
                     "description": {"type": "string"},
                     "details": {"type": "object"},
+                    "command_id": {"type": "string", "description": "the command's record"},
+                },
+            },
+            "Registration": {
+                "type": "object",
+                "properties": {
+                    "password": {
+                        "type": ["string", "null"],
+                        "minLength": 16,
+                        "maxLength": 40,
+                        "description": "Basic-auth password (stored hashed); null: none",
+                    },
+                    "security_profile": {"type": "integer", "enum": [1, 2, 3]},
+                },
+                "additionalProperties": False,
+            },
+            "Queue": {
+                "description": "Store the command if the station is offline and send it "
+                "when it connects; true waits the default 24 h.",
+                "oneOf": [
+                    {"type": "boolean"},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "expires_at": {"type": "string", "format": "date-time"},
+                            "expires_in": {"type": "number", "exclusiveMinimum": 0},
+                        },
+                        "additionalProperties": False,
+                    },
+                ],
+            },
+            "NeutralCommand": {
+                "type": "object",
+                "description": "The fields a command takes: start (id_token, id_token_type, "
+                "evse_id, connector_id, remote_start_id), stop (transaction_id), reset (type, "
+                "evse_id), unlock (evse_id, connector_id), change-availability (operative, "
+                "evse_id, connector_id), trigger-message (message, evse_id, connector_id).",
+                "properties": {
+                    "evse_id": {"type": "integer", "minimum": 0},
+                    "connector_id": {"type": "integer", "minimum": 0},
+                    "id_token": {"type": "string"},
+                    "id_token_type": {"type": "string", "description": "2.0.1; default Central"},
+                    "remote_start_id": {"type": "integer", "minimum": 1},
+                    "transaction_id": {"type": ["string", "integer"]},
+                    "type": {"type": "string", "enum": ["hard", "soft"]},
+                    "operative": {"type": "boolean"},
+                    "message": {
+                        "type": "string",
+                        "description": "the OCPP message to trigger, e.g. StatusNotification",
+                    },
+                    "queue": _ref("Queue"),
+                },
+                "additionalProperties": False,
+            },
+            "Command": {
+                "type": "object",
+                "required": ["id", "station_id", "command", "action", "status", "request"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "station_id": {"type": "string"},
+                    "command": {
+                        "type": ["string", "null"],
+                        "description": "the neutral command; null for a raw OCPP call",
+                    },
+                    "action": {
+                        "type": ["string", "null"],
+                        "description": "the OCPP action (null until a queued neutral command "
+                        "is translated for its station)",
+                    },
+                    "ocpp_version": _NULLABLE_STRING,
+                    "status": {
+                        "type": "string",
+                        "enum": ["queued", "sent", "completed", "failed", "expired"],
+                    },
+                    "request": {"type": "object", "description": "what was asked"},
+                    "payload": {"type": ["object", "null"], "description": "the CALL sent"},
+                    "response": {
+                        "type": ["object", "null"],
+                        "description": "the station's CALLRESULT",
+                    },
+                    "error": {"type": ["object", "null"], "description": "why it failed"},
+                    "source": {"type": "string", "enum": ["api", "amqp"]},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "expires_at": _NULLABLE_TIME,
+                    "sent_at": _NULLABLE_TIME,
+                    "completed_at": _NULLABLE_TIME,
                 },
             },
             "CommandStatus": {
@@ -400,6 +686,81 @@ OPENAPI: dict[str, Any] = {
                     "last_seen_at": _NULLABLE_TIME,
                     "evses": {"type": "array", "items": _ref("Evse")},
                 },
+            },
+            "StationDetail": {
+                "allOf": [
+                    _ref("Station"),
+                    {
+                        "type": "object",
+                        "properties": {
+                            "local_list_version": {"type": ["integer", "null"]},
+                            "configuration": {
+                                "type": "array",
+                                "description": "OCPP 1.6 configuration keys",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "key": {"type": "string"},
+                                        "value": _NULLABLE_STRING,
+                                        "readonly": {"type": ["boolean", "null"]},
+                                        "updated_at": _NULLABLE_TIME,
+                                    },
+                                },
+                            },
+                            "device_model": {
+                                "type": "array",
+                                "description": "OCPP 2.0.1 variables (NotifyReport, "
+                                "Get/SetVariables)",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "component": {"type": "string"},
+                                        "component_instance": _NULLABLE_STRING,
+                                        "evse_id": {"type": ["integer", "null"]},
+                                        "connector_id": {"type": ["integer", "null"]},
+                                        "variable": {"type": "string"},
+                                        "variable_instance": _NULLABLE_STRING,
+                                        "attribute_type": {"type": "string"},
+                                        "value": _NULLABLE_STRING,
+                                        "mutability": _NULLABLE_STRING,
+                                        "characteristics": {"type": "object"},
+                                    },
+                                },
+                            },
+                            "reservations": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "reservation_id": {"type": "integer"},
+                                        "evse_id": {"type": "integer"},
+                                        "id_token": {"type": "string"},
+                                        "expires_at": {"type": "string", "format": "date-time"},
+                                        "status": {"type": "string"},
+                                        "updated_at": _NULLABLE_TIME,
+                                    },
+                                },
+                            },
+                            "charging_profiles": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "profile_id": {"type": "integer"},
+                                        "evse_id": {"type": "integer"},
+                                        "stack_level": {"type": "integer"},
+                                        "purpose": {"type": "string"},
+                                        "profile": {
+                                            "type": "object",
+                                            "description": "as sent, in the station's protocol",
+                                        },
+                                        "updated_at": _NULLABLE_TIME,
+                                    },
+                                },
+                            },
+                        },
+                    },
+                ]
             },
             "Transaction": {
                 "type": "object",

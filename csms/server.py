@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import ssl
 import time
 from collections.abc import Callable, Coroutine, Iterable
@@ -33,6 +34,9 @@ from protocols.common import Adapter
 
 log = structlog.get_logger("csms.server")
 
+# How long disconnect() waits for a closed station's disconnection to be recorded.
+DISCONNECT_WAIT = 5.0
+
 
 class StationNotConnectedError(Exception):
     """A CALL was meant for a station that has no open connection."""
@@ -46,6 +50,8 @@ class StationLink:
     adapter: Adapter
     ws: ServerConnection
     outgoing: rpc.OutgoingCalls = field(default_factory=rpc.OutgoingCalls)
+    # Set once the connection is closed and its disconnection recorded.
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def ocpp_version(self) -> str:
@@ -162,11 +168,15 @@ class StationServer:
         self._connect_listeners.append(listener)
 
     async def disconnect(self, station_id: str, reason: str) -> bool:
-        """Close a station's connection (1000, ``reason``); False if it has none."""
+        """Close a station's connection (1000, ``reason``) and wait until its
+        disconnection is recorded; False if it has none."""
         link = self._links.get(station_id)
         if link is None:
             return False
         await link.ws.close(1000, reason)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DISCONNECT_WAIT):
+                await link.finished.wait()
         return True
 
     async def call(
@@ -353,6 +363,8 @@ class StationServer:
                 await self._services.stations.disconnected(station_id, version, code, reason)
             except StorageError as exc:
                 log.error("disconnect_not_recorded", error=str(exc))
+            finally:
+                link.finished.set()
 
     async def _on_frame(self, link: StationLink, ctx: StationContext, raw: str | bytes) -> None:
         adapter = link.adapter

@@ -16,6 +16,7 @@ from csms.openapi import OPENAPI
 from csms.security import hash_password
 from scripts.simulate import CallError, SimStation
 from tests.integration.conftest import StartCsms, http_url, ws_url
+from tests.integration.polling import poll_until
 
 TOKEN = "test-api-token-0123456789"
 EXERCISED: set[tuple[str, str]] = set()
@@ -38,7 +39,7 @@ class Client:
             params=params or None,
             headers=self.headers,
         ) as r:
-            return r.status, await r.json()
+            return r.status, None if r.status == 204 else await r.json()
 
 
 @pytest.fixture
@@ -64,6 +65,20 @@ class TestAuthentication:
                     assert (await r.json())["error"] == "unauthorized"
             async with session.get(http_url(csms_api, "/health/live")) as r:
                 assert r.status == 200
+
+    async def test_every_documented_route_refuses_a_missing_or_wrong_token(
+        self, csms_api: Running
+    ) -> None:
+        """No route of the OpenAPI file answers without the bearer token."""
+        async with aiohttp.ClientSession() as session:
+            for template, item in OPENAPI["paths"].items():
+                path = template.replace("{", "").replace("}", "")  # any value will do
+                for method in item:
+                    for headers in ({}, {"Authorization": f"Bearer {TOKEN}x"}):
+                        async with session.request(
+                            method, http_url(csms_api, path), json={}, headers=headers
+                        ) as r:
+                            assert r.status == 401, (method, template)
 
     async def test_without_token_loopback_is_allowed(self, csms: Running) -> None:
         """Without CSMS_API_TOKEN the API answers local clients."""
@@ -120,6 +135,52 @@ class TestStations:
             "GET", "/api/v1/stations/NOPE", "/api/v1/stations/{station_id}"
         )
         assert (status, body["error"]) == (404, "station_not_found")
+
+    async def test_list_filters(self, api: Client, csms_api: Running) -> None:
+        """By id prefix, vendor and model; paging keeps the total."""
+        for station_id in ("NORTH-1", "NORTH-2", "SOUTH-1"):
+            await csms_api.storage.register_station(station_id, at=datetime.now(UTC))
+        async with SimStation(ws_url(csms_api), "NORTH-2") as cp:
+            await cp.boot(vendor="ACME", model="Wallbox")
+        path = "/api/v1/stations"
+        _, north = await api.request("GET", path, path, id_prefix="NORTH-")
+        assert [s["id"] for s in north["items"]] == ["NORTH-1", "NORTH-2"]
+        _, acme = await api.request("GET", path, path, vendor="ACME", model="Wallbox")
+        assert [s["id"] for s in acme["items"]] == ["NORTH-2"]
+        _, page = await api.request("GET", path, path, id_prefix="NORTH-", limit="1", offset="1")
+        assert ([s["id"] for s in page["items"]], page["total"]) == (["NORTH-2"], 2)
+        _, none = await api.request("GET", path, path, model="Nope")
+        assert none["items"] == []
+
+    async def test_register_update_and_delete(self, api: Client, csms_api: Running) -> None:
+        """POST registers (409 twice), PUT updates or registers, DELETE deregisters."""
+        collection, one = "/api/v1/stations", "/api/v1/stations/{station_id}"
+        status, created = await api.request(
+            "POST", collection, collection, {"id": "REG-1", "security_profile": 2}
+        )
+        assert (status, created["id"], created["security_profile"]) == (201, "REG-1", 2)
+        assert (created["has_password"], created["configuration"]) == (False, [])
+        status, body = await api.request("POST", collection, collection, {"id": "REG-1"})
+        assert (status, body["error"]) == (409, "station_exists")
+        for bad in ({"id": ""}, {"id": "X", "password": "short"}, {"id": "X", "color": "red"}):
+            status, _ = await api.request("POST", collection, collection, bad)
+            assert status == 422, bad
+        status, updated = await api.request(
+            "PUT", "/api/v1/stations/REG-1", one, {"password": "a-long-password-123"}
+        )
+        assert (status, updated["has_password"], updated["security_profile"]) == (200, True, 2)
+        status, fresh = await api.request("PUT", "/api/v1/stations/REG-2", one, {})
+        assert (status, fresh["security_profile"]) == (201, 1)
+        status, _ = await api.request("PUT", "/api/v1/stations/REG-2", one, {"security_profile": 4})
+        assert status == 422
+        async with SimStation(ws_url(csms_api), "REG-2") as cp:
+            await cp.heartbeat()
+            status, _ = await api.request("DELETE", "/api/v1/stations/REG-2", one)
+            assert status == 204
+            assert await cp.wait_closed() == 1000
+        status, _ = await api.request("DELETE", "/api/v1/stations/REG-2", one)
+        assert status == 404
+        assert await csms_api.storage.find_station("REG-2") is None
 
 
 class TestRawCalls:
@@ -340,6 +401,152 @@ class TestIdTokens:
         status, answer = await api.request("PUT", "/api/v1/id-tokens/CARD-1", self.PATH, body)
         assert status == 422
         assert answer["message"]
+
+    async def test_delete_removes_the_token(self, api: Client, csms_api: Running) -> None:
+        """A deleted token is unknown to the next Authorize; a second delete is 404."""
+        await api.request("PUT", "/api/v1/id-tokens/CARD-2", self.PATH, {"status": "Accepted"})
+        status, _ = await api.request("DELETE", "/api/v1/id-tokens/CARD-2", self.PATH)
+        assert status == 204
+        async with SimStation(ws_url(csms_api), "AUTH-2") as cp:
+            assert (await cp.authorize("CARD-2"))["idTagInfo"]["status"] == "Invalid"
+        status, body = await api.request("DELETE", "/api/v1/id-tokens/CARD-2", self.PATH)
+        assert (status, body) == (404, {"error": "not_found", "message": "no such id token"})
+
+
+class TestCommands:
+    PATH = "/api/v1/stations/{station_id}/commands/{command}"
+    LIST = "/api/v1/stations/{station_id}/commands"
+    ONE = "/api/v1/commands/{command_id}"
+
+    async def test_neutral_commands_answer_their_record(
+        self, api: Client, csms_api: Running
+    ) -> None:
+        """Each neutral command reaches a 1.6 station; the record comes back and is listed."""
+        async with SimStation(ws_url(csms_api), "CMD-1") as cp:
+            bodies = {
+                "start": {"id_token": "TAG-1", "evse_id": 1},
+                "stop": {"transaction_id": 5},
+                "reset": {"type": "hard"},
+                "unlock": {"evse_id": 1},
+                "change-availability": {"operative": True},
+                "trigger-message": {"message": "Heartbeat"},
+            }
+            ids = []
+            for name, body in bodies.items():
+                status, record = await api.request(
+                    "POST", f"/api/v1/stations/CMD-1/commands/{name}", self.PATH, body
+                )
+                assert (status, record["status"], record["command"]) == (200, "completed", name)
+                assert record["payload"] == cp.received_calls[-1].payload
+                ids.append(record["id"])
+        status, one = await api.request("GET", f"/api/v1/commands/{ids[2]}", self.ONE)
+        assert (status, one["action"], one["payload"]) == (200, "Reset", {"type": "Hard"})
+        status, listed = await api.request("GET", "/api/v1/stations/CMD-1/commands", self.LIST)
+        assert [c["id"] for c in listed["items"]] == ids[::-1]
+        _, done = await api.request(
+            "GET", "/api/v1/stations/CMD-1/commands", self.LIST, status="completed", limit="2"
+        )
+        assert [c["id"] for c in done["items"]] == ids[:-3:-1]
+
+    async def test_error_cases(self, api: Client, csms_api: Running) -> None:
+        """404, 409, 422, 502 and 504 as for raw calls; failures are recorded."""
+        status, body = await api.request(
+            "POST", "/api/v1/stations/GHOST/commands/reset", self.PATH, {"type": "soft"}
+        )
+        assert (status, body["error"]) == (404, "station_not_found")
+        status, body = await api.request("GET", "/api/v1/commands/nope", self.ONE)
+        assert status == 404
+        status, body = await api.request("GET", "/api/v1/stations/GHOST/commands", self.LIST)
+        assert status == 404
+        status, body = await api.request(
+            "GET", "/api/v1/stations/GHOST/commands", self.LIST, status="lost"
+        )
+        assert status == 400
+        await csms_api.storage.register_station("OFFLINE", at=datetime.now(UTC))
+        status, body = await api.request(
+            "POST", "/api/v1/stations/OFFLINE/commands/reset", self.PATH, {"type": "soft"}
+        )
+        assert (status, body["error"]) == (409, "station_not_connected")
+
+        class Grumpy(SimStation):
+            async def on_call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+                if action == "UnlockConnector":
+                    raise CallError("NotSupported", "no lock here")
+                if action == "Reset":
+                    await asyncio.sleep(3)
+                return await super().on_call(action, payload)
+
+        async with Grumpy(ws_url(csms_api), "GRUMPY-2", protocol="ocpp2.0.1") as cp:
+            status, body = await api.request(
+                "POST", "/api/v1/stations/GRUMPY-2/commands/launch", self.PATH, {}
+            )
+            assert (status, body["error"]) == (404, "unknown_command")
+            status, body = await api.request(
+                "POST", "/api/v1/stations/GRUMPY-2/commands/reset", self.PATH, {"type": "x"}
+            )
+            assert (status, body["error"]) == (422, "invalid_command")
+            status, body = await api.request(
+                "POST",
+                "/api/v1/stations/GRUMPY-2/commands/trigger-message",
+                self.PATH,
+                {"message": "NoSuchMessage"},
+            )
+            assert (status, body["error"], body["code"]) == (
+                422,
+                "invalid_payload",
+                "PropertyConstraintViolation",
+            )
+            status, body = await api.request(
+                "POST", "/api/v1/stations/GRUMPY-2/commands/unlock", self.PATH, {"evse_id": 1}
+            )
+            assert (status, body["error"], body["code"]) == (
+                502,
+                "station_call_error",
+                "NotSupported",
+            )
+            _, failed = await api.request("GET", f"/api/v1/commands/{body['command_id']}", self.ONE)
+            assert (failed["status"], failed["error"]["description"]) == ("failed", "no lock here")
+            status, body = await api.request(
+                "POST", "/api/v1/stations/GRUMPY-2/commands/reset", self.PATH, {"type": "hard"}
+            )
+            assert (status, body["error"]) == (504, "station_timeout")
+            _, late = await api.request("GET", f"/api/v1/commands/{body['command_id']}", self.ONE)
+            assert late["status"] == "failed"
+            assert [c.action for c in cp.received_calls] == ["UnlockConnector", "Reset"]
+
+    async def test_an_offline_station_gets_its_queued_command_when_it_connects(
+        self, api: Client, csms_api: Running
+    ) -> None:
+        """202 with the record; sent on connect; completed afterwards."""
+        async with SimStation(ws_url(csms_api), "LATER") as cp:
+            await cp.boot()
+        status, queued = await api.request(
+            "POST",
+            "/api/v1/stations/LATER/commands/change-availability",
+            self.PATH,
+            {"operative": False, "evse_id": 1, "queue": {"expires_at": "2099-01-01T00:00:00Z"}},
+        )
+        assert (status, queued["error"]) == (422, "invalid_queue")  # beyond 30 days
+        status, queued = await api.request(
+            "POST",
+            "/api/v1/stations/LATER/commands/change-availability",
+            self.PATH,
+            {"operative": False, "evse_id": 1},
+            queue="true",
+            expires_in="600",
+        )
+        assert (status, queued["status"]) == (202, "queued")
+        async with SimStation(ws_url(csms_api), "LATER") as cp:
+            call = await cp.wait_for_call("ChangeAvailability")
+            assert call.payload == {"connectorId": 1, "type": "Inoperative"}
+
+            async def completed() -> bool:
+                _, done = await api.request("GET", f"/api/v1/commands/{queued['id']}", self.ONE)
+                return bool(done["status"] == "completed")
+
+            await poll_until(completed, within=5)
+        _, done = await api.request("GET", f"/api/v1/commands/{queued['id']}", self.ONE)
+        assert done["response"] == {"status": "Accepted"}
 
 
 def test_every_route_of_the_openapi_file_is_exercised() -> None:
