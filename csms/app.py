@@ -22,6 +22,7 @@ from csms.api import Api, auth_middleware
 from csms.commands import CommandDispatcher
 from csms.errors import ConfigurationError
 from csms.events.amqp import AmqpPublisher
+from csms.events.command_queue import CommandConsumer
 from csms.events.relay import OutboxRelay
 from csms.http import OpsHttp, build_app
 from csms.ports import Storage
@@ -48,8 +49,11 @@ class Running:
     http: OpsHttp
     commands: CommandDispatcher
     relay: OutboxRelay | None = None
+    command_queue: CommandConsumer | None = None
 
     async def stop(self) -> None:
+        if self.command_queue is not None:
+            await self.command_queue.stop()
         await self.commands.stop()
         try:
             await asyncio.wait_for(self.stations.stop(), SHUTDOWN_BUDGET / 2)
@@ -124,7 +128,11 @@ async def start(settings: Settings) -> Running:
     if relay is not None:
         relay.start()
     commands.start()
-    return Running(settings, storage, stations, http, commands, relay)
+    command_queue = None
+    if settings.amqp_url:
+        command_queue = CommandConsumer(settings.amqp_url, settings.amqp_command_queue, commands)
+        command_queue.start()
+    return Running(settings, storage, stations, http, commands, relay, command_queue)
 
 
 def _relay(storage: Storage, settings: Settings) -> OutboxRelay | None:

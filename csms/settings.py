@@ -24,6 +24,7 @@ class Settings:
     database_url: str = "sqlite:///csms.db"
     amqp_url: str = ""
     amqp_exchange: str = "csms.events"
+    amqp_command_queue: str = "csms.commands"
     unknown_stations: str = "reject"
     heartbeat_interval: int = 300
     call_timeout: float = 30.0
@@ -82,6 +83,8 @@ class Settings:
                 )
         if not self.amqp_exchange:
             raise ConfigurationError("CSMS_AMQP_EXCHANGE must not be empty")
+        if not self.amqp_command_queue:
+            raise ConfigurationError("CSMS_AMQP_COMMAND_QUEUE must not be empty")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigurationError("CSMS_TLS_CERT and CSMS_TLS_KEY must be set together")
         if self.tls_client_ca and not self.tls_cert:

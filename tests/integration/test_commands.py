@@ -46,7 +46,7 @@ class Api:
 
     async def call(
         self, method: str, path: str, body: Any = None, **params: str
-    ) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
+    ) -> tuple[int, Any, dict[str, str]]:
         async with self.session.request(
             method,
             http_url(self.running, path),
@@ -54,7 +54,7 @@ class Api:
             params=params or None,
             headers={"Authorization": f"Bearer {TOKEN}"},
         ) as r:
-            return r.status, await r.json(), r.headers
+            return r.status, await r.json(), dict(r.headers)
 
     async def post(self, path: str, body: Any = None, **params: str) -> tuple[int, Any]:
         status, answer, _ = await self.call("POST", path, body, **params)
@@ -210,7 +210,7 @@ class TestSecrets:
                 {"key": "AuthorizationKey", "value": "short"},
             )
             assert (status, queued["error"]) == (422, "invalid_password")
-        record = await api.get(str(headers["Location"]))
+        record = await api.get(headers["Location"])
         assert record["request"]["value"] == record["payload"]["value"] == "********"
         async with SimStation(ws_url(running), "SECRET-16", password="new-password-abcdef") as cp:
             await cp.heartbeat()

@@ -171,7 +171,7 @@ class TestSamplesAndMultipleOf:
     @pytest.mark.parametrize("limit", [21.45, 4.35, 0.01])
     def test_two_decimal_limits_are_refused(self, limit: float) -> None:
         """A limit with a second decimal is a PropertyConstraintViolation on 1.6."""
-        answer = {
+        answer: dict[str, Any] = {
             "status": "Accepted",
             "connectorId": 1,
             "chargingSchedule": {

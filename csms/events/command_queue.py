@@ -1,0 +1,204 @@
+"""The RabbitMQ command queue: the REST API's commands for services that speak
+AMQP (docs/commands.md).
+
+The CSMS consumes the durable queue ``CSMS_AMQP_COMMAND_QUEUE`` when
+``CSMS_AMQP_URL`` is set. A message is a JSON object naming a station and a
+neutral ``command`` (with its fields, top level or in ``payload``) or a raw
+OCPP ``action`` with its ``payload``, optionally ``queue``; the answer (the
+REST API's status code and body) goes to the message's ``reply_to`` with its
+``correlation_id``. A message is acknowledged once answered; one the broker
+delivers again (the CSMS stopped while handling it) is not carried out a
+second time but answered 409 ``redelivered``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import Any
+
+import aio_pika
+import orjson
+import structlog
+
+from csms.api import ApiError, body_queue, command_json
+from csms.commands import CommandDispatcher, CommandRefused, Submission
+from csms.events.amqp import BROKER_ERRORS
+from csms.events.relay import Backoff
+from csms.services.commands import NEUTRAL_COMMANDS
+from csms.storage.urls import mask_password
+
+log = structlog.get_logger("csms.command_queue")
+
+CONNECT_TIMEOUT_S = 5.0
+PREFETCH = 16
+_ENVELOPE = frozenset({"station_id", "command", "action", "payload", "queue"})
+
+
+def _reply(status: int, body: dict[str, Any], command_id: str | None = None) -> dict[str, Any]:
+    return {"status": status, "body": body, "command_id": command_id}
+
+
+def _refusal(status: int, kind: str, message: str) -> dict[str, Any]:
+    return _reply(status, {"error": kind, "message": message})
+
+
+async def answer(
+    dispatcher: CommandDispatcher, raw: bytes, *, redelivered: bool = False, source: str = "amqp"
+) -> dict[str, Any]:
+    """Carry out one command message; its reply ``{"status", "body", "command_id"}``."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _refusal(400, "invalid_json", "the message body is not valid JSON")
+    if not isinstance(message, dict):
+        return _refusal(400, "invalid_json", "the message body must be a JSON object")
+    station_id, name, action = (
+        message.get("station_id"),
+        message.get("command"),
+        message.get("action"),
+    )
+    if not isinstance(station_id, str) or not station_id:
+        return _refusal(422, "invalid_value", "station_id is a non-empty string")
+    if (name is None) == (action is None) or not isinstance(name or action, str):
+        return _refusal(422, "invalid_value", "give either command (neutral) or action (OCPP)")
+    if name is not None and name not in NEUTRAL_COMMANDS:
+        return _refusal(
+            404, "unknown_command", f"no command {name!r}: one of {', '.join(NEUTRAL_COMMANDS)}"
+        )
+    payload = message.get("payload")
+    if payload is None:
+        payload = {k: v for k, v in message.items() if k not in _ENVELOPE} if name else {}
+    if not isinstance(payload, dict):
+        return _refusal(422, "invalid_value", "payload is a JSON object")
+    if redelivered:
+        return _refusal(
+            409,
+            "redelivered",
+            "delivered again after the CSMS stopped while handling it: it may have been "
+            "carried out; see the station's commands and send it again if it was not",
+        )
+    try:
+        queue, expires_at = body_queue(message.get("queue"))
+        outcome = await dispatcher.submit(
+            Submission(
+                station_id,
+                payload,
+                name=name,
+                action=action,
+                queue=queue,
+                expires_at=expires_at,
+                source=source,
+            )
+        )
+    except (CommandRefused, ApiError) as exc:
+        return _reply(exc.status, exc.body, exc.body.get("command_id"))
+    command = outcome.command
+    if outcome.queued:
+        return _reply(202, command_json(command), command.id)
+    if name is not None:
+        return _reply(200, command_json(command), command.id)
+    return _reply(200, outcome.response, command.id)
+
+
+class CommandConsumer:
+    """Consumes the command queue through broker outages; ``start()``, later ``stop()``."""
+
+    def __init__(
+        self,
+        url: str,
+        queue: str,
+        dispatcher: CommandDispatcher,
+        *,
+        prefetch: int = PREFETCH,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._url = url
+        self._queue = queue
+        self._dispatcher = dispatcher
+        self._prefetch = prefetch
+        self._backoff = backoff or Backoff()
+        self._run_task: asyncio.Task[None] | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._consuming = asyncio.Event()
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+
+    def start(self) -> None:
+        self._run_task = asyncio.create_task(self._run(), name="csms-command-queue")
+
+    async def wait_consuming(self) -> None:
+        """Return once the queue is declared and consumed (tests, start-up checks)."""
+        await self._consuming.wait()
+
+    async def stop(self) -> None:
+        """Stop consuming; commands in hand are abandoned (their messages come back
+        and are answered ``redelivered``)."""
+        tasks = [*self._handlers, *([self._run_task] if self._run_task else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                connection = await aio_pika.connect_robust(
+                    self._url,
+                    timeout=CONNECT_TIMEOUT_S,
+                    client_properties={"connection_name": "csms-command-queue"},
+                )
+            except BROKER_ERRORS as exc:
+                log.warning(
+                    "command_queue_unavailable",
+                    broker=mask_password(self._url),
+                    error=str(exc),
+                    attempt=attempt + 1,
+                )
+                await asyncio.sleep(self._backoff.delay(attempt))
+                attempt += 1
+                continue
+            break
+        async with connection:
+            # A robust connection reconnects, and re-declares and re-consumes, by itself.
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=self._prefetch)
+            queue = await channel.declare_queue(self._queue, durable=True)
+            self._exchange = channel.default_exchange
+            await queue.consume(self._on_message)
+            self._consuming.set()
+            log.info("command_queue_consuming", queue=self._queue)
+            await asyncio.Future()  # until stop() cancels us
+
+    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        self._spawn(self._handle(message))
+
+    async def _handle(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        reply = await answer(self._dispatcher, message.body, redelivered=bool(message.redelivered))
+        log.info(
+            "command_message_answered",
+            status=reply["status"],
+            command_id=reply["command_id"],
+            correlation_id=message.correlation_id,
+        )
+        if message.reply_to and self._exchange is not None:
+            try:
+                await self._exchange.publish(
+                    aio_pika.Message(
+                        orjson.dumps(reply),
+                        content_type="application/json",
+                        correlation_id=message.correlation_id,
+                        app_id="csms",
+                    ),
+                    routing_key=message.reply_to,
+                    mandatory=False,
+                )
+            except BROKER_ERRORS as exc:
+                log.warning("command_reply_lost", reply_to=message.reply_to, error=str(exc))
+        with contextlib.suppress(*BROKER_ERRORS):
+            await message.ack()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
