@@ -24,6 +24,7 @@ from csms.errors import ConfigurationError
 from csms.events.amqp import AmqpPublisher
 from csms.events.command_queue import CommandConsumer
 from csms.events.relay import OutboxRelay
+from csms.gauges import refresh
 from csms.http import OpsHttp, build_app
 from csms.ports import Storage
 from csms.server import StationServer
@@ -108,6 +109,7 @@ async def start(settings: Settings) -> Running:
                 broker_state=broker_state,
                 extra_routes=api.routes(),
                 middlewares=[auth_middleware(settings.api_token)],
+                refresh=functools.partial(refresh, storage, outbox=relay is None),
             )
         )
         await _listen(

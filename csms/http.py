@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from csms import metrics
+from csms.errors import StorageError
 from csms.ports import Storage
+
+log = structlog.get_logger("csms.http")
 
 BrokerState = Callable[[], str]
 """Returns "up", "down" or "disabled"."""
@@ -23,7 +27,10 @@ def build_app(
     broker_state: BrokerState,
     extra_routes: list[web.RouteDef] | None = None,
     middlewares: list[Any] | None = None,
+    refresh: Callable[[], Awaitable[None]] | None = None,
 ) -> web.Application:
+    """The operations app; ``refresh`` updates the gauges read from the database
+    before each scrape (skipped, with a warning, when the database is slow or down)."""
     app = web.Application(middlewares=middlewares or [])
 
     async def live(_: web.Request) -> web.Response:
@@ -44,6 +51,11 @@ def build_app(
         return web.json_response(body, status=200 if database_up else 503)
 
     async def metrics_text(_: web.Request) -> web.Response:
+        if refresh is not None:
+            try:
+                await asyncio.wait_for(refresh(), READY_TIMEOUT)
+            except (StorageError, TimeoutError) as exc:
+                log.warning("metrics_not_refreshed", error=str(exc) or type(exc).__name__)
         # The exposition is built synchronously; at a few hundred series it
         # takes well under a millisecond.
         payload = generate_latest(metrics.REGISTRY)

@@ -56,6 +56,30 @@ COMMANDS = Counter(
     ["command", "status"],
     registry=REGISTRY,
 )
+TRANSACTIONS_ACTIVE = Gauge(
+    "csms_transactions_active",
+    "Charging sessions started and not ended, across the database (read at each scrape).",
+    registry=REGISTRY,
+)
+ENERGY_DELIVERED = Counter(
+    "csms_energy_delivered_wh_total",
+    "Energy of the sessions this process booked as ended (transaction.ended energy_wh), in Wh.",
+    registry=REGISTRY,
+)
+STORAGE_QUERY_SECONDS = Histogram(
+    "csms_storage_query_seconds",
+    "Duration of one database call as the event loop sees it (waiting for a connection or"
+    " the SQLite thread included): reads, registry writes and group commits.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5),
+    registry=REGISTRY,
+)
+DB_POOL_CONNECTIONS = Gauge(
+    "csms_db_pool_connections",
+    "PostgreSQL pool connections by state: open (in use or idle), idle, max (read at each"
+    " scrape; absent on SQLite).",
+    ["state"],
+    registry=REGISTRY,
+)
 STORAGE_BATCH_UNITS = Histogram(
     "csms_storage_batch_units",
     "Units of work committed per database transaction (group commit).",

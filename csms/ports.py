@@ -241,6 +241,15 @@ class OutboxBacklog:
     oldest_pending_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """A connection pool's use: connections open, of them idle, and the cap."""
+
+    size: int
+    idle: int
+    max_size: int
+
+
 UNCHANGED: Any = object()
 """Sentinel for ``register_station``: keep the stored value."""
 
@@ -254,6 +263,10 @@ class Storage(Protocol):
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
+        ...
+
+    def pool_stats(self) -> PoolStats | None:
+        """The connection pool's use; None without a pool (SQLite's one thread)."""
         ...
 
     # hot path

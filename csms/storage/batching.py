@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 
 from csms import metrics
 from csms.errors import StorageError, StorageUnavailableError
+from csms.events.model import EventType
 from csms.ports import (
     ChargingProfilesCleared,
     ChargingProfileSet,
@@ -182,6 +183,15 @@ class GroupedOps:
     )
     commands: list[CommandRecorded] = field(default_factory=list)
     events: list[EventAppended] = field(default_factory=list)
+
+
+def record_committed(ops: GroupedOps) -> None:
+    """Count what a committed batch reports: the energy of the sessions it ended."""
+    for op in ops.events:
+        if op.event.type == EventType.TRANSACTION_ENDED:
+            energy = op.event.data.get("energy_wh")
+            if isinstance(energy, int | float) and energy > 0:
+                metrics.ENERGY_DELIVERED.inc(energy)
 
 
 def group_ops(units: Iterable[Sequence[WriteOp]]) -> GroupedOps:

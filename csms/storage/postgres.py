@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
+from csms import metrics
 from csms.domain import (
     AuthorizationStatus,
     ChargingProfile,
@@ -48,12 +50,13 @@ from csms.ports import (
     OutboxBacklog,
     OutboxRow,
     OutboxStats,
+    PoolStats,
     StationBooted,
     StationNotified,
     TransactionFilter,
     WriteOp,
 )
-from csms.storage.batching import GroupCommitter, GroupedOps, group_ops
+from csms.storage.batching import GroupCommitter, GroupedOps, group_ops, record_committed
 from csms.storage.migrations import load_migrations
 from csms.storage.urls import mask_password
 
@@ -188,6 +191,11 @@ class PostgresStorage:
         if ops.events:
             for listener in self._outbox_listeners:
                 listener()
+        record_committed(ops)
+
+    def pool_stats(self) -> PoolStats | None:
+        pool = self._pool
+        return PoolStats(pool.get_size(), pool.get_idle_size(), pool.get_max_size())
 
     # --- registry ----------------------------------------------------------
 
@@ -565,7 +573,9 @@ def _decode_jsonb(data: bytes) -> Any:
 
 @contextlib.contextmanager
 def _translate(action: str) -> Iterator[None]:
-    """Turn asyncpg's and the OS's errors into ``StorageError`` (CancelledError passes)."""
+    """Turn asyncpg's and the OS's errors into ``StorageError`` (CancelledError passes),
+    and time the call."""
+    started = time.perf_counter()
     try:
         yield
     except _UNAVAILABLE as exc:
@@ -574,6 +584,8 @@ def _translate(action: str) -> Iterator[None]:
         ) from exc
     except _FAILED as exc:
         raise StorageError(f"cannot {action}: {_one_line(exc)}") from exc
+    finally:
+        metrics.STORAGE_QUERY_SECONDS.observe(time.perf_counter() - started)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from csms import metrics
 from csms.domain import (
     AuthorizationStatus,
     ChargingProfile,
@@ -52,11 +53,12 @@ from csms.ports import (
     OutboxBacklog,
     OutboxRow,
     OutboxStats,
+    PoolStats,
     StationNotified,
     TransactionFilter,
     WriteOp,
 )
-from csms.storage.batching import GroupCommitter, GroupedOps, group_ops
+from csms.storage.batching import GroupCommitter, GroupedOps, group_ops, record_committed
 from csms.storage.migrations import load_migrations
 
 if sys.platform != "win32":
@@ -157,9 +159,14 @@ class SqliteStorage:
             await self._committer.submit(unit)
 
     async def _apply_batch(self, units: Sequence[Unit]) -> None:
-        if await self._call("commit", lambda conn: _apply_batch(conn, group_ops(units))):
+        ops = group_ops(units)
+        if await self._call("commit", lambda conn: _apply_batch(conn, ops)):
             for listener in self._outbox_listeners:
                 listener()
+        record_committed(ops)
+
+    def pool_stats(self) -> PoolStats | None:
+        return None
 
     # --- registry ----------------------------------------------------------
 
@@ -488,6 +495,7 @@ class SqliteStorage:
         conn = self._conn
         if conn is None:
             raise StorageError(f"cannot {action}: the storage is closed")
+        started = time.perf_counter()
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, work, conn)
         except sqlite3.Error as exc:
@@ -498,6 +506,8 @@ class SqliteStorage:
         except (orjson.JSONEncodeError, OverflowError) as exc:
             # A value SQLite cannot hold (asyncpg reports these as its DataError).
             raise StorageError(f"cannot {action}: a value cannot be stored: {exc}") from exc
+        finally:
+            metrics.STORAGE_QUERY_SECONDS.observe(time.perf_counter() - started)
 
 
 # --- on the database thread ---------------------------------------------------

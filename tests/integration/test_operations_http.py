@@ -93,3 +93,42 @@ class TestMetrics:
         _, text = await get(csms, "/metrics")
         assert "Invented" not in text
         assert sample_value(text, "csms_messages_total", action="(unknown)") >= 2
+
+
+class TestOperatorMetrics:
+    async def test_sessions_commands_and_storage_move_the_metrics(self, csms: Running) -> None:
+        """Active sessions, energy, commands, database latency and pool: all parse and move."""
+        _, before = await get(csms, "/metrics")
+        assert list(text_string_to_metric_families(before))  # parses as Prometheus text
+        energy = sample_value(before, "csms_energy_delivered_wh_total")
+        resets = sample_value(before, "csms_commands_total", command="reset", status="completed")
+        queries = sample_value(before, "csms_storage_query_seconds_count")
+        commits = sample_value(before, "csms_storage_commit_seconds_count")
+        async with SimStation(ws_url(csms), "METRIC-TX") as cp:
+            await cp.boot()
+            transaction_id = await cp.start(1, "TAG-M", 10_000)
+            _, during = await get(csms, "/metrics")
+            assert sample_value(during, "csms_transactions_active") == 1
+            await cp.stop(transaction_id, 12_500)
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    http_url(csms, "/api/v1/stations/METRIC-TX/commands/reset"),
+                    json={"type": "soft"},
+                ) as r,
+            ):
+                assert r.status == 200
+        _, after = await get(csms, "/metrics")
+        assert sample_value(after, "csms_transactions_active") == 0
+        assert sample_value(after, "csms_energy_delivered_wh_total") == energy + 2_500
+        assert (
+            sample_value(after, "csms_commands_total", command="reset", status="completed")
+            == resets + 1
+        )
+        assert sample_value(after, "csms_storage_query_seconds_count") > queries
+        assert sample_value(after, "csms_storage_commit_seconds_count") > commits
+        # Without a broker the outbox backlog is still measured (events wait there).
+        assert sample_value(after, "csms_outbox_pending_events") > 0
+        if csms.storage.dialect == "postgresql":
+            assert sample_value(after, "csms_db_pool_connections", state="max") == 10
+            assert sample_value(after, "csms_db_pool_connections", state="open") >= 1
