@@ -18,6 +18,8 @@ from datetime import timedelta
 
 import structlog
 
+from csms import interop, tls
+from csms.admission import ConnectionPolicy
 from csms.api import Api, auth_middleware
 from csms.commands import CommandDispatcher
 from csms.errors import ConfigurationError
@@ -67,28 +69,21 @@ class Running:
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
-    if not settings.tls_cert:
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(settings.tls_cert, settings.tls_key)
-        if settings.tls_client_ca:
-            context.load_verify_locations(settings.tls_client_ca)
-            context.verify_mode = ssl.CERT_OPTIONAL
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigurationError(f"cannot load the TLS certificate or key: {exc}") from None
-    return context
+    """The station listener's TLS context (security profiles 2 and 3), if any."""
+    return tls.server_context(settings)
 
 
 async def start(settings: Settings) -> Running:
     """Open storage (migrating it), then both listeners."""
+    tolerances = interop.load(settings.interop_profiles)
+    context = tls_context(settings)
     storage = await open_storage(settings.database_url, migrate=True)
     try:
         services = Services.build(
             storage,
             heartbeat_interval=settings.heartbeat_interval,
             accept_unknown_stations=settings.unknown_stations == "accept",
+            interop=tolerances,
         )
         versions = adapters()
         stations = StationServer(
@@ -98,6 +93,7 @@ async def start(settings: Settings) -> Running:
             ping_interval=settings.ws_ping_interval,
             ping_timeout=settings.ws_ping_timeout,
             max_frame_bytes=settings.max_frame_bytes,
+            policy=ConnectionPolicy.from_settings(settings, tolerances),
         )
         relay = _relay(storage, settings)
         broker_state = (lambda: relay.broker_state) if relay is not None else lambda: "disabled"
@@ -119,7 +115,7 @@ async def start(settings: Settings) -> Running:
             await _listen(
                 "CSMS_PORT",
                 settings.port,
-                stations.start(settings.host, settings.port, tls_context(settings)),
+                stations.start(settings.host, settings.port, context),
             )
         except BaseException:
             await http.stop()

@@ -124,3 +124,26 @@ OUTBOX_RELAY_LEADER = Gauge(
     "1 while this process is the one relay publishing the outbox, else 0 (standby).",
     registry=REGISTRY,
 )
+HANDSHAKES_IN_FLIGHT = Gauge(
+    "csms_handshakes_in_flight",
+    "Station handshakes being decided now (registration lookup, password check).",
+    registry=REGISTRY,
+)
+MESSAGES_DELAYED = Counter(
+    "csms_messages_delayed_total",
+    "Station frames held back because the station exceeded its message rate.",
+    ["ocpp_version"],
+    registry=REGISTRY,
+)
+CONNECTIONS_CLOSED_FOR_ABUSE = Counter(
+    "csms_connections_closed_for_abuse_total",
+    "Station connections closed with 1008 (policy violation), by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+TOLERANCES_APPLIED = Counter(
+    "csms_tolerances_applied_total",
+    "Deviations from OCPP accepted from a station because a tolerance is on, by tolerance.",
+    ["tolerance"],
+    registry=REGISTRY,
+)

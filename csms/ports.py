@@ -277,6 +277,11 @@ class Storage(Protocol):
     # registry
     async def find_station(self, station_id: str) -> Station | None: ...
 
+    async def find_station_ignoring_case(self, station_id: str) -> Station | None:
+        """The one station whose id equals ``station_id`` but for case; None
+        if there is none or several (an interoperability tolerance)."""
+        ...
+
     async def register_station(
         self,
         station_id: str,

@@ -14,10 +14,10 @@ import binascii
 import contextlib
 import ssl
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import structlog
@@ -25,17 +25,41 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
-from csms import metrics, rpc
+from csms import interop, metrics, rpc
+from csms.admission import ConnectionPolicy, MessagePacer
 from csms.domain import MAX_STATION_ID_LENGTH
 from csms.errors import StorageError
+from csms.interop import Tolerance
 from csms.services import Services, StationContext
+from csms.services.stations import Admission, Credentials, Refusal
 from protocols.common import Adapter
 
 log = structlog.get_logger("csms.server")
 
 # How long disconnect() waits for a closed station's disconnection to be recorded.
 DISCONNECT_WAIT = 5.0
+
+# websockets' default high-water mark, stated: what one station may have
+# queued towards it before our send waits for it to read.
+WRITE_LIMIT = 32 * 1024
+
+# Refusals that no other Basic-auth credentials would cure: 403, not 401.
+_FORBIDDEN = {
+    Refusal.TLS_REQUIRED: "this station's security profile requires TLS (wss://)",
+    Refusal.CLIENT_CERTIFICATE_REQUIRED: "this station must present its client certificate",
+    Refusal.CLIENT_CERTIFICATE_MISMATCH: "the client certificate names another station",
+}
+
+
+class _Admitted(NamedTuple):
+    """What the handshake decided, for the connection it opens."""
+
+    station_id: str
+    uses_previous_password: bool
+    subprotocol: str
+    tolerances: frozenset[Tolerance]
 
 
 class StationNotConnectedError(Exception):
@@ -100,15 +124,18 @@ class StationServer:
         ping_interval: float,
         ping_timeout: float,
         max_frame_bytes: int,
+        policy: ConnectionPolicy | None = None,
     ) -> None:
         self._services = services
+        self._policy = policy or ConnectionPolicy()
+        self._gate = self._policy.gate()
         self._adapters = adapters
         self._call_timeout = call_timeout
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
         self._max_frame_bytes = max_frame_bytes
         self._links: dict[str, StationLink] = {}
-        self._admitted: dict[int, tuple[str, bool]] = {}
+        self._admitted: dict[int, _Admitted] = {}
         # New passwords waiting for their station to connect (memory only: a
         # secret is not written to disk in clear; see README "Passwords").
         self._pending_passwords: dict[str, str] = {}
@@ -127,14 +154,19 @@ class StationServer:
             port,
             ssl=tls,
             subprotocols=list(self._adapters),  # type: ignore[arg-type]
+            select_subprotocol=self._select_subprotocol,
             process_request=self._process_request,
             compression=None,  # 16 KiB per idle station instead of ~60 KiB
+            # Bounded buffers: at most 4 unread frames of max_size per station,
+            # and a station that does not read has at most write_limit bytes
+            # queued before our send waits (then the ping timeout closes it).
             max_size=self._max_frame_bytes,
             max_queue=4,
+            write_limit=WRITE_LIMIT,
             ping_interval=self._ping_interval,
             ping_timeout=self._ping_timeout,
             close_timeout=5,
-            open_timeout=10,
+            open_timeout=self._policy.handshake_timeout,
             server_header=None,
         )
 
@@ -265,7 +297,8 @@ class StationServer:
                 f"station id must be 1-{MAX_STATION_ID_LENGTH} characters",
             )
         offered = offered_subprotocols(request.headers)
-        if not any(p in self._adapters for p in offered):
+        subprotocol = self._subprotocol_for(offered)
+        if subprotocol is None:
             return self._refuse(
                 connection,
                 HTTPStatus.BAD_REQUEST,
@@ -274,10 +307,60 @@ class StationServer:
                 station_id=station_id,
                 offered=offered,
             )
-        credentials = basic_credentials(request.headers)
-        password = credentials[1] if credentials is not None else None
+        self._tolerate_missing_upgrade(request, station_id)
+        busy = self._gate.enter()
+        if busy is not None:
+            response = self._refuse(
+                connection,
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                busy.reason,
+                "the CSMS is busy admitting other stations; retry later",
+                station_id=station_id,
+            )
+            response.headers["Retry-After"] = str(busy.retry_after)
+            return response
+        metrics.HANDSHAKES_IN_FLIGHT.inc()
         try:
-            admission = await self._services.stations.admit(station_id, password)
+            admission = await self._admit(connection, request, station_id)
+        finally:
+            self._gate.leave()
+            metrics.HANDSHAKES_IN_FLIGHT.dec()
+        if isinstance(admission, Response):
+            return admission
+        if not offered:
+            interop.applied(
+                Tolerance.MISSING_SUBPROTOCOL, station_id=station_id, subprotocol=subprotocol
+            )
+        assert admission.station is not None
+        station = admission.station
+        self._admitted[id(connection)] = _Admitted(
+            station.id,
+            admission.uses_previous_password,
+            subprotocol,
+            self._policy.interop.for_station(
+                station.vendor, station.model, station.firmware_version
+            ),
+        )
+        return None
+
+    async def _admit(
+        self, connection: ServerConnection, request: Request, station_id: str
+    ) -> Admission | Response:
+        """The station's admission, or the response that refuses it."""
+        over_tls, certificate_cn = self._policy.peer.read(
+            connection.remote_address[0] if connection.remote_address else None,
+            connection.transport.get_extra_info("ssl_object"),
+            request.headers,
+        )
+        basic = basic_credentials(request.headers)
+        credentials = Credentials(
+            user=basic[0] if basic else None,
+            password=basic[1] if basic else None,
+            over_tls=over_tls,
+            certificate_cn=certificate_cn,
+        )
+        try:
+            admission = await self._services.stations.admit(station_id, credentials)
         except StorageError as exc:
             log.error("handshake_failed", station_id=station_id, error=str(exc))
             return self._refuse(
@@ -286,26 +369,68 @@ class StationServer:
                 "storage_unavailable",
                 "the CSMS cannot reach its database; retry later",
             )
-        if admission.refusal is not None:
-            if admission.refusal.value == "unknown_station":
-                return self._refuse(
-                    connection,
-                    HTTPStatus.NOT_FOUND,
-                    admission.refusal.value,
-                    "unknown station",
-                    station_id=station_id,
-                )
-            response = self._refuse(
+        refusal = admission.refusal
+        if refusal is None:
+            return admission
+        if refusal is Refusal.UNKNOWN_STATION:
+            return self._refuse(
                 connection,
-                HTTPStatus.UNAUTHORIZED,
-                admission.refusal.value,
-                "station authentication failed",
+                HTTPStatus.NOT_FOUND,
+                refusal.value,
+                "unknown station",
                 station_id=station_id,
             )
-            response.headers["WWW-Authenticate"] = 'Basic realm="csms", charset="UTF-8"'
-            return response
-        self._admitted[id(connection)] = (station_id, admission.uses_previous_password)
+        if refusal in _FORBIDDEN:
+            return self._refuse(
+                connection,
+                HTTPStatus.FORBIDDEN,
+                refusal.value,
+                _FORBIDDEN[refusal],
+                station_id=station_id,
+                over_tls=over_tls,
+                certificate_cn=certificate_cn,
+            )
+        response = self._refuse(
+            connection,
+            HTTPStatus.UNAUTHORIZED,
+            refusal.value,
+            "station authentication failed",
+            station_id=station_id,
+        )
+        response.headers["WWW-Authenticate"] = 'Basic realm="csms", charset="UTF-8"'
+        return response
+
+    def _subprotocol_for(self, offered: list[str]) -> str | None:
+        """The newest supported offer; the configured default when there is no
+        offer at all (a tolerance); None to refuse."""
+        for subprotocol in self._adapters:
+            if subprotocol in offered:
+                return subprotocol
+        if not offered and self._policy.default_subprotocol:
+            return self._policy.default_subprotocol
         return None
+
+    def _select_subprotocol(
+        self, connection: ServerConnection, offered: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        """websockets' hook: the newest offer we speak; none (no response
+        header) for a station that offered none and got the default."""
+        for subprotocol in self._adapters:
+            if subprotocol in offered:
+                return Subprotocol(subprotocol)
+        return None
+
+    def _tolerate_missing_upgrade(self, request: Request, station_id: str) -> None:
+        """Some firmware omits ``Connection: Upgrade``; add it when tolerated."""
+        if not self._policy.interop.is_global(Tolerance.MISSING_CONNECTION_UPGRADE):
+            return
+        tokens = ",".join(request.headers.get_all("Connection")).lower()
+        wants_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        if wants_websocket and "upgrade" not in tokens:
+            if "Connection" in request.headers:
+                del request.headers["Connection"]
+            request.headers["Connection"] = "Upgrade"
+            interop.applied(Tolerance.MISSING_CONNECTION_UPGRADE, station_id=station_id)
 
     def _refuse(
         self,
@@ -322,8 +447,8 @@ class StationServer:
     # --- connection ---------------------------------------------------------
 
     async def _serve_connection(self, ws: ServerConnection) -> None:
-        station_id, uses_previous_password = self._admitted.pop(id(ws))
-        adapter = self._adapters[str(ws.subprotocol)]
+        station_id, uses_previous_password, subprotocol, tolerances = self._admitted.pop(id(ws))
+        adapter = self._adapters[subprotocol]
         version = adapter.ocpp_version
         link = StationLink(station_id, adapter, ws)
         structlog.contextvars.bind_contextvars(station_id=station_id, ocpp_version=version)
@@ -336,7 +461,8 @@ class StationServer:
         metrics.CONNECTIONS.labels("connect", version).inc()
         remote = ws.remote_address[0] if ws.remote_address else None
         log.info("station_connected", remote=remote)
-        ctx = StationContext(station_id, version, self._services)
+        ctx = StationContext(station_id, version, self._services, tolerances)
+        pacer = self._policy.pacer()
         self._services.transactions.forget_station(station_id)
         try:
             await self._services.stations.connected(station_id, version, remote)
@@ -345,6 +471,8 @@ class StationServer:
             for listener in self._connect_listeners:
                 self._spawn(listener(station_id))
             async for frame in ws:
+                if not await self._pace(link, pacer):
+                    break
                 await self._on_frame(link, ctx, frame)
         except ConnectionClosed:
             pass
@@ -365,6 +493,20 @@ class StationServer:
                 log.error("disconnect_not_recorded", error=str(exc))
             finally:
                 link.finished.set()
+
+    async def _pace(self, link: StationLink, pacer: MessagePacer) -> bool:
+        """Hold the station's next frame back while it is over its message
+        rate; close it (1008) and return False once it has been for too long."""
+        delay = pacer.delay()
+        if delay is None:
+            metrics.CONNECTIONS_CLOSED_FOR_ABUSE.labels("message_rate").inc()
+            log.warning("station_closed_for_abuse", reason="message_rate")
+            await link.ws.close(1008, "message rate limit exceeded for too long")
+            return False
+        if delay > 0:
+            metrics.MESSAGES_DELAYED.labels(link.ocpp_version).inc()
+            await asyncio.sleep(delay)
+        return True
 
     async def _on_frame(self, link: StationLink, ctx: StationContext, raw: str | bytes) -> None:
         adapter = link.adapter

@@ -5,6 +5,7 @@ Every setting ``CSMS_X_Y`` has the flag ``--x-y``; flags win.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -14,6 +15,21 @@ from urllib.parse import urlsplit
 from csms.errors import ConfigurationError
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+SUBPROTOCOLS = ("ocpp1.6", "ocpp2.0.1")
+# TLS 1.2 suites the OCPP security specifications list (1.6 security
+# whitepaper, 2.0.1 A00.FR.318-319), forward-secret ones first. TLS 1.3 uses
+# OpenSSL's defaults (all AEAD).
+TLS12_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "AES128-GCM-SHA256",  # TLS_RSA_WITH_AES_128_GCM_SHA256
+        "AES256-GCM-SHA384",  # TLS_RSA_WITH_AES_256_GCM_SHA384
+    )
+)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +54,21 @@ class Settings:
     tls_key: str = ""
     tls_client_ca: str = ""
     api_token: str = ""
+    # Security and admission control (docs/security.md).
+    tls_ciphers: str = TLS12_CIPHERS
+    trusted_proxies: str = ""
+    proxy_client_cert_header: str = ""
+    handshake_timeout: float = 10.0
+    max_concurrent_handshakes: int = 128
+    handshake_rate: float = 1000.0
+    handshake_retry_after: int = 10
+    station_message_rate: float = 20.0
+    station_message_burst: int = 200
+    station_abuse_seconds: float = 300.0
+    log_mask_tokens: bool = False
+    # Real-world firmware tolerances (docs/interoperability.md).
+    default_subprotocol: str = ""
+    interop_profiles: str = ""
 
     @classmethod
     def load(
@@ -91,6 +122,42 @@ class Settings:
             raise ConfigurationError("CSMS_TLS_CLIENT_CA needs CSMS_TLS_CERT and CSMS_TLS_KEY")
         if self.max_frame_bytes < 1024:
             raise ConfigurationError("CSMS_MAX_FRAME_BYTES must be at least 1024")
+        self._validate_admission()
+        if self.default_subprotocol and self.default_subprotocol not in SUBPROTOCOLS:
+            raise ConfigurationError(
+                f"CSMS_DEFAULT_SUBPROTOCOL={self.default_subprotocol!r}: must be empty or one of "
+                + ", ".join(SUBPROTOCOLS)
+            )
+        if not self.tls_ciphers:
+            raise ConfigurationError("CSMS_TLS_CIPHERS must not be empty")
+        self.trusted_proxy_networks()  # raises on a bad CIDR
+
+    def _validate_admission(self) -> None:
+        positive = ("handshake_timeout", "max_concurrent_handshakes", "handshake_retry_after")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{env_name(name)} must be positive")
+        for name in ("handshake_rate", "station_message_rate"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{env_name(name)} must be 0 (no limit) or positive")
+        if self.station_message_burst < 1:
+            raise ConfigurationError("CSMS_STATION_MESSAGE_BURST must be at least 1")
+        if self.station_abuse_seconds <= 0:
+            raise ConfigurationError("CSMS_STATION_ABUSE_SECONDS must be positive")
+
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """CSMS_TRUSTED_PROXIES as networks (comma-separated addresses or CIDRs)."""
+        networks = []
+        for text in self.trusted_proxies.split(","):
+            if not text.strip():
+                continue
+            try:
+                networks.append(ipaddress.ip_network(text.strip(), strict=False))
+            except ValueError:
+                raise ConfigurationError(
+                    f"CSMS_TRUSTED_PROXIES: {text.strip()!r} is not an IP address or CIDR"
+                ) from None
+        return tuple(networks)
 
 
 def env_name(field_name: str) -> str:
@@ -112,4 +179,10 @@ def _coerce(name: str, kind: Any, raw: Any) -> Any:
             return float(text)
     except ValueError:
         raise ConfigurationError(f"{env_name(name)}={raw!r}: not a number") from None
+    if kind in ("bool", bool):
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ConfigurationError(f"{env_name(name)}={raw!r}: must be true or false")
     return text

@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from csms.interop import InteropProfiles, Tolerance
 from csms.ports import Clock, Storage
 from csms.services.authorization import AuthorizationService
 from csms.services.commands import CommandService
-from csms.services.stations import StationService
+from csms.services.stations import STRICT, StationService
 from csms.services.transactions import TransactionService
 
 
@@ -35,6 +36,7 @@ class Services:
         heartbeat_interval: int,
         accept_unknown_stations: bool,
         clock: Clock = utc_now,
+        interop: InteropProfiles = STRICT,
     ) -> Services:
         authorization = AuthorizationService(storage, clock)
         return cls(
@@ -43,6 +45,7 @@ class Services:
                 clock,
                 heartbeat_interval=heartbeat_interval,
                 accept_unknown=accept_unknown_stations,
+                interop=interop,
             ),
             authorization=authorization,
             transactions=TransactionService(storage, clock, authorization),
@@ -58,3 +61,5 @@ class StationContext:
     station_id: str
     ocpp_version: str
     services: Services
+    # The interoperability tolerances of this station (its vendor/model).
+    tolerances: frozenset[Tolerance] = frozenset()

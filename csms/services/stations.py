@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from csms import interop
 from csms.domain import ConnectorStatus, DeviceModelEntry, Station
 from csms.events import catalog
 from csms.events.model import EventType
+from csms.interop import InteropProfiles, Tolerance
 from csms.ports import (
     Clock,
     ConnectorStatusChanged,
@@ -26,12 +28,32 @@ from csms.services.outbox import report
 # A Heartbeat refreshes last_seen_at in the database at most this often; the
 # live value is in memory (the connection itself proves liveness).
 SEEN_WRITE_INTERVAL = timedelta(seconds=60)
+STRICT = InteropProfiles()
 
 
 class Refusal(enum.StrEnum):
+    """Why a handshake is refused; also the metric label and the log's reason."""
+
     UNKNOWN_STATION = "unknown_station"
     MISSING_PASSWORD = "missing_password"  # noqa: S105 - a reason, not a secret
     WRONG_PASSWORD = "wrong_password"  # noqa: S105 - a reason, not a secret
+    WRONG_USER = "wrong_user"  # Basic-auth user is not the station id
+    NO_PASSWORD_REGISTERED = "no_password_registered"  # noqa: S105 - profile 2 needs one
+    TLS_REQUIRED = "tls_required"  # profile 2 or 3 over plain ws://
+    CLIENT_CERTIFICATE_REQUIRED = "client_certificate_required"  # profile 3, none shown
+    CLIENT_CERTIFICATE_MISMATCH = "client_certificate_mismatch"  # CN names another station
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a station showed at its handshake, as the transport verified it."""
+
+    user: str | None = None
+    password: str | None = None
+    over_tls: bool = False
+    # The subject CN of a client certificate the TLS layer (or a trusted
+    # proxy) verified against CSMS_TLS_CLIENT_CA; None without one.
+    certificate_cn: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +63,12 @@ class Admission:
     # The station logged in with the password a rotation replaced: it has not
     # received the new one yet.
     uses_previous_password: bool = False
+
+    @property
+    def station_id(self) -> str:
+        """The registered id (it may differ in case from the URL's, a tolerance)."""
+        assert self.station is not None
+        return self.station.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,35 +96,93 @@ class StationService:
         *,
         heartbeat_interval: int,
         accept_unknown: bool,
+        interop: InteropProfiles = STRICT,
     ) -> None:
         self._storage = storage
         self._clock = clock
         self._interval = heartbeat_interval
         self._accept_unknown = accept_unknown
+        self.interop = interop
         self._passwords = PasswordVerifier()
         self._seen_written: dict[str, datetime] = {}
 
-    async def admit(self, station_id: str, password: str | None) -> Admission:
+    async def admit(self, station_id: str, credentials: Credentials) -> Admission:
         """Decide a handshake: is the station registered (or may it register
-        itself), and does it know its password?"""
-        station = await self._storage.find_station(station_id)
+        itself), and did it prove who it is as its security profile demands?
+
+        Profile 1: the password when one is registered. Profile 2: TLS and the
+        password. Profile 3: TLS and a client certificate naming the station
+        (a password does not replace it). Whatever the profile, a verified
+        client certificate must name the station it connects as.
+        """
+        station = await self._find(station_id)
         if station is None:
             if not self._accept_unknown:
                 return Admission(None, Refusal.UNKNOWN_STATION)
             station = await self._storage.register_station(station_id, at=self._clock())
-        if station.password_hash is None:
+        cn = credentials.certificate_cn
+        if cn is not None and not self._names(cn, station, station_id):
+            return Admission(station, Refusal.CLIENT_CERTIFICATE_MISMATCH)
+        if station.security_profile >= 2 and not credentials.over_tls:
+            return Admission(station, Refusal.TLS_REQUIRED)
+        if station.security_profile >= 3:
+            if cn is None:
+                return Admission(station, Refusal.CLIENT_CERTIFICATE_REQUIRED)
             return Admission(station)
+        if station.password_hash is None:
+            if station.security_profile == 2:
+                return Admission(station, Refusal.NO_PASSWORD_REGISTERED)
+            return Admission(station)
+        return await self._check_password(station, station_id, credentials)
+
+    async def _find(self, station_id: str) -> Station | None:
+        station = await self._storage.find_station(station_id)
+        if station is None and self.interop.is_global(Tolerance.STATION_ID_CASE):
+            station = await self._storage.find_station_ignoring_case(station_id)
+            if station is not None:
+                interop.applied(
+                    Tolerance.STATION_ID_CASE, station_id=station.id, requested_id=station_id
+                )
+        return station
+
+    def _names(self, name: str, station: Station, requested_id: str) -> bool:
+        """Does a certificate CN or Basic-auth user name this station?"""
+        if name in (station.id, requested_id):
+            return True
+        return (
+            self.interop.is_global(Tolerance.STATION_ID_CASE)
+            and name.casefold() == station.id.casefold()
+        )
+
+    async def _check_password(
+        self, station: Station, requested_id: str, credentials: Credentials
+    ) -> Admission:
+        assert station.password_hash is not None
+        station_id, password = station.id, credentials.password
         if password is None:
             return Admission(station, Refusal.MISSING_PASSWORD)
+        user_named_it = self._names(credentials.user or "", station, requested_id)
+        if not user_named_it:
+            tolerances = self.interop.for_station(
+                station.vendor, station.model, station.firmware_version
+            )
+            if Tolerance.BASIC_AUTH_USER not in tolerances:
+                return Admission(station, Refusal.WRONG_USER)
         if await self._passwords.verify(station_id, password, station.password_hash):
             if station.previous_password_hash is not None:
                 # The station has the rotated password: the old one is retired.
                 await self._storage.retire_previous_password(station_id)
-            return Admission(station)
-        previous = station.previous_password_hash
-        if previous is not None and await self._passwords.verify(station_id, password, previous):
-            return Admission(station, uses_previous_password=True)
-        return Admission(station, Refusal.WRONG_PASSWORD)
+            admission = Admission(station)
+        elif station.previous_password_hash is not None and await self._passwords.verify(
+            station_id, password, station.previous_password_hash
+        ):
+            admission = Admission(station, uses_previous_password=True)
+        else:
+            return Admission(station, Refusal.WRONG_PASSWORD)
+        if not user_named_it:
+            # Logged without the user: it may be a password typed in the wrong field.
+            interop.applied(Tolerance.BASIC_AUTH_USER, station_id=station_id)
+        return admission
 
     async def rotate_password(self, station_id: str, password: str) -> bool:
         """Store a new password; the old one stays valid until the station

@@ -205,6 +205,12 @@ class PostgresStorage:
             row = await self._pool.fetchrow(sql, station_id)
         return None if row is None else _station(row)
 
+    async def find_station_ignoring_case(self, station_id: str) -> Station | None:
+        sql = f"{_SELECT_STATIONS} WHERE lower(id) = lower($1) LIMIT 2"
+        with _translate(f"find station {station_id!r} ignoring case"):
+            rows = await self._pool.fetch(sql, station_id)
+        return _station(rows[0]) if len(rows) == 1 else None
+
     async def register_station(
         self,
         station_id: str,

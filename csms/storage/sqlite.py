@@ -173,6 +173,14 @@ class SqliteStorage:
     async def find_station(self, station_id: str) -> Station | None:
         return await self._call("find station", lambda conn: _find_station(conn, station_id))
 
+    async def find_station_ignoring_case(self, station_id: str) -> Station | None:
+        # lower() folds ASCII only, as PostgreSQL's does in the C locale; ids are ASCII.
+        sql = f"{_SELECT_STATIONS} WHERE lower(id) = lower(?) LIMIT 2"
+        found = await self._call(
+            "find station ignoring case", lambda conn: _all(conn, sql, (station_id,), _station)
+        )
+        return found[0] if len(found) == 1 else None
+
     async def register_station(
         self,
         station_id: str,

@@ -1,0 +1,160 @@
+"""Admission control: how many handshakes run at once and how fast they may
+arrive, and how fast one station's messages are handled.
+
+Both are pure bookkeeping on a monotonic clock, no I/O, so they test
+without a server. The station server asks ``HandshakeGate.enter()`` before
+it looks a station up (a refused handshake costs no database query and no
+scrypt) and ``MessagePacer.delay()`` before it reads a station's next frame.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from csms.interop import InteropProfiles
+from csms.settings import Settings
+from csms.tls import PeerFacts
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """A refused handshake: why, and after how many seconds to come back."""
+
+    reason: str  # "handshake_capacity" or "handshake_rate"
+    retry_after: int
+
+
+class HandshakeGate:
+    """At most ``max_concurrent`` handshakes in flight, and at most ``rate``
+    new ones per second (a token bucket holding one second's worth; 0 means
+    no rate limit). A refusal carries a Retry-After drawn at random from
+    1..``retry_after_max`` seconds, so refused stations do not come back as
+    one wave."""
+
+    def __init__(
+        self,
+        max_concurrent: int,
+        rate: float,
+        retry_after_max: int,
+        *,
+        clock: Clock = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._max = max_concurrent
+        self._rate = rate
+        self._burst = max(rate, 1.0)
+        self._retry_after_max = max(1, retry_after_max)
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+        self._tokens = self._burst
+        self._refilled = clock()
+        self.in_flight = 0
+
+    def enter(self) -> Busy | None:
+        """Count a handshake in, or say why not. Pair every None with ``leave()``."""
+        if self.in_flight >= self._max:
+            return Busy("handshake_capacity", self._retry_after(1.0))
+        if self._rate > 0:
+            now = self._clock()
+            self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
+            self._refilled = now
+            if self._tokens < 1:
+                return Busy("handshake_rate", self._retry_after((1 - self._tokens) / self._rate))
+            self._tokens -= 1
+        self.in_flight += 1
+        return None
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+
+    def _retry_after(self, at_least: float) -> int:
+        low = min(self._retry_after_max, max(1, math.ceil(at_least)))
+        return self._rng.randint(low, self._retry_after_max)
+
+
+class MessagePacer:
+    """One station's message budget: ``rate`` frames per second with bursts
+    of ``burst``. A frame beyond the budget is not refused but delayed until
+    the budget allows it: the station waits for its answer, so it slows down
+    and loses nothing (a CALLERROR would make it drop or resend transaction
+    messages). A station that stays over budget for ``abuse_after`` seconds
+    without a pause is abusive: ``delay()`` returns None and the server
+    closes the connection with 1008 (policy violation).
+
+    ``rate`` 0 turns pacing off.
+    """
+
+    def __init__(
+        self, rate: float, burst: int, abuse_after: float, *, clock: Clock = time.monotonic
+    ) -> None:
+        self._rate = rate
+        self._burst = float(max(burst, 1))
+        self._abuse_after = abuse_after
+        self._clock = clock
+        self._tokens = self._burst
+        self._refilled = clock()
+        self._throttled_since: float | None = None
+
+    def delay(self) -> float | None:
+        """Seconds to wait before handling the next frame (0: at once), or
+        None when the station has been over budget for too long."""
+        if self._rate <= 0:
+            return 0.0
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
+        self._refilled = now
+        self._tokens -= 1
+        if self._tokens >= 0:
+            self._throttled_since = None
+            return 0.0
+        if self._throttled_since is None:
+            self._throttled_since = now
+        elif now - self._throttled_since > self._abuse_after:
+            return None
+        return -self._tokens / self._rate
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionPolicy:
+    """What the station server enforces on a connection beyond OCPP itself:
+    handshake admission, TLS facts, message pacing, firmware tolerances."""
+
+    handshake_timeout: float = 10.0
+    max_concurrent_handshakes: int = 128
+    handshake_rate: float = 1000.0
+    handshake_retry_after: int = 10
+    message_rate: float = 20.0
+    message_burst: int = 200
+    abuse_after: float = 300.0
+    peer: PeerFacts = field(default_factory=PeerFacts)
+    interop: InteropProfiles = field(default_factory=InteropProfiles)
+    default_subprotocol: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, interop: InteropProfiles) -> ConnectionPolicy:
+        return cls(
+            handshake_timeout=settings.handshake_timeout,
+            max_concurrent_handshakes=settings.max_concurrent_handshakes,
+            handshake_rate=settings.handshake_rate,
+            handshake_retry_after=settings.handshake_retry_after,
+            message_rate=settings.station_message_rate,
+            message_burst=settings.station_message_burst,
+            abuse_after=settings.station_abuse_seconds,
+            peer=PeerFacts.from_settings(settings),
+            interop=interop,
+            default_subprotocol=settings.default_subprotocol,
+        )
+
+    def gate(self) -> HandshakeGate:
+        return HandshakeGate(
+            self.max_concurrent_handshakes, self.handshake_rate, self.handshake_retry_after
+        )
+
+    def pacer(self) -> MessagePacer:
+        return MessagePacer(self.message_rate, self.message_burst, self.abuse_after)

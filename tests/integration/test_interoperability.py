@@ -1,0 +1,200 @@
+"""Real-world firmware tolerances: strict by default, each one switched on by
+the operator's table (CSMS_INTEROP_PROFILES) or setting, logged and counted.
+
+Every test sends what a real charger has been seen to send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from csms import metrics
+from csms.app import Running
+from csms.security import hash_password
+from scripts.simulate import SimStation
+from tests.integration.conftest import StartCsms, ws_url
+
+PASSWORD = "interop-password-123456"
+
+
+def applied(tolerance: str) -> float:
+    value = metrics.REGISTRY.get_sample_value(
+        "csms_tolerances_applied_total", {"tolerance": tolerance}
+    )
+    return value or 0.0
+
+
+def table(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "interop.toml"
+    path.write_text(text)
+    return str(path)
+
+
+async def raw_handshake(csms: Running, path: str, headers: dict[str, str]) -> int:
+    """Send a hand-written upgrade request; the HTTP status of the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", csms.stations.port)
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{csms.stations.port}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    return int(status_line.split()[1])
+
+
+UPGRADE = {
+    "Upgrade": "websocket",
+    "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode(),
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Protocol": "ocpp1.6",
+}
+
+
+class TestMissingSubprotocol:
+    async def test_strict_refuses_a_handshake_without_subprotocol(
+        self, start_csms: StartCsms
+    ) -> None:
+        """The contract's default: no Sec-WebSocket-Protocol, HTTP 400."""
+        csms = await start_csms()
+        with pytest.raises(InvalidStatus) as caught:
+            await connect(ws_url(csms) + "/NOPROTO")
+        assert caught.value.response.status_code == 400
+
+    async def test_default_subprotocol_serves_a_station_that_offers_none(
+        self, start_csms: StartCsms
+    ) -> None:
+        """With CSMS_DEFAULT_SUBPROTOCOL=ocpp1.6 the station speaks 1.6; no protocol header
+        comes back (it asked for none)."""
+        csms = await start_csms(default_subprotocol="ocpp1.6")
+        before = applied("missing_subprotocol")
+        async with connect(ws_url(csms) + "/NOPROTO") as ws:
+            assert ws.subprotocol is None
+            assert ws.response is not None
+            assert "Sec-WebSocket-Protocol" not in ws.response.headers
+            await ws.send(
+                '[2, "b1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]'
+            )
+            answer = await ws.recv()
+            assert '"status":"Accepted"' in str(answer)
+        assert applied("missing_subprotocol") == before + 1
+        station = await csms.storage.find_station("NOPROTO")
+        assert station is not None
+        assert station.ocpp_version == "1.6"
+
+
+class TestMissingConnectionUpgrade:
+    async def test_strict_refuses_an_upgrade_without_connection_header(
+        self, start_csms: StartCsms
+    ) -> None:
+        """RFC 6455 wants Connection: Upgrade; without it websockets answers 426."""
+        csms = await start_csms()
+        assert await raw_handshake(csms, "/ocpp/NOCONN", UPGRADE) == 426
+
+    async def test_tolerated_globally(self, start_csms: StartCsms, tmp_path: Path) -> None:
+        """With missing_connection_upgrade on, the same request is switched to WebSocket."""
+        csms = await start_csms(
+            interop_profiles=table(tmp_path, 'tolerances = ["missing_connection_upgrade"]')
+        )
+        before = applied("missing_connection_upgrade")
+        assert await raw_handshake(csms, "/ocpp/NOCONN", UPGRADE) == 101
+        assert applied("missing_connection_upgrade") == before + 1
+        with_header = {**UPGRADE, "Connection": "Upgrade"}
+        assert await raw_handshake(csms, "/ocpp/WITHCONN", with_header) == 101
+        assert applied("missing_connection_upgrade") == before + 1
+
+
+class TestStationIdCase:
+    async def test_strict_id_is_exact(self, start_csms: StartCsms) -> None:
+        """'cp-case-1' is not 'CP-Case-1' by default."""
+        csms = await start_csms(unknown_stations="reject")
+        await csms.storage.register_station("CP-Case-1", at=datetime.now(UTC))
+        with pytest.raises(InvalidStatus) as caught:
+            await SimStation(ws_url(csms), "cp-case-1").connect()
+        assert caught.value.response.status_code == 404
+
+    async def test_tolerated_id_finds_the_registered_station(
+        self, start_csms: StartCsms, tmp_path: Path
+    ) -> None:
+        """The station is served under its registered id; an ambiguous id is still unknown."""
+        csms = await start_csms(
+            unknown_stations="reject",
+            interop_profiles=table(tmp_path, 'tolerances = ["station_id_case"]'),
+        )
+        now = datetime.now(UTC)
+        await csms.storage.register_station("CP-Case-1", at=now)
+        before = applied("station_id_case")
+        async with SimStation(ws_url(csms), "cp-case-1") as cp:
+            await cp.boot()
+            assert csms.stations.find_link("CP-Case-1") is not None
+        assert applied("station_id_case") == before + 1
+        station = await csms.storage.find_station("CP-Case-1")
+        assert station is not None
+        assert station.vendor == "CSMS-Sim"
+        assert await csms.storage.find_station("cp-case-1") is None
+        await csms.storage.register_station("TWIN-a", at=now)
+        await csms.storage.register_station("twin-A", at=now)
+        with pytest.raises(InvalidStatus) as caught:
+            await SimStation(ws_url(csms), "TWIN-A").connect()
+        assert caught.value.response.status_code == 404
+
+
+class TestBasicAuthUser:
+    async def connect_as(self, csms: Running, station_id: str, user: str) -> int:
+        token = base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
+        try:
+            async with connect(
+                f"{ws_url(csms)}/{station_id}",
+                subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                additional_headers={"Authorization": f"Basic {token}"},
+            ):
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    async def test_strict_user_must_be_the_station_id(self, start_csms: StartCsms) -> None:
+        """The right password under another user name is refused (401 wrong_user)."""
+        csms = await start_csms(unknown_stations="reject")
+        await csms.storage.register_station(
+            "AUTH-1", password_hash=hash_password(PASSWORD), at=datetime.now(UTC)
+        )
+        assert await self.connect_as(csms, "AUTH-1", "AUTH-1") == 101
+        assert await self.connect_as(csms, "AUTH-1", "admin") == 401
+
+    async def test_tolerated_for_a_vendor_from_its_stored_boot(
+        self, start_csms: StartCsms, tmp_path: Path
+    ) -> None:
+        """A station that booted as 'OldCo' before may log in with user 'admin' (the password
+        must still match); another vendor's station may not."""
+        csms = await start_csms(
+            unknown_stations="reject",
+            interop_profiles=table(
+                tmp_path,
+                '[[profiles]]\nname = "OldCo"\nvendor = "OldCo"\n'
+                'tolerances = ["basic_auth_user"]\n',
+            ),
+        )
+        for station_id, vendor in (("OLD-1", "OldCo"), ("NEW-1", "NewCo")):
+            await csms.storage.register_station(
+                station_id, password_hash=hash_password(PASSWORD), at=datetime.now(UTC)
+            )
+            async with SimStation(ws_url(csms), station_id, password=PASSWORD) as cp:
+                await cp.boot(vendor=vendor)
+        before = applied("basic_auth_user")
+        assert await self.connect_as(csms, "OLD-1", "admin") == 101
+        assert applied("basic_auth_user") == before + 1
+        assert await self.connect_as(csms, "NEW-1", "admin") == 401
+        token = base64.b64encode(b"admin:wrong-password-1234").decode()
+        with pytest.raises(InvalidStatus) as caught:
+            await connect(
+                f"{ws_url(csms)}/OLD-1",
+                subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                additional_headers={"Authorization": f"Basic {token}"},
+            )
+        assert caught.value.response.status_code == 401

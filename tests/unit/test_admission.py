@@ -1,0 +1,124 @@
+"""The handshake gate and the per-station message pacer, on a fake clock."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from csms.admission import Busy, HandshakeGate, MessagePacer
+from csms.errors import ConfigurationError
+from csms.settings import Settings
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestHandshakeGate:
+    def test_cap_counts_handshakes_in_flight(self) -> None:
+        """The (cap+1)th concurrent handshake is refused until one leaves."""
+        gate = HandshakeGate(2, 0, 5, clock=FakeClock(), rng=random.Random(1))
+        assert gate.enter() is None
+        assert gate.enter() is None
+        busy = gate.enter()
+        assert isinstance(busy, Busy)
+        assert busy.reason == "handshake_capacity"
+        assert 1 <= busy.retry_after <= 5
+        gate.leave()
+        assert gate.enter() is None
+        assert gate.in_flight == 2
+
+    def test_rate_refills_over_time(self) -> None:
+        """At rate 2/s a burst of 2 passes, the 3rd waits about half a second."""
+        clock = FakeClock()
+        gate = HandshakeGate(100, 2, 10, clock=clock, rng=random.Random(1))
+        assert gate.enter() is None
+        assert gate.enter() is None
+        busy = gate.enter()
+        assert busy is not None
+        assert busy.reason == "handshake_rate"
+        clock.now += 0.5
+        assert gate.enter() is None
+
+    def test_retry_after_is_jittered_within_bounds(self) -> None:
+        """Refused stations are told different delays, all within 1..max."""
+        gate = HandshakeGate(0, 0, 10, clock=FakeClock(), rng=random.Random(7))
+        delays = set()
+        for _ in range(50):
+            busy = gate.enter()
+            assert busy is not None
+            delays.add(busy.retry_after)
+        assert len(delays) > 3
+        assert min(delays) >= 1
+        assert max(delays) <= 10
+
+
+class TestMessagePacer:
+    def test_burst_passes_then_frames_are_spaced_at_the_rate(self) -> None:
+        """Within the burst no delay; beyond it each frame waits 1/rate."""
+        clock = FakeClock()
+        pacer = MessagePacer(10, 3, 60, clock=clock)
+        assert [pacer.delay() for _ in range(3)] == [0.0, 0.0, 0.0]
+        delay = pacer.delay()
+        assert delay == pytest.approx(0.1)
+        clock.now += 0.1
+        assert pacer.delay() == pytest.approx(0.1)
+
+    def test_sustained_excess_is_abuse(self) -> None:
+        """Over budget without a pause for longer than abuse_after: None (close)."""
+        clock = FakeClock()
+        pacer = MessagePacer(10, 1, 2, clock=clock)
+        assert pacer.delay() == 0.0
+        frames = 0
+        while (delay := pacer.delay()) is not None:
+            clock.now += delay
+            frames += 1
+            assert frames < 100
+        assert 20 <= frames <= 22  # 2 s at 10 per second, then closed
+
+    def test_a_pause_forgives(self) -> None:
+        """A frame that finds the budget refilled resets the abuse clock."""
+        clock = FakeClock()
+        pacer = MessagePacer(10, 1, 2, clock=clock)
+        for _ in range(15):
+            clock.now += pacer.delay() or 0.0
+        clock.now += 5
+        assert pacer.delay() == 0.0
+        for _ in range(15):
+            delay = pacer.delay()
+            assert delay is not None
+            clock.now += delay
+
+    def test_rate_zero_never_delays(self) -> None:
+        """Pacing off."""
+        pacer = MessagePacer(0, 1, 1, clock=FakeClock())
+        assert all(pacer.delay() == 0.0 for _ in range(1000))
+
+
+class TestAdmissionSettings:
+    @pytest.mark.parametrize(
+        ("env", "name"),
+        [
+            ({"CSMS_MAX_CONCURRENT_HANDSHAKES": "0"}, "CSMS_MAX_CONCURRENT_HANDSHAKES"),
+            ({"CSMS_HANDSHAKE_RATE": "-1"}, "CSMS_HANDSHAKE_RATE"),
+            ({"CSMS_HANDSHAKE_TIMEOUT": "0"}, "CSMS_HANDSHAKE_TIMEOUT"),
+            ({"CSMS_STATION_MESSAGE_BURST": "0"}, "CSMS_STATION_MESSAGE_BURST"),
+            ({"CSMS_TRUSTED_PROXIES": "10.0.0.0/8,nonsense"}, "CSMS_TRUSTED_PROXIES"),
+            ({"CSMS_DEFAULT_SUBPROTOCOL": "ocpp1.5"}, "CSMS_DEFAULT_SUBPROTOCOL"),
+            ({"CSMS_LOG_MASK_TOKENS": "perhaps"}, "CSMS_LOG_MASK_TOKENS"),
+        ],
+    )
+    def test_bad_values_name_the_setting(self, env: dict[str, str], name: str) -> None:
+        """Each new setting is validated with a message naming it."""
+        with pytest.raises(ConfigurationError, match=name):
+            Settings.load(env=env)
+
+    def test_booleans_read_the_usual_spellings(self) -> None:
+        """true/false, 1/0, yes/no, on/off."""
+        for text, value in (("true", True), ("0", False), ("Yes", True), ("off", False)):
+            assert Settings.load(env={"CSMS_LOG_MASK_TOKENS": text}).log_mask_tokens is value
