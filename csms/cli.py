@@ -1,10 +1,15 @@
-"""The ``csms`` command: serve, migrate, the operator's registry commands, the event outbox."""
+"""The ``csms`` command: serve, migrate, the operator's registry commands, the event
+outbox, and ``call`` (a CALL to a station through the running server's REST API)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -14,13 +19,14 @@ from csms import log
 from csms.domain import REGISTRABLE_TOKEN_STATUSES, AuthorizationStatus, IdToken, IdTokenType
 from csms.errors import ConfigurationError, CsmsError
 from csms.events.model import iso
-from csms.ports import UNCHANGED, Storage
+from csms.ports import UNCHANGED, CommandFilter, Storage, TransactionFilter
 from csms.security import hash_password
 from csms.settings import Settings, env_name, flag_name
 from csms.storage import migrate, open_storage
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
+CALL_TIMEOUT_MARGIN = 10.0  # seconds beyond the server's CSMS_CALL_TIMEOUT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
-        settings = Settings.load(overrides={"database_url": args.database_url})
+        settings = Settings.load(overrides={"database_url": getattr(args, "database_url", None)})
         code: int = asyncio.run(args.run(settings, args))
     except ConfigurationError as exc:
         print(f"csms: configuration error: {exc}", file=sys.stderr)
@@ -115,6 +121,190 @@ async def _stations_list(settings: Settings, args: argparse.Namespace) -> int:
         ],
     )
     return 0
+
+
+async def _stations_show(settings: Settings, args: argparse.Namespace) -> int:
+    storage = await _with_storage(settings)
+    try:
+        station = await storage.find_station(args.station_id)
+        if station is None:
+            print(f"csms: no station {args.station_id!r}", file=sys.stderr)
+            return EXIT_FAILURE
+        connectors = await storage.list_connectors(station.id)
+        configuration = await storage.list_configuration(station.id)
+        device_model = await storage.list_device_model(station.id)
+        local_list = await storage.find_local_list_version(station.id)
+        reservations = await storage.list_reservations(station.id)
+        profiles = await storage.list_charging_profiles(station.id)
+        active = await storage.list_transactions(
+            TransactionFilter(station_id=station.id, active=True, limit=20)
+        )
+        commands = await storage.list_commands(CommandFilter(station_id=station.id, limit=10))
+    finally:
+        await storage.close()
+    fields = [
+        ("id", station.id),
+        ("security profile", str(station.security_profile)),
+        ("password", "yes" if station.password_hash else "no"),
+        ("ocpp", station.ocpp_version or "-"),
+        ("vendor", station.vendor or "-"),
+        ("model", station.model or "-"),
+        ("serial", station.serial_number or "-"),
+        ("firmware", station.firmware_version or "-"),
+        ("registered", _when(station.registered_at)),
+        ("last boot", _when(station.last_boot_at)),
+        ("last seen", _when(station.last_seen_at)),
+        ("local list", "-" if local_list is None else str(local_list)),
+    ]
+    for name, value in fields:
+        print(f"{name:<17} {value}")
+    sections: list[tuple[str, list[str], list[list[str]]]] = [
+        (
+            "connectors",
+            ["evse", "connector", "status", "error", "updated"],
+            [
+                [
+                    str(c.evse_id),
+                    str(c.connector_id),
+                    c.status,
+                    c.error_code or "-",
+                    iso(c.updated_at),
+                ]
+                for c in connectors
+            ],
+        ),
+        (
+            "active transactions",
+            ["transaction", "evse", "id_token", "meter_start_wh", "started"],
+            [
+                [
+                    t.transaction_id,
+                    str(t.evse_id),
+                    t.id_token or "-",
+                    _number(t.meter_start_wh),
+                    iso(t.started_at),
+                ]
+                for t in active
+            ],
+        ),
+        (
+            "configuration",
+            ["key", "value", "readonly"],
+            [
+                [k.key, k.value or "-", "-" if k.readonly is None else str(k.readonly).lower()]
+                for k in configuration
+            ],
+        ),
+        (
+            "device model",
+            ["component", "evse", "variable", "type", "value"],
+            [
+                [
+                    e.component + (f"[{e.component_instance}]" if e.component_instance else ""),
+                    "-" if e.evse_id is None else str(e.evse_id),
+                    e.variable + (f"[{e.variable_instance}]" if e.variable_instance else ""),
+                    e.attribute_type,
+                    "********" if e.variable == "BasicAuthPassword" else (e.value or "-"),
+                ]
+                for e in device_model
+            ],
+        ),
+        (
+            "reservations",
+            ["id", "evse", "id_token", "expires", "status"],
+            [
+                [str(r.reservation_id), str(r.evse_id), r.id_token, iso(r.expires_at), r.status]
+                for r in reservations
+            ],
+        ),
+        (
+            "charging profiles",
+            ["id", "evse", "stack", "purpose"],
+            [[str(p.profile_id), str(p.evse_id), str(p.stack_level), p.purpose] for p in profiles],
+        ),
+        (
+            "recent commands",
+            ["created", "command", "status", "id"],
+            [
+                [iso(c.created_at), c.name or c.action or "-", c.status.value, c.id]
+                for c in commands
+            ],
+        ),
+    ]
+    for title, header, rows in sections:
+        if rows:
+            print(f"\n{title}:")
+            _table(header, rows)
+    return 0
+
+
+def _when(moment: datetime | None) -> str:
+    return iso(moment) if moment is not None else "-"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+# --- calls through the running server ------------------------------------------
+
+
+async def _call(settings: Settings, args: argparse.Namespace) -> int:
+    """POST /api/v1/stations/{id}/ocpp/{action}; print the answer (exit 1 unless 2xx)."""
+    text = sys.stdin.read() if args.payload == "-" else args.payload
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        print(f"csms: the payload is not JSON: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if not isinstance(payload, dict):
+        print("csms: the payload must be a JSON object", file=sys.stderr)
+        return EXIT_CONFIG
+    base = (args.url or f"http://127.0.0.1:{settings.http_port}").rstrip("/")
+    station = urllib.parse.quote(args.station_id, safe="")
+    action = urllib.parse.quote(args.action, safe="")
+    query = ""
+    if args.queue:
+        query = "?" + urllib.parse.urlencode(
+            {"queue": "true", **({"expires_in": args.expires_in} if args.expires_in else {})}
+        )
+    url = f"{base}/api/v1/stations/{station}/ocpp/{action}{query}"
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        print(f"csms: --url must be http(s)://...: {base!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    headers = {"Content-Type": "application/json"}
+    if settings.api_token:
+        headers["Authorization"] = f"Bearer {settings.api_token}"
+    request = urllib.request.Request(  # noqa: S310 - the operator's own URL, http(s) checked
+        url, data=json.dumps(payload).encode(), headers=headers, method="POST"
+    )
+    timeout = settings.call_timeout + CALL_TIMEOUT_MARGIN
+    status, body = await asyncio.to_thread(_post, request, timeout)
+    if status is None:
+        print(f"csms: cannot reach the CSMS at {base}: {body}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        shown = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except json.JSONDecodeError:
+        shown = body
+    if 200 <= status < 300:
+        print(shown)
+        return 0
+    print(f"csms: HTTP {status}", file=sys.stderr)
+    print(shown, file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def _post(request: urllib.request.Request, timeout: float) -> tuple[int | None, str]:
+    """(HTTP status, body); (None, reason) when the server cannot be reached."""
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return int(response.status), response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return None, str(reason)
 
 
 async def _tokens_add(settings: Settings, args: argparse.Namespace) -> int:
@@ -264,6 +454,8 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--password", help="Basic-auth password ('-' reads it from stdin)")
     add.add_argument("--security-profile", type=int, choices=(1, 2, 3))
     db_command(stations, "list", _stations_list, "list registered stations")
+    show = db_command(stations, "show", _stations_show, "what the database knows of a station")
+    show.add_argument("station_id", type=_station_id, metavar="ID")
 
     tokens = commands.add_parser("tokens", help="the id token registry").add_subparsers(
         dest="tokens_command", required=True, metavar="ACTION"
@@ -289,6 +481,22 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--pending", action="store_true", help="only events not yet published")
     listing.add_argument("--limit", type=_positive, default=50, help="at most N rows (50)")
     db_command(events, "stats", _events_stats, "count pending and delivered events")
+
+    call = commands.add_parser(
+        "call",
+        help="send an OCPP CALL to a station through the running server's REST API",
+        description="POSTs to /api/v1/stations/STATION/ocpp/ACTION and prints the station's "
+        "answer. The bearer token is CSMS_API_TOKEN.",
+    )
+    call.add_argument("station_id", type=_station_id, metavar="STATION")
+    call.add_argument("action", metavar="ACTION", help="the OCPP action, e.g. Reset")
+    call.add_argument("payload", metavar="JSON", help="the OCPP payload ('-' reads stdin)")
+    call.add_argument(
+        "--url", help="the server's operations HTTP (default: http://127.0.0.1:$CSMS_HTTP_PORT)"
+    )
+    call.add_argument("--queue", action="store_true", help="queue it if the station is offline")
+    call.add_argument("--expires-in", type=_positive, help="with --queue: seconds it may wait")
+    call.set_defaults(run=_call)
     return parser
 
 
