@@ -97,7 +97,9 @@ async def start(settings: Settings) -> Running:
         )
         relay = _relay(storage, settings)
         broker_state = (lambda: relay.broker_state) if relay is not None else lambda: "disabled"
-        commands = CommandDispatcher(storage, services, stations, versions)
+        commands = CommandDispatcher(
+            storage, services, stations, versions, call_timeout=settings.call_timeout
+        )
         api = Api(storage, services, stations, commands)
         http = OpsHttp(
             build_app(

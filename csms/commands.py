@@ -25,9 +25,9 @@ from typing import Any
 import structlog
 
 from csms import metrics, rpc
-from csms.domain import Command
+from csms.domain import Command, CommandStatus
 from csms.errors import ConflictError, InvalidRequestError, StorageError
-from csms.ports import Storage
+from csms.ports import CommandFilter, Storage
 from csms.server import StationNotConnectedError, StationServer
 from csms.services import Services
 from csms.services.commands import NO_EFFECTS, CommandError, NeutralCommand
@@ -38,6 +38,9 @@ log = structlog.get_logger("csms.commands")
 DEFAULT_QUEUE_EXPIRY = timedelta(hours=24)
 MAX_QUEUE_EXPIRY = timedelta(days=30)
 SWEEP_INTERVAL = 5.0
+# A command still "sent" this long past the call timeout lost its answer (the
+# CSMS stopped while waiting): it is failed when its station connects again.
+ORPHAN_GRACE = timedelta(seconds=5)
 MIN_PASSWORD, MAX_PASSWORD = 16, 40
 
 
@@ -91,6 +94,7 @@ class CommandDispatcher:
         stations: StationServer,
         adapters: dict[str, Adapter],
         *,
+        call_timeout: float = 30.0,
         sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
         self._storage = storage
@@ -99,6 +103,7 @@ class CommandDispatcher:
         self._stations = stations
         self._by_version = {a.ocpp_version: a for a in adapters.values()}
         self._sweep_interval = sweep_interval
+        self._orphaned_after = timedelta(seconds=call_timeout) + ORPHAN_GRACE
         self._draining: set[str] = set()
         self._drain_again: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -279,12 +284,20 @@ class CommandDispatcher:
     async def _failed(
         self, command: Command, error: CommandError, status: int, **extra: Any
     ) -> CommandRefused:
-        done = await self._commands.failed(command, error)
-        metrics.COMMANDS.labels(_label(done), "failed").inc()
-        log.info("command_failed", station_id=done.station_id, command_id=done.id, error=error.kind)
+        """Record the failure (unless another writer settled the command first);
+        the refusal to answer."""
+        try:
+            done = await self._commands.failed(command, error)
+        except ConflictError:
+            log.info("command_settled_elsewhere", command_id=command.id)
+        else:
+            metrics.COMMANDS.labels(_label(done), "failed").inc()
+            log.info(
+                "command_failed", station_id=done.station_id, command_id=done.id, error=error.kind
+            )
         body = error.as_dict()
         kind, message = body.pop("error"), body.pop("message")
-        return CommandRefused(status, kind, message, done.id, **body, **extra)
+        return CommandRefused(status, kind, message, command.id, **body, **extra)
 
     # --- the queue -------------------------------------------------------------
 
@@ -299,6 +312,7 @@ class CommandDispatcher:
             return
         self._draining.add(station_id)
         try:
+            await self._fail_orphans(station_id)
             while True:
                 self._drain_again.discard(station_id)
                 queued = await self._storage.list_queued_commands(station_id)
@@ -311,6 +325,18 @@ class CommandDispatcher:
             log.warning("queue_not_drained", station_id=station_id, error=str(exc))
         finally:
             self._draining.discard(station_id)
+
+    async def _fail_orphans(self, station_id: str) -> None:
+        """Commands left "sent" by a CSMS that stopped while waiting for the answer."""
+        cutoff = self._services.clock() - self._orphaned_after
+        where = CommandFilter(station_id=station_id, status=CommandStatus.SENT, limit=1000)
+        error = CommandError(
+            "station_not_connected",
+            "no answer was recorded: the connection or the CSMS went away while waiting",
+        )
+        for command in await self._storage.list_commands(where):
+            if command.sent_at is not None and command.sent_at < cutoff:
+                await self._failed(command, error, 409)
 
     async def _deliver(self, command: Command) -> bool:
         """Send one queued command; False when the station is gone."""

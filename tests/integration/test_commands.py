@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ import orjson
 import pytest
 
 from csms.app import Running
+from csms.domain import Command, CommandStatus
 from csms.events.model import EventType
+from csms.ports import CommandRecorded
 from csms.security import hash_password
 from scripts.simulate import OCPP16, OCPP201, SimStation
 from tests.integration.conftest import StartCsms, http_url, ws_url
@@ -333,6 +336,35 @@ class TestQueue:
             raw["id"]: "completed",
             doomed["id"]: "expired",
         }
+
+    async def test_a_command_left_sent_by_a_stopped_csms_fails_on_reconnect(
+        self, api: Api, running: Running
+    ) -> None:
+        """No answer will ever come for it: failed (and reported) when its station is back."""
+        await running.storage.register_station("ORPHAN", at=datetime.now(UTC))
+        lost = Command(
+            id=str(uuid.uuid4()),
+            station_id="ORPHAN",
+            name=None,
+            action="Reset",
+            ocpp_version="1.6",
+            request={"type": "Soft"},
+            status=CommandStatus.SENT,
+            source="api",
+            created_at=datetime.now(UTC) - timedelta(hours=1),
+            payload={"type": "Soft"},
+            sent_at=datetime.now(UTC) - timedelta(hours=1),
+        )
+        await running.storage.commit([CommandRecorded(lost)])
+        async with SimStation(ws_url(running), "ORPHAN"):
+
+            async def settled() -> bool:
+                found = await running.storage.find_command(lost.id)
+                return found is not None and found.status == CommandStatus.FAILED
+
+            await poll_until(settled, within=5)
+        record = await api.get(f"/api/v1/commands/{lost.id}")
+        assert record["error"]["error"] == "station_not_connected"
 
     async def test_what_cannot_be_queued(self, api: Api, running: Running) -> None:
         """404 unknown, 409 offline without queue, 409 a station never seen (protocol unknown)."""
