@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from csms import interop
 from csms.domain import ENERGY_IMPORT_REGISTER, MeterSample
 from csms.events.model import iso
+from csms.interop import Tolerance
 from csms.rpc import Call, ErrorCodes, RpcError
 from csms.services import StationContext
+from protocols import repair
 from protocols.command_set import CommandSet
 from protocols.schemas import SchemaSet
 
@@ -83,11 +86,16 @@ class Adapter:
             raise RpcError(
                 "NotImplemented", f"unknown action {call.action!r}", unique_id=call.unique_id
             )
+        if call.action == "BootNotification":  # its vendor/model choose the tolerances
+            ctx.tolerances = ctx.services.stations.interop.for_station(
+                *repair.boot_identity(call.payload)
+            )
+        payload = self._repair(ctx, call) if ctx.tolerances else call.payload
         validator = self.schemas.request(call.action)
         if validator is not None:
-            self.schemas.check(validator, call.payload, call.unique_id)
+            self.schemas.check(validator, payload, call.unique_id)
         try:
-            result = await handler(ctx, call.payload)
+            result = await handler(ctx, payload)
         except RpcError as exc:
             exc.unique_id = call.unique_id
             raise
@@ -102,6 +110,25 @@ class Adapter:
                     unique_id=call.unique_id,
                 ) from exc
         return result
+
+    def _repair(self, ctx: StationContext, call: Call) -> dict[str, Any]:
+        """The payload with the station's tolerances applied (docs/interoperability.md)."""
+        schema = self.schemas.request_schema(call.action)
+        if schema is None:
+            return call.payload
+
+        def note(tolerance: Tolerance, path: str, original: Any) -> None:
+            interop.applied(
+                tolerance,
+                station_id=ctx.station_id,
+                action=call.action,
+                path=path,
+                original=original,
+            )
+
+        return repair.repair(
+            schema, call.action, call.payload, ctx.tolerances, ctx.services.clock(), note
+        )
 
 
 def parse_time(text: str, path: str) -> datetime:

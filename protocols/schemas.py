@@ -70,6 +70,7 @@ class SchemaSet:
         self._request_suffix = request_suffix
         self._codes = codes
         self._cache: dict[str, Validator | None] = {}
+        self._schemas: dict[str, dict[str, Any]] = {}
 
     def actions(self) -> set[str]:
         """Every action with a request schema in this version."""
@@ -87,6 +88,12 @@ class SchemaSet:
     def response(self, action: str) -> Validator | None:
         return self._load(action + "Response")
 
+    def request_schema(self, action: str) -> dict[str, Any] | None:
+        """The request schema as validated (integers bounded), for repairs."""
+        if self.request(action) is None:
+            return None
+        return self._schemas[action + self._request_suffix]
+
     def _load(self, name: str) -> Validator | None:
         try:
             return self._cache[name]
@@ -97,8 +104,9 @@ class SchemaSet:
         if path.is_file():
             # use_default=False: validation must not write schema defaults into
             # the station's payload (it is stored as received).
-            schema = json.loads(path.read_text(encoding="utf-8"))
-            validator = fastjsonschema.compile(bound_integers(schema), use_default=False)
+            schema = bound_integers(json.loads(path.read_text(encoding="utf-8")))
+            validator = fastjsonschema.compile(schema, use_default=False)
+            self._schemas[name] = schema
         self._cache[name] = validator
         return validator
 

@@ -10,6 +10,7 @@ import asyncio
 import base64
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -18,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 from csms import metrics
 from csms.app import Running
 from csms.security import hash_password
-from scripts.simulate import SimStation
+from scripts.simulate import CallError, SimStation
 from tests.integration.conftest import StartCsms, ws_url
 
 PASSWORD = "interop-password-123456"
@@ -198,3 +199,165 @@ class TestBasicAuthUser:
                 additional_headers={"Authorization": f"Basic {token}"},
             )
         assert caught.value.response.status_code == 401
+
+
+LENIENT_TABLE = """
+[[profiles]]
+name = "OldCo 1.x"
+vendor = "OldCo"
+firmware = "1.*"
+tolerances = [
+    "timestamp_without_timezone",
+    "timestamp_hour_offset",
+    "timestamp_clock_not_set",
+    "enum_spelling",
+    "data_transfer_object_data",
+]
+"""
+
+
+@pytest.fixture
+async def lenient(start_csms: StartCsms, tmp_path: Path) -> Running:
+    """A CSMS whose table makes OldCo firmware 1.x lenient; everyone else strict."""
+    return await start_csms(interop_profiles=table(tmp_path, LENIENT_TABLE))
+
+
+async def boot_oldco16(cp: SimStation, firmware: str = "1.4.2") -> None:
+    answer = await cp.call(
+        "BootNotification",
+        {"chargePointVendor": "OldCo", "chargePointModel": "W1", "firmwareVersion": firmware},
+    )
+    assert answer["status"] == "Accepted"
+
+
+def status16(status: str, timestamp: str) -> dict[str, Any]:
+    return {"connectorId": 1, "errorCode": "NoError", "status": status, "timestamp": timestamp}
+
+
+class TestTimestamps:
+    async def test_strict_refuses_local_time_and_hour_offsets(self, lenient: Running) -> None:
+        """Without a matching profile a timestamp without zone, or '+02', is a
+        TypeConstraintViolation (the schema's date-time)."""
+        async with SimStation(ws_url(lenient), "STRICT-TS") as cp:
+            await boot_oldco16(cp, firmware="2.0")  # OldCo, but not 1.x
+            for stamp in ("2026-11-26T08:15:00", "2026-11-26T10:15:00+02"):
+                with pytest.raises(CallError) as caught:
+                    await cp.call("StatusNotification", status16("Available", stamp))
+                assert caught.value.code == "TypeConstraintViolation"
+
+    async def test_local_time_is_taken_as_utc(self, lenient: Running) -> None:
+        """'2026-11-26T08:15:00' (a station with no zone configured) is 08:15Z."""
+        before = applied("timestamp_without_timezone")
+        async with SimStation(ws_url(lenient), "OLD-TS1") as cp:
+            await boot_oldco16(cp)
+            await cp.call("StatusNotification", status16("Available", "2026-11-26T08:15:00"))
+        [connector] = await lenient.storage.list_connectors("OLD-TS1")
+        assert connector.updated_at == datetime(2026, 11, 26, 8, 15, tzinfo=UTC)
+        assert applied("timestamp_without_timezone") == before + 1
+
+    async def test_hour_offset_without_minutes(self, lenient: Running) -> None:
+        """'2026-11-26T10:15:00+02' is 08:15Z, on 2.0.1 too."""
+        async with SimStation(ws_url(lenient), "OLD-TS2", protocol="ocpp2.0.1") as cp:
+            answer = await cp.call(
+                "BootNotification",
+                {
+                    "chargingStation": {
+                        "vendorName": "OldCo",
+                        "model": "W2",
+                        "firmwareVersion": "1.0",
+                    },
+                    "reason": "PowerUp",
+                },
+            )
+            assert answer["status"] == "Accepted"
+            await cp.call(
+                "StatusNotification",
+                {
+                    "timestamp": "2026-11-26T10:15:00+02",
+                    "connectorStatus": "Available",
+                    "evseId": 1,
+                    "connectorId": 1,
+                },
+            )
+        [connector] = await lenient.storage.list_connectors("OLD-TS2")
+        assert connector.updated_at == datetime(2026, 11, 26, 8, 15, tzinfo=UTC)
+
+    async def test_1970_before_the_clock_is_set_becomes_the_receive_time(
+        self, lenient: Running
+    ) -> None:
+        """A StartTransaction stamped 1970-01-01T00:00:12Z starts now, and it is counted."""
+        before = applied("timestamp_clock_not_set")
+        async with SimStation(ws_url(lenient), "OLD-TS3") as cp:
+            await boot_oldco16(cp)
+            answer = await cp.call(
+                "StartTransaction",
+                {
+                    "connectorId": 1,
+                    "idTag": "TAG-1970",
+                    "meterStart": 1000,
+                    "timestamp": "1970-01-01T00:00:12Z",
+                },
+            )
+        transaction = await lenient.storage.find_transaction_by_ocpp16_id(answer["transactionId"])
+        assert transaction is not None
+        assert abs((transaction.started_at - datetime.now(UTC)).total_seconds()) < 60
+        assert applied("timestamp_clock_not_set") == before + 1
+
+
+class TestEnumSpelling:
+    @pytest.mark.parametrize(
+        ("sent", "stored"), [("Charging ", "Charging"), ("SuspendedEv", "SuspendedEV")]
+    )
+    async def test_case_and_spaces_are_forgiven_for_the_profile(
+        self, lenient: Running, sent: str, stored: str
+    ) -> None:
+        """'Charging ' and 'SuspendedEv' (seen in the field) are the enum values they mean."""
+        async with SimStation(ws_url(lenient), "OLD-ENUM") as cp:
+            await boot_oldco16(cp)
+            await cp.call("StatusNotification", status16(sent, "2026-11-26T08:15:00Z"))
+        [connector] = await lenient.storage.list_connectors("OLD-ENUM")
+        assert connector.status == stored
+
+    async def test_strict_station_gets_property_constraint_violation(
+        self, lenient: Running
+    ) -> None:
+        """Another vendor's 'Charging ' is outside the enum."""
+        async with SimStation(ws_url(lenient), "NEW-ENUM") as cp:
+            await cp.boot(vendor="NewCo")
+            with pytest.raises(CallError) as caught:
+                await cp.call("StatusNotification", status16("Charging ", "2026-11-26T08:15:00Z"))
+            assert caught.value.code == "PropertyConstraintViolation"
+
+
+class TestDataTransferObject:
+    async def test_object_data_is_kept_as_its_json_text(self, lenient: Running) -> None:
+        """1.6 DataTransfer.data is a string; OldCo sends an object: accepted as JSON text."""
+        payload = {"vendorId": "com.oldco", "messageId": "Diag", "data": {"temp": 41.5}}
+        async with SimStation(ws_url(lenient), "OLD-DT") as cp:
+            await boot_oldco16(cp)
+            assert (await cp.call("DataTransfer", payload))["status"] == "UnknownVendorId"
+        [kept] = await lenient.storage.list_notifications("OLD-DT", "DataTransfer")
+        assert kept.payload["data"] == '{"temp":41.5}'
+
+    async def test_strict_refuses_object_data(self, lenient: Running) -> None:
+        """Without the tolerance the object is a TypeConstraintViolation."""
+        payload = {"vendorId": "com.newco", "data": {"temp": 41.5}}
+        async with SimStation(ws_url(lenient), "NEW-DT") as cp:
+            await cp.boot(vendor="NewCo")
+            with pytest.raises(CallError) as caught:
+                await cp.call("DataTransfer", payload)
+            assert caught.value.code == "TypeConstraintViolation"
+
+
+class TestProfileChoice:
+    async def test_stored_boot_applies_from_the_first_message_of_the_next_connection(
+        self, lenient: Running
+    ) -> None:
+        """After one boot as OldCo 1.x, the station's next connection is lenient before it
+        boots again (the handshake reads the stored vendor/model)."""
+        async with SimStation(ws_url(lenient), "OLD-AGAIN") as cp:
+            with pytest.raises(CallError):  # never booted: strict
+                await cp.call("StatusNotification", status16("Available", "2026-11-26T08:15:00"))
+            await boot_oldco16(cp)
+        async with SimStation(ws_url(lenient), "OLD-AGAIN") as cp:
+            await cp.call("StatusNotification", status16("Available", "2026-11-26T08:15:00"))
