@@ -53,7 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
     settings = Settings.load(overrides=overrides)
-    log.configure(settings.log_level)
+    log.configure(settings.log_level, mask_tokens=settings.log_mask_tokens)
     runner: Callable[[], Coroutine[Any, Any, None]] = lambda: app.run(settings)  # noqa: E731
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up ([fast] extra)

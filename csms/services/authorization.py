@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import structlog
+
 from csms.domain import AuthorizationStatus, IdTokenInfo
 from csms.ports import Clock, Storage
+
+log = structlog.get_logger("csms.authorization")
 
 
 class AuthorizationService:
@@ -18,5 +22,9 @@ class AuthorizationService:
         token that is not registered gets (1.6 says Invalid, 2.0.1 Unknown)."""
         token = await self._storage.find_id_token(id_token)
         if token is None:
-            return IdTokenInfo(unknown)
-        return IdTokenInfo(token.status_at(self._clock()), token.expires_at, token.group_id)
+            info = IdTokenInfo(unknown)
+        else:
+            info = IdTokenInfo(token.status_at(self._clock()), token.expires_at, token.group_id)
+        # Personal data: CSMS_LOG_MASK_TOKENS=true keeps the last 4 characters only.
+        log.info("id_token_checked", id_token=id_token, status=info.status.value)
+        return info
