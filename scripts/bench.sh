@@ -178,11 +178,11 @@ fleet() {
     ((FLEET)) || return 0
     start_server "$label" "$port" "$@"
     load "$label" "$port" idle --stations "$IDLE_STATIONS" --duration 5 --warmup 2 \
-        --id-prefix "ID-" --connect-timeout 60 --ocpp both
+        --id-prefix "ID-" --connect-timeout 60 --call-timeout 30 --ocpp both
     stop_server
     start_server "$label" "$port" "$@"
     load "$label" "$port" storm --stations "$IDLE_STATIONS" --duration 1 --warmup 0 \
-        --id-prefix "ID-" --connect-timeout 60 --ocpp both
+        --id-prefix "ID-" --connect-timeout 60 --call-timeout 30 --ocpp both
     stop_server
 }
 
@@ -216,7 +216,7 @@ for server in $ONLY; do
         if ((FLEET)); then # the same storm with a listen backlog that fits it
             start_server bare-backlog 9101 "${cmd[@]}" --backlog 4096
             load bare-backlog 9101 storm --stations "$IDLE_STATIONS" --duration 1 --warmup 0 \
-                --id-prefix "ID-" --connect-timeout 60 --ocpp both
+                --id-prefix "ID-" --connect-timeout 60 --call-timeout 30 --ocpp both
             stop_server
         fi
         ;;
