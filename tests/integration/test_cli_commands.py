@@ -6,6 +6,8 @@ import asyncio
 import sys
 from datetime import UTC, datetime
 
+import pytest
+
 from csms.domain import ConfigurationKey, ConnectorStatus
 from csms.ports import ConfigurationChanged, ConnectorStatusChanged
 from csms.storage import open_storage
@@ -33,6 +35,11 @@ async def csms_call(
 
 
 class TestCall:
+    @pytest.fixture
+    def database_url(self, sqlite_url: str) -> str:
+        """`csms call` talks HTTP only: one database kind is enough."""
+        return sqlite_url
+
     async def test_a_call_prints_the_answer_and_errors_exit_non_zero(
         self, start_csms: StartCsms
     ) -> None:

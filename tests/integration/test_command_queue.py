@@ -55,6 +55,12 @@ class Requester:
 
 
 @pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    """The broker side is what is tested here: one database kind is enough."""
+    return sqlite_url
+
+
+@pytest.fixture
 async def requester(amqp_url: str) -> AsyncIterator[Requester]:
     connection = await aio_pika.connect(amqp_url, timeout=5)
     try:

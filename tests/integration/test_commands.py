@@ -152,6 +152,14 @@ class TestEveryCommand:
         assert {e.ocpp_version for e in events} == {version}
         assert [error for e in events for error in event_errors(e.body())] == []
 
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+class TestNeutralCommands:
+    @pytest.fixture
+    def database_url(self, sqlite_url: str) -> str:
+        """Nothing here depends on the database kind (TestEveryCommand runs on both)."""
+        return sqlite_url
+
     async def test_neutral_commands_are_translated_for_the_station(
         self, api: Api, running: Running, version: str
     ) -> None:
@@ -192,6 +200,11 @@ class TestEveryCommand:
 
 
 class TestSecrets:
+    @pytest.fixture
+    def database_url(self, sqlite_url: str) -> str:
+        """Masking happens before storage: one database kind is enough."""
+        return sqlite_url
+
     async def test_a_password_sent_raw_is_masked_and_rotated(
         self, api: Api, running: Running
     ) -> None:
