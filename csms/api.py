@@ -7,6 +7,7 @@ are ``{"error": <kind>, "message": <text>, ...}``.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable
@@ -214,7 +215,10 @@ class Api:
                 raise ApiError(
                     422, "invalid_value", "password is null or a string of 16-40 characters"
                 )
-            password_hash = None if password is None else hash_password(password)
+            password_hash = None
+            if password is not None:  # scrypt takes a while: off the event loop
+                loop = asyncio.get_running_loop()
+                password_hash = await loop.run_in_executor(None, hash_password, password)
         profile: Any = UNCHANGED
         if "security_profile" in body:
             profile = body["security_profile"]
