@@ -120,44 +120,58 @@ async def run(options: argparse.Namespace) -> int:
     exchange, queue = f"csms.bench.{secrets.token_hex(4)}", f"csms.bench.{secrets.token_hex(4)}"
     admin = await aio_pika.connect(options.amqp_url, timeout=5)
     channel = await admin.channel()
-    declared = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-    if options.queue:
-        bound = await channel.declare_queue(queue, durable=True, arguments={"x-expires": 600_000})
-        await bound.bind(declared, "#")
-    with tempfile.TemporaryDirectory() as scratch:
-        database_url = options.database_url or f"sqlite:///{Path(scratch) / 'bench.db'}"
-        storage, drop = await fresh_storage(database_url)
-        try:
-            await fill(storage, options.events, options.stations)
-
-            async def connect(on_close: Callable[[], None]) -> Publisher:
-                return await AmqpPublisher.connect(options.amqp_url, exchange, on_close)
-
-            relay = OutboxRelay(
-                storage, connect, retention=timedelta(hours=1), batch_size=options.batch
+    try:
+        declared = await channel.declare_exchange(
+            exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        if options.queue:
+            bound = await channel.declare_queue(
+                queue, durable=True, arguments={"x-expires": 600_000}
             )
-            before = _published()
-            wall, cpu = time.monotonic(), time.process_time()
-            relay.start()
-            await wait_published(before + options.events, wall + options.max_seconds)
-            seconds, cpu_seconds = time.monotonic() - wall, time.process_time() - cpu
-            idle_cpu = time.process_time()
-            await asyncio.sleep(options.idle_seconds)
-            idle = (time.process_time() - idle_cpu) / options.idle_seconds * 100
-            await relay.stop(1.0)
-            assert (await storage.outbox_backlog()).pending == 0
-        finally:
-            await storage.close()
-            await drop()
-    await channel.queue_delete(queue)
-    await channel.exchange_delete(exchange)
-    await admin.close()
+            await bound.bind(declared, "#")
+        with tempfile.TemporaryDirectory() as scratch:
+            database_url = options.database_url or f"sqlite:///{Path(scratch) / 'bench.db'}"
+            storage, drop = await fresh_storage(database_url)
+            try:
+                result = await measure(storage, options, exchange)
+            finally:
+                await storage.close()
+                await drop()
+    finally:
+        # Also after a failed run: nothing of it stays on the broker.
+        await channel.queue_delete(queue)
+        await channel.exchange_delete(exchange)
+        await admin.close()
     queued = "durable queue" if options.queue else "no queue"
     label = f"{urlsplit(database_url).scheme}, batch {options.batch}, {queued}"
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    print(Result(options.events, seconds, cpu_seconds, idle).report(label))
+    print(result.report(label))
     print(f"  load average at the end: {load} on {os.cpu_count()} cores")
     return 0
+
+
+async def measure(storage: Storage, options: argparse.Namespace, exchange: str) -> Result:
+    """Fill the outbox, time the relay draining it, then its idle cost."""
+    await fill(storage, options.events, options.stations)
+
+    async def connect(on_close: Callable[[], None]) -> Publisher:
+        return await AmqpPublisher.connect(options.amqp_url, exchange, on_close)
+
+    relay = OutboxRelay(storage, connect, retention=timedelta(hours=1), batch_size=options.batch)
+    before = _published()
+    wall, cpu = time.monotonic(), time.process_time()
+    relay.start()
+    try:
+        await wait_published(before + options.events, wall + options.max_seconds)
+        seconds, cpu_seconds = time.monotonic() - wall, time.process_time() - cpu
+        idle_cpu = time.process_time()
+        await asyncio.sleep(options.idle_seconds)
+        idle = (time.process_time() - idle_cpu) / options.idle_seconds * 100
+    finally:
+        await relay.stop(1.0)
+    if (await storage.outbox_backlog()).pending:
+        raise AssertionError("events left pending after the relay counted them published")
+    return Result(options.events, seconds, cpu_seconds, idle)
 
 
 async def fresh_storage(url: str) -> tuple[Storage, Callable[[], Awaitable[None]]]:
