@@ -18,7 +18,8 @@
 # BENCH_ONLY (servers, default "bare ocpp csms-pg csms-sqlite"),
 # BENCH_DURATION (s per measurement, 10), BENCH_WARMUP (2), BENCH_STATIONS (1000),
 # BENCH_IDLE_STATIONS (19000), BENCH_MIXED_RATE (2000), BENCH_PROFILE (0),
-# BENCH_FLEET (1; 0 skips the idle and storm runs), BENCH_WAIT_QUIET (15: s to
+# BENCH_FLEET (1; 0 skips the idle and storm runs), BENCH_MESSAGES (1; 0 skips
+# the message workloads), BENCH_WAIT_QUIET (15: s to
 # wait before each measurement for a machine that other users leave idle), BENCH_REF (the commit whose
 # csms/, protocols/ and migrations/ are measured, default HEAD, so that edits in
 # progress in the working tree do not leak in; "worktree" measures the working tree).
@@ -40,6 +41,7 @@ IDLE_STATIONS=${BENCH_IDLE_STATIONS:-19000}
 MIXED_RATE=${BENCH_MIXED_RATE:-2000}
 PROFILE=${BENCH_PROFILE:-0}
 FLEET=${BENCH_FLEET:-1}
+MESSAGES=${BENCH_MESSAGES:-1}
 QUIET=${BENCH_WAIT_QUIET:-15}
 SERVER_CPU=0
 LOAD_CPU=1
@@ -163,6 +165,7 @@ load() {
 message_workloads() {
     local label=$1 port=$2
     shift 2
+    ((MESSAGES)) || return 0
     load "$label" "$port" heartbeat16 --stations "$STATIONS" --id-prefix "HB-" "$@"
     load "$label" "$port" metervalues16 --stations "$STATIONS" --id-prefix "MV-" "$@"
     load "$label" "$port" transactionevent201 --stations "$STATIONS" --id-prefix "TE-" "$@"
@@ -178,11 +181,11 @@ fleet() {
     ((FLEET)) || return 0
     start_server "$label" "$port" "$@"
     load "$label" "$port" idle --stations "$IDLE_STATIONS" --duration 5 --warmup 2 \
-        --id-prefix "ID-" --connect-timeout 60 --call-timeout 30 --ocpp both
+        --id-prefix "ID-" --connect-timeout 60 --call-timeout 30 --retries 20 --ocpp both
     stop_server
     start_server "$label" "$port" "$@"
     load "$label" "$port" storm --stations "$IDLE_STATIONS" --duration 1 --warmup 0 \
-        --id-prefix "ID-" --connect-timeout 60 --call-timeout 30 --ocpp both
+        --id-prefix "ID-" --connect-timeout 60 --call-timeout 30 --retries 20 --ocpp both
     stop_server
 }
 
@@ -216,7 +219,7 @@ for server in $ONLY; do
         if ((FLEET)); then # the same storm with a listen backlog that fits it
             start_server bare-backlog 9101 "${cmd[@]}" --backlog 4096
             load bare-backlog 9101 storm --stations "$IDLE_STATIONS" --duration 1 --warmup 0 \
-                --id-prefix "ID-" --connect-timeout 60 --call-timeout 30 --ocpp both
+                --id-prefix "ID-" --connect-timeout 60 --call-timeout 30 --retries 20 --ocpp both
             stop_server
         fi
         ;;

@@ -116,6 +116,7 @@ class Config:
     uvloop: bool
     nonce: str  # keeps message ids unique across runs (servers cache replies by id)
     wait_quiet: float = 0.0  # wait up to this long for an idle machine before starting
+    retries: int = 0  # attempts a station makes after a failed connect or boot
 
     def protocol_of(self, index: int) -> str:
         fixed = FIXED_PROTOCOL.get(self.workload)
@@ -137,6 +138,7 @@ class WorkerResult:
     connected: int = 0
     booted: int = 0
     connect_failures: dict[str, int] = field(default_factory=dict)
+    retries: dict[str, int] = field(default_factory=dict)  # by the reason that caused them
     connect_s: array[float] = field(default_factory=lambda: array("d"))
     booted_s: array[float] = field(default_factory=lambda: array("d"))
     answered: int = 0
@@ -191,6 +193,7 @@ class Station(asyncio.Protocol):
         self.pending_future: asyncio.Future[list[Any]] | None = None
         self.sent_at = 0.0
         self.owed = 0  # open loop: sends due while a CALL was outstanding
+        self.retry_after = 0.0  # seconds, from a refused handshake's Retry-After
         # Charging state.
         self.transaction_id: int | str | None = None
         self.seq_no = 0
@@ -215,6 +218,8 @@ class Station(asyncio.Protocol):
                     self.opened.set_result(None)
                 else:
                     status = event.status_code
+                    with contextlib.suppress(ValueError):
+                        self.retry_after = float(event.headers.get("Retry-After", "0"))
                     self.opened.set_exception(ConnectError(f"http_{status}"))
         self._flush()
         if ws.close_expected() and self.transport is not None:
@@ -562,32 +567,57 @@ class Worker:
         await asyncio.gather(*(one(i) for i in self.indices))
 
     async def _bring_up(self, index: int, host: str, port: int, start_at: float) -> None:
-        station = Station(self, index)
+        """Connect, boot and set up one station; with ``--retries``, a station that
+        fails tries again (after the server's Retry-After, else a jittered
+        backoff) as a real one would, within ``--connect-timeout`` in all."""
         result = self.result
         source = None
         if _is_ipv4_loopback(host):
             source = (f"127.0.{1 + index % SOURCE_ADDRESSES}.{1 + self.number}", 0)
-        try:
-            async with asyncio.timeout(self.config.connect_timeout):
-                await self.loop.create_connection(lambda: station, host, port, local_addr=source)
-                await station.opened
-                result.connected += 1
-                result.connect_s.append(time.monotonic() - start_at)
-                answer = await station.call("BootNotification", station.boot_payload())
-                _check_boot(answer)
-                result.booted += 1
-                result.booted_s.append(time.monotonic() - start_at)
-                await self._set_up(station)
-        except TimeoutError:
-            self._failed(station, "timeout")
-            return
-        except ConnectError as exc:
-            self._failed(station, str(exc))
-            return
-        except OSError as exc:
-            self._failed(station, type(exc).__name__)
-            return
-        self.stations.append(station)
+        deadline = time.monotonic() + self.config.connect_timeout
+        attempt = 0
+        while True:
+            station = Station(self, index)
+            try:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await self._connect_boot(station, host, port, source, start_at)
+            except TimeoutError:
+                reason = "timeout"
+            except ConnectError as exc:
+                reason = str(exc)
+            except OSError as exc:
+                reason = type(exc).__name__
+            else:
+                self.stations.append(station)
+                return
+            if station.transport is not None:
+                station.transport.abort()
+            delay = station.retry_after or min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1)
+            if attempt >= self.config.retries or time.monotonic() + delay >= deadline:
+                self._failed(station, reason)
+                return
+            attempt += 1
+            result.retries[reason] = result.retries.get(reason, 0) + 1
+            await asyncio.sleep(delay)
+
+    async def _connect_boot(
+        self,
+        station: Station,
+        host: str,
+        port: int,
+        source: tuple[str, int] | None,
+        start_at: float,
+    ) -> None:
+        result = self.result
+        await self.loop.create_connection(lambda: station, host, port, local_addr=source)
+        await station.opened
+        result.connected += 1
+        result.connect_s.append(time.monotonic() - start_at)
+        answer = await station.call("BootNotification", station.boot_payload())
+        _check_boot(answer)
+        result.booted += 1
+        result.booted_s.append(time.monotonic() - start_at)
+        await self._set_up(station)
 
     async def _set_up(self, station: Station) -> None:
         workload = self.config.workload
@@ -878,6 +908,7 @@ def run(config: Config, server_pid: int | None, outbox_dsn: str | None) -> dict[
         total.connected += part.connected
         total.booted += part.booted
         _merge(total.connect_failures, part.connect_failures)
+        _merge(total.retries, part.retries)
         total.connect_s.extend(part.connect_s)
         total.booted_s.extend(part.booted_s)
         total.answered += part.answered
@@ -905,6 +936,7 @@ def run(config: Config, server_pid: int | None, outbox_dsn: str | None) -> dict[
         "connected": total.connected,
         "booted": total.booted,
         "connect_failures": total.connect_failures,
+        "connect_retries": total.retries,
         "connect_p50_s": percentile(connects, 0.5),
         "connect_p99_s": percentile(connects, 0.99),
         "booted_p50_s": percentile(boots, 0.5),
@@ -1050,6 +1082,8 @@ def print_report(report: dict[str, Any]) -> None:
     )
     if report["connect_failures"]:
         print(f"  connect failures: {report['connect_failures']}")
+    if report["connect_retries"]:
+        print(f"  retries (by the failure before them): {report['connect_retries']}")
     print(
         f"  connect p50/p99 {report['connect_p50_s']:.2f}/{report['connect_p99_s']:.2f} s, "
         f"booted p50/p99 {report['booted_p50_s']:.2f}/{report['booted_p99_s']:.2f} s, "
@@ -1169,6 +1203,13 @@ def parser() -> argparse.ArgumentParser:
         default=0.0,
         help="wait up to this many seconds for an idle machine before starting",
     )
+    p.add_argument(
+        "--retries",
+        type=_bounded(int, 0, 100),
+        default=0,
+        help="a station whose connect or boot fails tries again this often (Retry-After "
+        "or backoff), within --connect-timeout",
+    )
     p.add_argument("--label", default="", help="a name for this run in the JSON output")
     p.add_argument("--json", dest="json_path", help="append the full report as a JSON line")
     return p
@@ -1196,6 +1237,7 @@ def main(argv: list[str] | None = None) -> int:
         uvloop=bool(options.uvloop),
         nonce=secrets.token_hex(3) + "-",
         wait_quiet=float(options.wait_quiet),
+        retries=int(options.retries),
     )
     report = run(config, options.server_pid, options.outbox_dsn)
     report["label"] = options.label
