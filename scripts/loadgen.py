@@ -870,7 +870,12 @@ def run(config: Config, server_pid: int | None, outbox_dsn: str | None) -> dict[
             return taken
         return None
 
-    deadline = time.monotonic() + config.connect_timeout + 60 + config.warmup + config.duration
+    # Connects are gated (--connect-concurrency per worker), so the fleet may need
+    # several rounds of --connect-timeout; a storm needs one.
+    per_worker = math.ceil(config.stations / config.workers)
+    rounds = 1 if config.workload == "storm" else math.ceil(per_worker / config.connect_concurrency)
+    deadline = time.monotonic() + config.connect_timeout * rounds + 60
+    deadline += config.warmup + config.duration
     try:
         before = sample()
         machine_before = machine_busy_s()
