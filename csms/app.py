@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
+import gc
 import signal
 import ssl
 from dataclasses import dataclass
@@ -158,9 +159,20 @@ async def _listen(name: str, port: int, starting: object) -> None:
         raise ConfigurationError(f"{name}={port}: cannot listen: {exc.strerror}") from None
 
 
+def tune_gc() -> None:
+    """Fewer, cheaper collections: about a fifth of a loaded process's CPU
+    went to the cyclic GC rescanning long-lived objects (docs/benchmarks.md).
+    Everything alive after start-up is moved out of its reach; the young
+    generation is collected every 50,000 allocations instead of 700."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 async def run(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT."""
     running = await start(settings)
+    tune_gc()
     log.info(
         "csms_started",
         port=running.stations.port,
