@@ -14,6 +14,7 @@ import binascii
 import contextlib
 import ssl
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -135,7 +136,10 @@ class StationServer:
         self._ping_timeout = ping_timeout
         self._max_frame_bytes = max_frame_bytes
         self._links: dict[str, StationLink] = {}
-        self._admitted: dict[int, _Admitted] = {}
+        # Weak: a handshake admitted here may still fail in websockets (426).
+        self._admitted: weakref.WeakKeyDictionary[ServerConnection, _Admitted] = (
+            weakref.WeakKeyDictionary()
+        )
         # New passwords waiting for their station to connect (memory only: a
         # secret is not written to disk in clear; see README "Passwords").
         self._pending_passwords: dict[str, str] = {}
@@ -333,7 +337,7 @@ class StationServer:
             )
         assert admission.station is not None
         station = admission.station
-        self._admitted[id(connection)] = _Admitted(
+        self._admitted[connection] = _Admitted(
             station.id,
             admission.uses_previous_password,
             subprotocol,
@@ -447,7 +451,7 @@ class StationServer:
     # --- connection ---------------------------------------------------------
 
     async def _serve_connection(self, ws: ServerConnection) -> None:
-        station_id, uses_previous_password, subprotocol, tolerances = self._admitted.pop(id(ws))
+        station_id, uses_previous_password, subprotocol, tolerances = self._admitted.pop(ws)
         adapter = self._adapters[subprotocol]
         version = adapter.ocpp_version
         link = StationLink(station_id, adapter, ws)

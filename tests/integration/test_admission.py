@@ -17,6 +17,7 @@ from csms.app import Running
 from csms.security import hash_password
 from scripts.simulate import SimStation
 from tests.integration.conftest import StartCsms, ws_url
+from tests.integration.polling import poll_until
 
 PASSWORD = "storm-password-0123456"
 
@@ -175,3 +176,52 @@ class TestMessageRate:
         async with SimStation(ws_url(csms), "FAST") as cp:
             for _ in range(50):
                 await cp.heartbeat()
+
+
+async def raw_upgrade(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A client that completes the WebSocket handshake by hand and then reads nothing."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\n"
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    assert (await reader.readline()).startswith(b"HTTP/1.1 101")
+    return reader, writer
+
+
+async def closed_within(reader: asyncio.StreamReader, seconds: float) -> float:
+    """Read (and discard) until the server closes; how long it took."""
+    started = time.perf_counter()
+    async with asyncio.timeout(seconds):
+        while await reader.read(4096):
+            pass
+    return time.perf_counter() - started
+
+
+class TestSlowPeers:
+    async def test_a_client_that_never_finishes_its_handshake_is_dropped(
+        self, start_csms: StartCsms
+    ) -> None:
+        """CSMS_HANDSHAKE_TIMEOUT bounds how long a silent TCP connection is kept."""
+        csms = await start_csms(handshake_timeout=0.5)
+        reader, writer = await asyncio.open_connection("127.0.0.1", csms.stations.port)
+        writer.write(b"GET /ocpp/SLOW HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
+        await writer.drain()
+        assert 0.3 < await closed_within(reader, 5) < 3
+        writer.close()
+
+    async def test_a_station_that_stops_reading_is_closed_by_the_ping_timeout(
+        self, start_csms: StartCsms
+    ) -> None:
+        """A peer that neither reads nor answers pings (a dead NAT flow, a stuck firmware,
+        a trickling sender) holds bounded buffers and is closed after interval + timeout."""
+        csms = await start_csms(ws_ping_interval=0.3, ws_ping_timeout=0.3)
+        reader, writer = await raw_upgrade(csms.stations.port, "/ocpp/MUTE")
+        await poll_until(lambda: csms.stations.find_link("MUTE") is not None, within=2)
+        assert await closed_within(reader, 5) < 3
+        writer.close()
+        await poll_until(lambda: csms.stations.find_link("MUTE") is None, within=5)
