@@ -154,24 +154,49 @@ def _check_storable(
         nul, brackets = "\\u0000" in raw, raw.count("{") + raw.count("[")
     if not nul and brackets <= MAX_PAYLOAD_DEPTH:
         return
-    stack: list[tuple[Any, int]] = [(payload, 1)]
+    if brackets > MAX_PAYLOAD_DEPTH and _depth(payload) > MAX_PAYLOAD_DEPTH:
+        raise RpcError(
+            codes.formation,
+            f"payload nests deeper than {MAX_PAYLOAD_DEPTH} levels",
+            unique_id=unique_id,
+        )
+    if nul and _has_nul(payload):
+        raise RpcError(
+            PROPERTY_VIOLATION, "a string contains the NUL character", unique_id=unique_id
+        )
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of containers (the payload object is 1), level by level,
+    stopping beyond the limit: no recursion for a hostile depth to exhaust,
+    ~10 us for a 40-sample MeterValues (a tenth of its schema validation)."""
+    level, depth = [value], 1
+    while depth <= MAX_PAYLOAD_DEPTH:
+        deeper = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    deeper.append(child)
+        if not deeper:
+            break
+        level, depth = deeper, depth + 1
+    return depth
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
     while stack:
-        node, depth = stack.pop()
-        if depth > MAX_PAYLOAD_DEPTH:
-            raise RpcError(
-                codes.formation,
-                f"payload nests deeper than {MAX_PAYLOAD_DEPTH} levels",
-                unique_id=unique_id,
-            )
-        if isinstance(node, dict):
-            stack.extend((key, depth) for key in node)
-            stack.extend((value, depth + 1) for value in node.values())
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
         elif isinstance(node, list):
-            stack.extend((item, depth + 1) for item in node)
-        elif isinstance(node, str) and "\x00" in node:
-            raise RpcError(
-                PROPERTY_VIOLATION, "a string contains the NUL character", unique_id=unique_id
-            )
+            stack.extend(node)
+    return False
 
 
 def encode_call(unique_id: str, action: str, payload: dict[str, Any]) -> bytes:
