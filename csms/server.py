@@ -37,6 +37,7 @@ from csms.services import Services, StationContext
 from csms.services.stations import Admission, Credentials, Refusal
 from protocols.common import Adapter
 
+LISTEN_BACKLOG = 4096
 log = structlog.get_logger("csms.server")
 
 # How long disconnect() waits for a closed station's disconnection to be recorded.
@@ -172,6 +173,9 @@ class StationServer:
             close_timeout=5,
             open_timeout=self._policy.handshake_timeout,
             server_header=None,
+            # asyncio's default backlog of 100 drops SYNs when a whole fleet
+            # reconnects at once; the kernel caps it at somaxconn anyway.
+            backlog=LISTEN_BACKLOG,
         )
 
     @property
