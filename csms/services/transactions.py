@@ -312,15 +312,24 @@ class TransactionService:
             unit.append(TransactionStarted(tx))
             unit.append(
                 report(
-                    self._clock, EventType.TRANSACTION_STARTED, tx.station_id, tx.ocpp_version,
-                    tx.started_at, catalog.transaction_started(tx),
+                    self._clock,
+                    EventType.TRANSACTION_STARTED,
+                    tx.station_id,
+                    tx.ocpp_version,
+                    tx.started_at,
+                    catalog.transaction_started(tx),
                 )
             )
         tx = known.transaction
         if req.samples:
             unit.extend(
-                self._meter_ops(req.station_id, req.ocpp_version, tx.transaction_id,
-                                req.evse_id or tx.evse_id, req.samples)
+                self._meter_ops(
+                    req.station_id,
+                    req.ocpp_version,
+                    tx.transaction_id,
+                    req.evse_id or tx.evse_id,
+                    req.samples,
+                )
             )
         known.registers.extend(registers)
         readings = sorted(known.registers)
@@ -341,8 +350,12 @@ class TransactionService:
             unit.append(TransactionChanged(tx))
             unit.append(
                 report(
-                    self._clock, EventType.TRANSACTION_ENDED, tx.station_id, tx.ocpp_version,
-                    tx.ended_at, catalog.transaction_ended(tx),
+                    self._clock,
+                    EventType.TRANSACTION_ENDED,
+                    tx.station_id,
+                    tx.ocpp_version,
+                    tx.ended_at,
+                    catalog.transaction_ended(tx),
                 )
             )
         else:
@@ -350,15 +363,23 @@ class TransactionService:
             if req.event_type == TransactionEventType.UPDATED:
                 unit.append(
                     report(
-                        self._clock, EventType.TRANSACTION_UPDATED, tx.station_id,
-                        tx.ocpp_version, req.timestamp,
+                        self._clock,
+                        EventType.TRANSACTION_UPDATED,
+                        tx.station_id,
+                        tx.ocpp_version,
+                        req.timestamp,
                         catalog.transaction_updated(tx, req.trigger_reason),
                     )
                 )
         unit.append(
             TransactionEventRecorded(
-                req.station_id, req.transaction_id, req.seq_no, req.event_type,
-                req.trigger_reason, req.timestamp, req.offline,
+                req.station_id,
+                req.transaction_id,
+                req.seq_no,
+                req.event_type,
+                req.trigger_reason,
+                req.timestamp,
+                req.offline,
             )
         )
         await self._storage.commit(unit)

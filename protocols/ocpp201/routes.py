@@ -75,9 +75,7 @@ async def data_transfer(ctx: StationContext, req: dict[str, Any]) -> dict[str, A
     return {"status": "UnknownVendorId"}
 
 
-async def security_event_notification(
-    ctx: StationContext, req: dict[str, Any]
-) -> dict[str, Any]:
+async def security_event_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
     occurred_at = parse_time(req["timestamp"], "timestamp")
     data = {"type": req["type"], "tech_info": req.get("techInfo")}
     await ctx.services.stations.notified(
