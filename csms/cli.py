@@ -91,10 +91,16 @@ async def _stations_add(settings: Settings, args: argparse.Namespace) -> int:
             security_profile=args.security_profile or UNCHANGED,
             at=datetime.now(UTC),
         )
+        if args.boot_status is not None:
+            await storage.set_boot_status(station.id, args.boot_status)
     finally:
         await storage.close()
     auth = "password" if station.password_hash else "no password"
-    print(f"station {station.id} registered (security profile {station.security_profile}, {auth})")
+    boot = args.boot_status or station.boot_status
+    print(
+        f"station {station.id} registered (security profile {station.security_profile},"
+        f" {auth}, boot {boot})"
+    )
     return 0
 
 
@@ -453,6 +459,11 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("station_id", type=_station_id, metavar="ID")
     add.add_argument("--password", help="Basic-auth password ('-' reads it from stdin)")
     add.add_argument("--security-profile", type=int, choices=(1, 2, 3))
+    add.add_argument(
+        "--boot-status",
+        choices=("Accepted", "Pending", "Rejected"),
+        help="what its BootNotification is answered (default: Accepted)",
+    )
     db_command(stations, "list", _stations_list, "list registered stations")
     show = db_command(stations, "show", _stations_show, "what the database knows of a station")
     show.add_argument("station_id", type=_station_id, metavar="ID")

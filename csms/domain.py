@@ -71,6 +71,8 @@ class Station:
     last_seen_at: datetime | None = None
     # Valid until the station reconnects with the new password (rotation).
     previous_password_hash: str | None = None
+    # What its BootNotification is answered: Accepted, Pending or Rejected.
+    boot_status: str = "Accepted"
 
 
 @dataclass(frozen=True, slots=True)

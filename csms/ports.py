@@ -301,6 +301,10 @@ class Storage(Protocol):
 
     async def retire_previous_password(self, station_id: str) -> None: ...
 
+    async def set_boot_status(self, station_id: str, status: str) -> bool:
+        """What the station's BootNotification is answered; False if unknown."""
+        ...
+
     async def list_stations(self) -> list[Station]: ...
 
     async def delete_station(self, station_id: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,9 @@ from csms.services.outbox import report
 SEEN_WRITE_INTERVAL = timedelta(seconds=60)
 STRICT = InteropProfiles()
 
+
+# Seconds a Pending or Rejected station waits before it boots again (+/- 20 %).
+BOOT_RETRY_INTERVAL = 60
 
 class Refusal(enum.StrEnum):
     """Why a handshake is refused; also the metric label and the log's reason."""
@@ -83,7 +87,7 @@ class BootInfo:
 
 @dataclass(frozen=True, slots=True)
 class BootDecision:
-    accepted: bool
+    status: str
     interval: int
     current_time: datetime
 
@@ -227,7 +231,12 @@ class StationService:
         )
 
     async def booted(self, station_id: str, ocpp_version: str, boot: BootInfo) -> BootDecision:
+        """Record the boot; answer what the registration says. A Pending or
+        Rejected station retries after a jittered interval, so a fleet held
+        back does not come back all at once."""
         now = self._clock()
+        station = await self._storage.find_station(station_id)
+        status = station.boot_status if station is not None else "Accepted"
         await self._storage.commit(
             [
                 StationBooted(
@@ -256,7 +265,10 @@ class StationService:
                 ),
             ]
         )
-        return BootDecision(accepted=True, interval=self._interval, current_time=now)
+        if status == "Accepted":
+            return BootDecision(status, self._interval, now)
+        retry = round(BOOT_RETRY_INTERVAL * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
+        return BootDecision(status, retry, now)
 
     async def heartbeat(self, station_id: str, ocpp_version: str) -> datetime:
         now = self._clock()

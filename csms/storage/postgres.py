@@ -244,6 +244,12 @@ class PostgresStorage:
             status = await self._pool.execute(sql, password_hash, station_id)
         return bool(status == "UPDATE 1")
 
+    async def set_boot_status(self, station_id: str, status: str) -> bool:
+        sql = "UPDATE stations SET boot_status = $1 WHERE id = $2"
+        with _translate(f"set boot status of {station_id!r}"):
+            result = await self._pool.execute(sql, status, station_id)
+        return bool(result == "UPDATE 1")
+
     async def retire_previous_password(self, station_id: str) -> None:
         sql = "UPDATE stations SET previous_password_hash = NULL WHERE id = $1"
         with _translate(f"retire previous password of {station_id!r}"):
@@ -857,7 +863,7 @@ def _transaction_row(t: Transaction, now: datetime) -> Row:
 _SELECT_STATIONS = (
     "SELECT id, password_hash, security_profile, ocpp_version, vendor, model, serial_number,"
     " firmware_version, boot_info, registered_at, last_boot_at, last_seen_at,"
-    " previous_password_hash FROM stations"
+    " previous_password_hash, boot_status FROM stations"
 )
 _SELECT_ID_TOKENS = "SELECT id_token, status, type, expires_at, group_id, updated_at FROM id_tokens"
 _SELECT_CONNECTORS = (
@@ -961,7 +967,7 @@ ON CONFLICT (id) DO UPDATE SET
     registered_at = COALESCE(stations.registered_at, EXCLUDED.registered_at)
 RETURNING id, password_hash, security_profile, ocpp_version, vendor, model, serial_number,
           firmware_version, boot_info, registered_at, last_boot_at, last_seen_at,
-          previous_password_hash
+          previous_password_hash, boot_status
 """
 
 _PUT_ID_TOKEN = """

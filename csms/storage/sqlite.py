@@ -221,6 +221,15 @@ class SqliteStorage:
 
         return await self._call("rotate station password", rotate)
 
+    async def set_boot_status(self, station_id: str, status: str) -> bool:
+        sql = "UPDATE stations SET boot_status = ? WHERE id = ?"
+
+        def update(conn: sqlite3.Connection) -> bool:
+            with _write_transaction(conn):
+                return conn.execute(sql, (status, station_id)).rowcount == 1
+
+        return await self._call("set boot status", update)
+
     async def retire_previous_password(self, station_id: str) -> None:
         sql = "UPDATE stations SET previous_password_hash = NULL WHERE id = ?"
 
@@ -966,7 +975,7 @@ def _json(value: Any) -> str:
 _SELECT_STATIONS = (
     "SELECT id, password_hash, security_profile, ocpp_version, vendor, model, serial_number,"
     " firmware_version, boot_info, registered_at, last_boot_at, last_seen_at,"
-    " previous_password_hash FROM stations"
+    " previous_password_hash, boot_status FROM stations"
 )
 _SELECT_ID_TOKENS = "SELECT id_token, status, type, expires_at, group_id, updated_at FROM id_tokens"
 _SELECT_CONNECTORS = (
@@ -1002,6 +1011,7 @@ def _station(r: Row) -> Station:
         last_boot_at,
         last_seen_at,
         r[12],
+        r[13],
     )
 
 

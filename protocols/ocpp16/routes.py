@@ -21,7 +21,7 @@ async def boot_notification(ctx: StationContext, req: dict[str, Any]) -> dict[st
         ctx.station_id, ctx.ocpp_version, convert.boot_info(req)
     )
     return {
-        "status": "Accepted" if decision.accepted else "Rejected",
+        "status": decision.status,
         "currentTime": format_time(decision.current_time),
         "interval": decision.interval,
     }
