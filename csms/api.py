@@ -32,12 +32,12 @@ from csms.domain import (
     DeviceModelEntry,
     IdToken,
     IdTokenType,
-    MeterSample,
     Reservation,
     Station,
     Transaction,
 )
 from csms.errors import StorageError
+from csms.events import catalog
 from csms.events.model import iso
 from csms.openapi import OPENAPI
 from csms.ports import UNCHANGED, CommandFilter, Storage, TransactionFilter
@@ -364,7 +364,8 @@ class Api:
             )
         tx = found[0]
         samples = await self._storage.list_meter_samples(tx.station_id, tx.transaction_id)
-        return _json({**_transaction_json(tx), "meter_samples": [_sample_json(s) for s in samples]})
+        meter_samples = [catalog.meter_sample(s) for s in samples]
+        return _json({**_transaction_json(tx), "meter_samples": meter_samples})
 
     # --- id tokens --------------------------------------------------------
 
@@ -564,18 +565,6 @@ def _transaction_json(t: Transaction) -> dict[str, Any]:
         "charging_state": t.charging_state,
         "seq_no": t.seq_no,
         "anomalies": list(t.anomalies),
-    }
-
-
-def _sample_json(s: MeterSample) -> dict[str, Any]:
-    return {
-        "timestamp": iso(s.timestamp),
-        "measurand": s.measurand,
-        "value": s.value,
-        "unit": s.unit,
-        "phase": s.phase,
-        "context": s.context,
-        "location": s.location,
     }
 
 

@@ -83,18 +83,20 @@ def meter_values(
     return {
         "transaction_id": transaction_id,
         "evse_id": evse_id,
-        "samples": [
-            {
-                "timestamp": iso(s.timestamp),
-                "measurand": s.measurand,
-                "value": s.value,
-                "unit": s.unit,
-                "phase": s.phase,
-                "context": s.context,
-                "location": s.location,
-            }
-            for s in samples
-        ],
+        "samples": [meter_sample(s) for s in samples],
+    }
+
+
+def meter_sample(s: MeterSample) -> dict[str, Any]:
+    """One sample, every key present (the REST API shows samples the same way)."""
+    return {
+        "timestamp": iso(s.timestamp),
+        "measurand": s.measurand,
+        "value": s.value,
+        "unit": s.unit,
+        "phase": s.phase,
+        "context": s.context,
+        "location": s.location,
     }
 
 

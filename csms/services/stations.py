@@ -35,6 +35,7 @@ STRICT = InteropProfiles()
 # Seconds a Pending or Rejected station waits before it boots again (+/- 20 %).
 BOOT_RETRY_INTERVAL = 60
 
+
 class Refusal(enum.StrEnum):
     """Why a handshake is refused; also the metric label and the log's reason."""
 
