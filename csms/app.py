@@ -14,8 +14,10 @@ import functools
 import gc
 import signal
 import ssl
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import structlog
 
@@ -56,17 +58,28 @@ class Running:
     command_queue: CommandConsumer | None = None
 
     async def stop(self) -> None:
+        """Shut down in order, each step bounded so the whole stays within the
+        contract's 10 s even if a broker or database stops answering."""
+        deadline = asyncio.get_running_loop().time() + SHUTDOWN_BUDGET
         if self.command_queue is not None:
-            await self.command_queue.stop()
-        await self.commands.stop()
-        try:
-            await asyncio.wait_for(self.stations.stop(), SHUTDOWN_BUDGET / 2)
-        except TimeoutError:
-            log.warning("stations_close_slow")
+            await _bounded("command_queue", self.command_queue.stop(), deadline, 1.0)
+        await _bounded("commands", self.commands.stop(), deadline, 1.0)
+        await _bounded("stations", self.stations.stop(), deadline, SHUTDOWN_BUDGET / 2)
         if self.relay is not None:
-            await self.relay.stop(RELAY_DRAIN_BUDGET)
-        await self.http.stop()
-        await self.storage.close()
+            await _bounded(
+                "relay", self.relay.stop(RELAY_DRAIN_BUDGET), deadline, RELAY_DRAIN_BUDGET + 0.5
+            )
+        await _bounded("http", self.http.stop(), deadline, 1.0)
+        await _bounded("storage", self.storage.close(), deadline, SHUTDOWN_BUDGET)
+
+
+async def _bounded(step: str, work: Coroutine[Any, Any, None], deadline: float, cap: float) -> None:
+    """Run one shutdown step for at most ``cap`` seconds and never past ``deadline``."""
+    remaining = min(cap, deadline - asyncio.get_running_loop().time())
+    try:
+        await asyncio.wait_for(work, max(remaining, 0.1))
+    except TimeoutError:
+        log.warning("shutdown_step_slow", step=step, seconds=round(remaining, 1))
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
