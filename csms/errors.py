@@ -8,9 +8,7 @@
     │   ├── StorageUnavailableError   cannot reach it at all
     │   └── ConflictError             a conditional write found the row changed
     ├── NotFoundError             get_x() of something that does not exist
-    ├── InvalidRequestError       an operator's request cannot be carried out as asked
-    └── StationError              a station sent something we cannot act on
-                                  (the peer's bug, never an internal error)
+    └── InvalidRequestError       an operator's request cannot be carried out as asked
 
 A business "no" (a blocked token, a rejected boot) is a value, not one of
 these.
@@ -46,7 +44,3 @@ class NotFoundError(CsmsError):
 class InvalidRequestError(CsmsError):
     """An operator's request (a command's fields) cannot be carried out as asked;
     the message says which field and why."""
-
-
-class StationError(CsmsError):
-    """A station's message is well-formed but cannot be acted on."""

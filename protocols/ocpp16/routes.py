@@ -13,8 +13,6 @@ from csms.services.transactions import StartRequest, StopRequest
 from protocols.common import Handler, format_time, parse_time
 from protocols.ocpp16 import convert
 
-NO_KNOWN_VENDORS: frozenset[str] = frozenset()
-
 
 async def boot_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
     decision = await ctx.services.stations.booted(
@@ -97,9 +95,8 @@ async def meter_values(ctx: StationContext, req: dict[str, Any]) -> dict[str, An
 
 async def data_transfer(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
     await ctx.services.stations.notified(ctx.station_id, ctx.ocpp_version, "DataTransfer", req)
-    if req["vendorId"] not in NO_KNOWN_VENDORS:
-        return {"status": "UnknownVendorId"}
-    return {"status": "UnknownMessageId"}
+    # No vendor extension is implemented: every vendorId is unknown here.
+    return {"status": "UnknownVendorId"}
 
 
 def _notification(action: str) -> Handler:
