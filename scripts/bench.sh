@@ -19,7 +19,7 @@
 # BENCH_DURATION (s per measurement, 10), BENCH_WARMUP (2), BENCH_STATIONS (1000),
 # BENCH_IDLE_STATIONS (19000), BENCH_MIXED_RATE (2000), BENCH_PROFILE (0),
 # BENCH_FLEET (1; 0 skips the idle and storm runs), BENCH_MESSAGES (1; 0 skips
-# the message workloads), BENCH_WAIT_QUIET (15: s to
+# the message workloads), BENCH_WORKLOADS (which of them; default all four), BENCH_WAIT_QUIET (15: s to
 # wait before each measurement for a machine that other users leave idle), BENCH_REF (the commit whose
 # csms/, protocols/ and migrations/ are measured, default HEAD, so that edits in
 # progress in the working tree do not leak in; "worktree" measures the working tree).
@@ -42,6 +42,7 @@ MIXED_RATE=${BENCH_MIXED_RATE:-2000}
 PROFILE=${BENCH_PROFILE:-0}
 FLEET=${BENCH_FLEET:-1}
 MESSAGES=${BENCH_MESSAGES:-1}
+WORKLOADS=" ${BENCH_WORKLOADS:-heartbeat16 metervalues16 transactionevent201 mixed} "
 QUIET=${BENCH_WAIT_QUIET:-15}
 SERVER_CPU=0
 LOAD_CPU=1
@@ -140,10 +141,15 @@ load() {
     say "$label: $workload $*"
     local spy=
     if ((PROFILE)) && [[ $label == csms* && $workload != idle && $workload != storm ]]; then
+        window_file="$OUT/window-$label-$workload"
+        rm -f "$window_file"
+        set -- --window-file "$window_file" "$@"
         (
-            sleep "$((WARMUP + 3))"
+            # Sample the measurement window only, not the fleet connecting.
+            for _ in $(seq 1200); do [[ -e $window_file ]] && break; sleep 0.1; done
+            [[ -e $window_file ]] || exit 0
             taskset -c "$LOAD_CPU" "$PYSPY" record --pid "$SERVER_PID" --format raw --nonblocking \
-                --duration "$((DURATION > 4 ? DURATION - 3 : 2))" \
+                --duration "$((DURATION > 2 ? DURATION - 1 : 1))" \
                 -o "$OUT/profile-$label-$workload.raw" >"$OUT/py-spy.log" 2>&1 || true
         ) &
         spy=$!
@@ -166,11 +172,23 @@ message_workloads() {
     local label=$1 port=$2
     shift 2
     ((MESSAGES)) || return 0
-    load "$label" "$port" heartbeat16 --stations "$STATIONS" --id-prefix "HB-" "$@"
-    load "$label" "$port" metervalues16 --stations "$STATIONS" --id-prefix "MV-" "$@"
-    load "$label" "$port" transactionevent201 --stations "$STATIONS" --id-prefix "TE-" "$@"
-    load "$label" "$port" mixed --stations "$STATIONS" --ocpp both --rate "$MIXED_RATE" \
-        --id-prefix "MX-" "$@"
+    # A fleet of STATIONS connecting at once meets the CSMS's handshake cap:
+    # refused stations come back after Retry-After, as real ones do.
+    set -- --retries 20 --connect-timeout 60 "$@"
+    wants() { [[ $WORKLOADS == *" $1 "* ]]; }
+    if wants heartbeat16; then
+        load "$label" "$port" heartbeat16 --stations "$STATIONS" --id-prefix "HB-" "$@"
+    fi
+    if wants metervalues16; then
+        load "$label" "$port" metervalues16 --stations "$STATIONS" --id-prefix "MV-" "$@"
+    fi
+    if wants transactionevent201; then
+        load "$label" "$port" transactionevent201 --stations "$STATIONS" --id-prefix "TE-" "$@"
+    fi
+    if wants mixed; then
+        load "$label" "$port" mixed --stations "$STATIONS" --ocpp both --rate "$MIXED_RATE" \
+            --id-prefix "MX-" "$@"
+    fi
 }
 
 # fleet LABEL PORT COMMAND...: idle stations on a fresh server, then the same
@@ -253,8 +271,10 @@ for server in $ONLY; do
         "${CSMS[@]}" migrate >>"$OUT/csms-sqlite.log" 2>&1
         "${CSMS[@]}" tokens add "$ID_TAG" >>"$OUT/csms-sqlite.log" 2>&1
         start_server csms-sqlite 9110 "${CSMS[@]}" serve
-        load csms-sqlite 9110 metervalues16 --stations "$STATIONS" --id-prefix "MV-"
-        load csms-sqlite 9110 heartbeat16 --stations "$STATIONS" --id-prefix "HB-"
+        load csms-sqlite 9110 metervalues16 --stations "$STATIONS" --id-prefix "MV-" \
+            --retries 20 --connect-timeout 60
+        load csms-sqlite 9110 heartbeat16 --stations "$STATIONS" --id-prefix "HB-" \
+            --retries 20 --connect-timeout 60
         stop_server
         unset CSMS_DATABASE_URL
         ;;

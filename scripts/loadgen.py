@@ -839,7 +839,12 @@ def _merge(target: dict[str, int], source: dict[str, int]) -> None:
         target[key] = target.get(key, 0) + value
 
 
-def run(config: Config, server_pid: int | None, outbox_dsn: str | None) -> dict[str, Any]:
+def run(
+    config: Config,
+    server_pid: int | None,
+    outbox_dsn: str | None,
+    window_file: str | None = None,
+) -> dict[str, Any]:
     """Start the workers, drive the phases, and return the report as a dict."""
     raise_fd_limit()
     quiet_wait, busy_before = wait_quiet(config.wait_quiet) if config.wait_quiet else (0.0, 0.0)
@@ -895,6 +900,9 @@ def run(config: Config, server_pid: int | None, outbox_dsn: str | None) -> dict[
         for pipe in pipes:
             pipe.send(window)
         _sleep_sampling(window.measure, sample)
+        if window_file:  # a profiler waits for this to sample the window only
+            with open(window_file, "w", encoding="utf-8") as marker:
+                marker.write(f"{config.duration}\n")
         at_measure = sample()
         machine_measure = machine_busy_s()
         _sleep_sampling(window.end, sample)
@@ -1217,6 +1225,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--label", default="", help="a name for this run in the JSON output")
     p.add_argument("--json", dest="json_path", help="append the full report as a JSON line")
+    p.add_argument(
+        "--window-file", help="write this file when the measurement window begins (for profilers)"
+    )
     return p
 
 
@@ -1244,7 +1255,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_quiet=float(options.wait_quiet),
         retries=int(options.retries),
     )
-    report = run(config, options.server_pid, options.outbox_dsn)
+    report = run(config, options.server_pid, options.outbox_dsn, options.window_file)
     report["label"] = options.label
     print_report(report)
     if options.json_path:

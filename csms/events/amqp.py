@@ -17,6 +17,11 @@ import aio_pika
 import aiormq
 import aiormq.exceptions
 import orjson
+import pamqp.body
+import pamqp.frame
+import pamqp.header
+from aiormq.abc import ChannelFrame
+from pamqp import commands as spec
 
 from csms.events.model import Event
 from csms.ports import OutboxRow
@@ -125,52 +130,90 @@ class AmqpPublisher:
     async def publish(self, rows: Sequence[OutboxRow]) -> Published:
         """Publish ``rows`` in order, all in flight at once; wait for their confirms.
 
-        Through aio-pika's underlying aiormq channel, without waiting for each
-        frame to drain: no per-message Message object and drain round, about
-        a quarter less CPU per event (docs/benchmarks.md). Order on the wire
-        is the order of ``rows``: each publish takes the channel's FIFO lock
-        before its first suspension point, and the tasks start in order.
+        The whole batch goes to aiormq's writer as ONE buffer (the frames
+        marshalled by pamqp), each message's confirmation registered under its
+        delivery tag as ``Channel.basic_publish`` would: no task, lock round
+        and socket write per message, about half the relay's CPU per event
+        (docs/benchmarks.md). Order on the wire is the order of ``rows``.
         """
         channel = await self._channel.get_underlay_channel()
-        assert isinstance(channel, aiormq.Channel)  # the concrete one takes wait=False
-        name = self._exchange.name
-        tasks = [
-            asyncio.create_task(
-                channel.basic_publish(
-                    orjson.dumps(row.event.body()),
-                    exchange=name,
-                    routing_key=row.event.type,
-                    properties=properties(row.event),
-                    wait=False,
-                )
-            )
-            for row in rows
-        ]
-        for task in tasks:
-            task.add_done_callback(_retrieve)
+        assert isinstance(channel, aiormq.Channel)
         try:
-            done, _ = await asyncio.wait(tasks, timeout=CONFIRM_TIMEOUT_S)
-        finally:
-            for task in tasks:
-                task.cancel()
-        for index, task in enumerate(tasks):
-            if task not in done:
-                return Published(index, f"no confirm within {CONFIRM_TIMEOUT_S:g} s")
-            if task.cancelled():
-                return Published(index, "the publish was cancelled")
-            error = task.exception()
-            if error is not None:
-                return Published(index, _describe(error))
-        return Published(len(tasks))
+            confirmations = await _write_batch(channel, self._exchange.name, rows)
+        except BROKER_ERRORS as exc:
+            return Published(0, _describe(exc))
+        return await _confirmed_prefix(confirmations)
 
     async def close(self) -> None:
         await _close(self._connection)
 
 
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    # Fetch every outcome, so none is logged as "exception was never retrieved".
-    if not task.cancelled():
-        task.exception()
+async def _write_batch(
+    channel: aiormq.Channel, exchange: str, rows: Sequence[OutboxRow]
+) -> list[asyncio.Future[Any]]:
+    """Queue the publishes of ``rows`` as one write; their confirmations, in order."""
+    number = channel.number
+    chunk = channel.max_content_size
+    publish_frames: dict[str, bytes] = {}  # by routing key: the same bytes each time
+    parts: list[bytes] = []
+    confirmations: list[asyncio.Future[Any]] = []
+    async with channel.lock:
+        first_tag = channel.delivery_tag + 1
+        try:
+            for row in rows:
+                event = row.event
+                body = orjson.dumps(event.body())
+                method = publish_frames.get(event.type)
+                if method is None:
+                    method = pamqp.frame.marshal(
+                        spec.Basic.Publish(exchange=exchange, routing_key=event.type), number
+                    )
+                    publish_frames[event.type] = method
+                parts.append(method)
+                header = pamqp.header.ContentHeader(0, len(body), properties(event))
+                parts.append(pamqp.frame.marshal(header, number))
+                for start in range(0, len(body), chunk):
+                    content = pamqp.body.ContentBody(body[start : start + chunk])
+                    parts.append(pamqp.frame.marshal(content, number))
+                channel.delivery_tag += 1
+                confirmation = channel.create_future()
+                channel.confirmations[channel.delivery_tag] = confirmation
+                confirmations.append(confirmation)
+            drained = channel.create_future()
+            await channel.write_queue.put(
+                ChannelFrame(payload=b"".join(parts), should_close=False, drain_future=drained)
+            )
+        except BaseException:
+            # Nothing reached the broker: give the tags back, as basic_publish does.
+            for tag in range(first_tag, channel.delivery_tag + 1):
+                channel.confirmations.pop(tag, None)
+            for confirmation in confirmations:
+                confirmation.cancel()
+            channel.delivery_tag = first_tag - 1
+            raise
+    await drained  # back-pressure: one batch in the socket buffer at a time
+    return confirmations
+
+
+async def _confirmed_prefix(confirmations: Sequence[asyncio.Future[Any]]) -> Published:
+    """How many leading confirmations are acks, waiting up to CONFIRM_TIMEOUT_S in all."""
+    index = 0
+    try:
+        async with asyncio.timeout(CONFIRM_TIMEOUT_S):
+            for index, confirmation in enumerate(confirmations):
+                frame = await confirmation
+                if not isinstance(frame, spec.Basic.Ack):
+                    return Published(index, f"the broker answered {type(frame).__name__}")
+    except TimeoutError:
+        return Published(index, f"no confirm within {CONFIRM_TIMEOUT_S:g} s")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a nack (DeliveryError) or the channel closing
+        return Published(index, _describe(exc))
+    finally:
+        for confirmation in confirmations[index:]:
+            confirmation.cancel()  # aiormq ignores confirms of cancelled futures
+    return Published(len(confirmations))
 
 
 async def _close(connection: aio_pika.abc.AbstractConnection) -> None:

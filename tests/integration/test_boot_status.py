@@ -11,9 +11,7 @@ from tests.integration.conftest import ws_url
 
 class TestBootStatus:
     @pytest.mark.parametrize("protocol", ["ocpp1.6", "ocpp2.0.1"])
-    async def test_registration_decides_the_boot_answer(
-        self, csms: Running, protocol: str
-    ) -> None:
+    async def test_registration_decides_the_boot_answer(self, csms: Running, protocol: str) -> None:
         """Pending and Rejected get a jittered retry interval; Accepted the heartbeat one."""
         async with SimStation(ws_url(csms), "BOOT-1", protocol=protocol) as cp:
             boot = cp.boot if protocol == "ocpp1.6" else cp.boot201

@@ -1,0 +1,101 @@
+"""The relay's publisher against the real RabbitMQ: what a consumer receives,
+and how a refused publish is reported (the relay resends from there)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import aio_pika
+import pytest
+
+from csms.events.amqp import AmqpPublisher
+from csms.events.model import Event
+from csms.ports import OutboxRow
+from tests.integration.broker import EventTap, unique_name
+
+
+def rows(count: int, data: dict[str, object] | None = None) -> list[OutboxRow]:
+    moment = datetime.now(UTC)
+    return [
+        OutboxRow(
+            seq,
+            Event.new("meter.values", "CP-1", "1.6", moment, moment, data or {"n": seq}),
+            None,
+        )
+        for seq in range(count)
+    ]
+
+
+@pytest.fixture
+async def tap(amqp_url: str) -> AsyncIterator[EventTap]:
+    tap = EventTap(amqp_url)
+    await tap.open()
+    yield tap
+    await tap.close()
+
+
+@pytest.fixture
+async def publisher(amqp_url: str, tap: EventTap) -> AsyncIterator[AmqpPublisher]:
+    publisher = await AmqpPublisher.connect(amqp_url, tap.exchange, lambda: None)
+    yield publisher
+    await publisher.close()
+
+
+async def test_a_batch_arrives_whole_and_in_order_with_the_contract_properties(
+    publisher: AmqpPublisher, tap: EventTap
+) -> None:
+    batch = rows(300)
+    outcome = await publisher.publish(batch)
+    assert (outcome.confirmed, outcome.error) == (300, None)
+    received = await tap.collect(lambda got: len(got) >= 300)
+    assert [r.body["data"]["n"] for r in received] == list(range(300))
+    first = received[0]
+    assert first.body == batch[0].event.body()
+    assert (first.routing_key, first.type, first.message_id) == (
+        "meter.values",
+        "meter.values",
+        batch[0].event.event_id,
+    )
+    assert (first.content_type, first.delivery_mode) == ("application/json", 2)
+    assert first.headers == {"station_id": "CP-1"}
+
+
+async def test_a_body_larger_than_one_frame_arrives_intact(
+    publisher: AmqpPublisher, tap: EventTap
+) -> None:
+    """RabbitMQ's frames hold 128 KiB: a larger event is split and reassembled."""
+    big = {"blob": "x" * 400_000}
+    outcome = await publisher.publish(rows(2, big))
+    assert outcome.confirmed == 2
+    received = await tap.collect(lambda got: len(got) >= 2)
+    assert [r.body["data"] for r in received] == [big, big]
+
+
+async def test_a_refused_publish_reports_the_confirmed_prefix(
+    amqp_url: str, publisher: AmqpPublisher, tap: EventTap
+) -> None:
+    """A full queue that rejects publishes makes the broker nack: the relay learns
+    how many leading events were confirmed, and resends from the first refused."""
+    queue_name = unique_name()
+    connection = await aio_pika.connect(amqp_url, timeout=5)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(
+            queue_name,
+            exclusive=True,
+            arguments={"x-max-length": 5, "x-overflow": "reject-publish"},
+        )
+        await queue.bind(tap.exchange, "#")
+        outcome = await publisher.publish(rows(12))
+        assert outcome.confirmed == 5
+        assert outcome.error is not None
+        assert "nack" in outcome.error.lower()
+        # The link stays usable for the resend once the queue has room.
+        await queue.purge()
+        again = await publisher.publish(rows(3))
+        assert (again.confirmed, again.error) == (3, None)
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.close()
