@@ -66,7 +66,7 @@ async def test_a_body_larger_than_one_frame_arrives_intact(
     publisher: AmqpPublisher, tap: EventTap
 ) -> None:
     """RabbitMQ's frames hold 128 KiB: a larger event is split and reassembled."""
-    big = {"blob": "x" * 400_000}
+    big: dict[str, object] = {"blob": "x" * 400_000}
     outcome = await publisher.publish(rows(2, big))
     assert outcome.confirmed == 2
     received = await tap.collect(lambda got: len(got) >= 2)
