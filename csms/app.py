@@ -109,8 +109,15 @@ async def start(settings: Settings) -> Running:
             max_frame_bytes=settings.max_frame_bytes,
             policy=ConnectionPolicy.from_settings(settings, tolerances),
         )
-        relay = _relay(storage, settings)
-        broker_state = (lambda: relay.broker_state) if relay is not None else lambda: "disabled"
+        relay = _relay(storage, settings) if settings.relay == "inline" else None
+        command_queue: CommandConsumer | None = None
+
+        def broker_state() -> str:
+            # With CSMS_RELAY=external, the broker link this process has is the command queue's.
+            if relay is not None:
+                return relay.broker_state
+            return "disabled" if command_queue is None else command_queue.broker_state
+
         commands = CommandDispatcher(
             storage, services, stations, versions, call_timeout=settings.call_timeout
         )
@@ -121,7 +128,9 @@ async def start(settings: Settings) -> Running:
                 broker_state=broker_state,
                 extra_routes=api.routes(),
                 middlewares=[auth_middleware(settings.api_token)],
-                refresh=functools.partial(refresh, storage, outbox=relay is None),
+                refresh=functools.partial(
+                    refresh, storage, outbox=relay is None and settings.relay == "inline"
+                ),
             )
         )
         await _listen(
@@ -142,11 +151,57 @@ async def start(settings: Settings) -> Running:
     if relay is not None:
         relay.start()
     commands.start()
-    command_queue = None
     if settings.amqp_url:
         command_queue = CommandConsumer(settings.amqp_url, settings.amqp_command_queue, commands)
         command_queue.start()
     return Running(settings, storage, stations, http, commands, relay, command_queue)
+
+
+async def run_relay(settings: Settings) -> None:
+    """``csms relay``: publish the outbox until SIGTERM or SIGINT, nothing else.
+
+    For ``CSMS_RELAY=external``: the stations' process then spends no CPU on
+    publishing. Any number may run against one database; one leads (the
+    same lock as in-process relays), the others stand by. It serves
+    /health/* and /metrics on CSMS_HTTP_PORT.
+    """
+    if not settings.amqp_url:
+        raise ConfigurationError("csms relay needs CSMS_AMQP_URL (the broker to publish to)")
+    storage = await open_storage(settings.database_url, migrate=True)
+    relay = _relay(storage, settings)
+    assert relay is not None  # amqp_url is set
+    http = OpsHttp(
+        build_app(
+            storage,
+            broker_state=lambda: relay.broker_state,
+            refresh=functools.partial(refresh, storage, outbox=False),
+        )
+    )
+    try:
+        await _listen(
+            "CSMS_HTTP_PORT", settings.http_port, http.start(settings.host, settings.http_port)
+        )
+    except BaseException:
+        await storage.close()
+        raise
+    relay.start()
+    tune_gc()
+    log.info("relay_started", http_port=http.port, database=storage.dialect)
+    await _until_signalled()
+    log.info("relay_stopping")
+    deadline = asyncio.get_running_loop().time() + SHUTDOWN_BUDGET
+    await _bounded("relay", relay.stop(RELAY_DRAIN_BUDGET), deadline, RELAY_DRAIN_BUDGET + 0.5)
+    await _bounded("http", http.stop(), deadline, 1.0)
+    await _bounded("storage", storage.close(), deadline, SHUTDOWN_BUDGET)
+    log.info("relay_stopped")
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 def _relay(storage: Storage, settings: Settings) -> OutboxRelay | None:
@@ -192,11 +247,7 @@ async def run(settings: Settings) -> None:
         http_port=running.http.port,
         database=running.storage.dialect,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await _until_signalled()
     log.info("csms_stopping")
     await running.stop()
     log.info("csms_stopped")

@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "serve":
+        if args.command in ("serve", "relay"):
             return _serve(args)
         settings = Settings.load(overrides={"database_url": getattr(args, "database_url", None)})
         code: int = asyncio.run(args.run(settings, args))
@@ -54,7 +54,8 @@ def _serve(args: argparse.Namespace) -> int:
     overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
     settings = Settings.load(overrides=overrides)
     log.configure(settings.log_level, mask_tokens=settings.log_mask_tokens)
-    runner: Callable[[], Coroutine[Any, Any, None]] = lambda: app.run(settings)  # noqa: E731
+    main = app.run_relay if args.command == "relay" else app.run
+    runner: Callable[[], Coroutine[Any, Any, None]] = lambda: main(settings)  # noqa: E731
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up ([fast] extra)
     except ImportError:
@@ -432,17 +433,24 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the CSMS in the foreground")
+    relay = commands.add_parser(
+        "relay",
+        help="only publish the event outbox to the broker (for CSMS_RELAY=external)",
+        description="Publish the outbox to CSMS_AMQP_URL until SIGTERM; health and metrics on "
+        "CSMS_HTTP_PORT. Pair with `csms serve` under CSMS_RELAY=external.",
+    )
     defaults = Settings()
-    for f in fields(Settings):
-        kind: Any = {"int": int, "float": float}.get(str(f.type), str)
-        serve.add_argument(
-            flag_name(f.name),
-            dest=f.name,
-            type=kind,
-            default=None,
-            metavar=f.name.upper(),
-            help=f"overrides {env_name(f.name)} (default: {getattr(defaults, f.name)!r})",
-        )
+    for command in (serve, relay):
+        for f in fields(Settings):
+            kind: Any = {"int": int, "float": float}.get(str(f.type), str)
+            command.add_argument(
+                flag_name(f.name),
+                dest=f.name,
+                type=kind,
+                default=None,
+                metavar=f.name.upper(),
+                help=f"overrides {env_name(f.name)} (default: {getattr(defaults, f.name)!r})",
+            )
 
     def db_command(sub: Any, name: str, run: Any, help_text: str) -> argparse.ArgumentParser:
         command: argparse.ArgumentParser = sub.add_parser(name, help=help_text)

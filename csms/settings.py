@@ -41,6 +41,7 @@ class Settings:
     amqp_url: str = ""
     amqp_exchange: str = "csms.events"
     amqp_command_queue: str = "csms.commands"
+    relay: str = "inline"  # or "external": `csms relay` processes publish (beyond the contract)
     unknown_stations: str = "reject"
     heartbeat_interval: int = 300
     call_timeout: float = 30.0
@@ -116,6 +117,11 @@ class Settings:
             raise ConfigurationError("CSMS_AMQP_EXCHANGE must not be empty")
         if not self.amqp_command_queue:
             raise ConfigurationError("CSMS_AMQP_COMMAND_QUEUE must not be empty")
+        if self.relay not in ("inline", "external"):
+            raise ConfigurationError(
+                f"CSMS_RELAY={self.relay!r}: must be 'inline' (this process publishes the"
+                " outbox) or 'external' (`csms relay` processes do)"
+            )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigurationError("CSMS_TLS_CERT and CSMS_TLS_KEY must be set together")
         if self.tls_client_ca and not self.tls_cert:

@@ -15,7 +15,8 @@
 # exchange and the files it made.
 #
 # Environment: BENCH_OUT (results folder; default a new /tmp/csms-bench.PID),
-# BENCH_ONLY (servers, default "bare ocpp csms-pg csms-sqlite"),
+# BENCH_ONLY (servers, default "bare ocpp csms-pg csms-pg-ext csms-sqlite"; csms-pg-ext is
+# csms-pg with CSMS_RELAY=external and a `csms relay` process on the generator's core),
 # BENCH_DURATION (s per measurement, 10), BENCH_WARMUP (2), BENCH_STATIONS (1000),
 # BENCH_IDLE_STATIONS (19000), BENCH_MIXED_RATE (2000), BENCH_PROFILE (0),
 # BENCH_FLEET (1; 0 skips the idle and storm runs), BENCH_MESSAGES (1; 0 skips
@@ -33,7 +34,7 @@ if ((QUICK)); then
     : "${BENCH_DURATION:=3}" "${BENCH_STATIONS:=200}" "${BENCH_IDLE_STATIONS:=1000}"
 fi
 OUT=${BENCH_OUT:-/tmp/csms-bench.$$}
-ONLY=${BENCH_ONLY:-bare ocpp csms-pg csms-sqlite}
+ONLY=${BENCH_ONLY:-bare ocpp csms-pg csms-pg-ext csms-sqlite}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 STATIONS=${BENCH_STATIONS:-1000}
@@ -74,6 +75,7 @@ RESULTS="$OUT/results.jsonl"
 declare -a STARTED=()
 SERVER_PID=
 DB_CREATED=0
+DB_EXT_CREATED=0
 EXCHANGE_CREATED=0
 
 say() { printf '\n=== %s\n' "$*"; }
@@ -101,6 +103,9 @@ cleanup() {
     for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
     if ((DB_CREATED)); then
         dropdb -h "$PG_HOST" -U postgres --if-exists "$DB" || echo "bench: could not drop $DB" >&2
+    fi
+    if ((DB_EXT_CREATED)); then
+        dropdb -h "$PG_HOST" -U postgres --if-exists "${DB}_ext" || echo "bench: could not drop ${DB}_ext" >&2
     fi
     if ((EXCHANGE_CREATED)); then
         "$PY" scripts/bench/broker.py drop "$EXCHANGE" || echo "bench: could not drop $EXCHANGE" >&2
@@ -264,6 +269,29 @@ for server in $ONLY; do
         fleet csms-pg 9100 "${CSMS[@]}" serve
         unset CSMS_DATABASE_URL CSMS_AMQP_URL CSMS_AMQP_EXCHANGE
         ;;
+    csms-pg-ext)
+        # The same, with the outbox published by a `csms relay` process on the
+        # generator's core (CSMS_RELAY=external), not by the stations' process.
+        DB_EXT="${DB}_ext"
+        createdb -h "$PG_HOST" -U postgres "$DB_EXT"
+        DB_EXT_CREATED=1
+        "$PY" scripts/bench/broker.py sink "$EXCHANGE"
+        EXCHANGE_CREATED=1
+        export CSMS_DATABASE_URL="$PG_URL/$DB_EXT" CSMS_AMQP_URL="$AMQP_URL"
+        export CSMS_AMQP_EXCHANGE="$EXCHANGE" CSMS_UNKNOWN_STATIONS=accept
+        export CSMS_HOST=127.0.0.1 CSMS_PORT=9100 CSMS_HTTP_PORT=9180
+        "${CSMS[@]}" migrate >>"$OUT/csms-pg-ext.log" 2>&1
+        "${CSMS[@]}" tokens add "$ID_TAG" >>"$OUT/csms-pg-ext.log" 2>&1
+        CSMS_HTTP_PORT=9181 taskset -c "$LOAD_CPU" "${CSMS[@]}" relay >>"$OUT/relay.log" 2>&1 &
+        RELAY_PID=$!
+        STARTED+=("$RELAY_PID")
+        CSMS_RELAY=external start_server csms-pg-ext 9100 "${CSMS[@]}" serve
+        message_workloads csms-pg-ext 9100 --outbox-dsn "$CSMS_DATABASE_URL" \
+            --relay-pid "$RELAY_PID"
+        stop_server
+        stop_pid "$RELAY_PID"
+        unset CSMS_DATABASE_URL CSMS_AMQP_URL CSMS_AMQP_EXCHANGE
+        ;;
     csms-sqlite)
         export CSMS_DATABASE_URL="sqlite:///$OUT/csms.db" CSMS_UNKNOWN_STATIONS=accept
         export CSMS_HOST=127.0.0.1 CSMS_PORT=9110 CSMS_HTTP_PORT=9190
@@ -278,7 +306,7 @@ for server in $ONLY; do
         stop_server
         unset CSMS_DATABASE_URL
         ;;
-    *) die "unknown server $server (bare, ocpp, csms-pg, csms-sqlite)" ;;
+    *) die "unknown server $server (bare, ocpp, csms-pg, csms-pg-ext, csms-sqlite)" ;;
     esac
 done
 

@@ -117,6 +117,7 @@ class Config:
     nonce: str  # keeps message ids unique across runs (servers cache replies by id)
     wait_quiet: float = 0.0  # wait up to this long for an idle machine before starting
     retries: int = 0  # attempts a station makes after a failed connect or boot
+    relay_pids: tuple[int, ...] = ()  # external relay processes, measured like the services
 
     def protocol_of(self, index: int) -> str:
         fixed = FIXED_PROTOCOL.get(self.workload)
@@ -795,6 +796,30 @@ def machine_busy_s() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+SERVICES = {"postgres": "PostgreSQL", "beam.smp": "RabbitMQ"}
+
+
+def services_cpu_s(extra_pids: Sequence[int] = ()) -> dict[str, float]:
+    """CPU seconds of the database and broker processes (by command name) and
+    of ``extra_pids`` (an external relay, as "relay"), summed over each group."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals = dict.fromkeys([*SERVICES.values(), *(["relay"] if extra_pids else [])], 0.0)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii") as stat:
+                head, tail = stat.read().rsplit(")", 1)
+        except OSError:  # gone meanwhile
+            continue
+        name = head.split("(", 1)[1]
+        group = "relay" if int(entry.name) in extra_pids else SERVICES.get(name)
+        if group is not None:
+            fields = tail.split()
+            totals[group] += (int(fields[11]) + int(fields[12])) / ticks
+    return totals
+
+
 def wait_quiet(limit_s: float, busy_cores: float = 0.3) -> tuple[float, float]:
     """Wait up to ``limit_s`` for a second in which the machine is nearly idle
     (less than ``busy_cores`` busy), so that another user's job does not skew a
@@ -905,9 +930,11 @@ def run(
                 marker.write(f"{config.duration}\n")
         at_measure = sample()
         machine_measure = machine_busy_s()
+        services_measure = services_cpu_s(config.relay_pids)
         _sleep_sampling(window.end, sample)
         at_end = sample()
         machine_end = machine_busy_s()
+        services_end = services_cpu_s(config.relay_pids)
         wall_end = time.time()
         results: list[WorkerResult] = _gather(pipes, "done", deadline, sample)
     finally:
@@ -974,6 +1001,11 @@ def run(
         # + database + broker means someone else was using the machine.
         "machine_busy_cores": (machine_end - machine_measure) / max(1e-9, config.duration),
         "machine_busy_before_cores": busy_before,
+        # What the database, the broker (and an external relay) spent in the window.
+        "services_cpu_percent": {
+            name: 100 * (services_end[name] - services_measure.get(name, 0.0)) / config.duration
+            for name in services_end
+        },
         "quiet_wait_s": quiet_wait,
         "machine_busy_setup_cores": (machine_measure - machine_before)
         / max(1e-9, window.measure - connect_at + 1.0),
@@ -1120,6 +1152,9 @@ def print_report(report: dict[str, Any]) -> None:
             f"{report['server_rss_per_station_kib']:.1f} KiB/station total, "
             f"{report['server_rss_delta_per_station_kib']:.1f} KiB/station added"
         )
+    services = report.get("services_cpu_percent") or {}
+    if services:
+        print("  others: " + ", ".join(f"{n} {v:.0f} % CPU" for n, v in services.items()))
     if report.get("outbox_events") == 0:
         print("  outbox: no events recorded in the window")
     elif "outbox_events" in report:
@@ -1226,6 +1261,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--label", default="", help="a name for this run in the JSON output")
     p.add_argument("--json", dest="json_path", help="append the full report as a JSON line")
     p.add_argument(
+        "--relay-pid",
+        type=int,
+        action="append",
+        default=[],
+        help="an external `csms relay` process whose CPU is reported (repeatable)",
+    )
+    p.add_argument(
         "--window-file", help="write this file when the measurement window begins (for profilers)"
     )
     return p
@@ -1254,6 +1296,7 @@ def main(argv: list[str] | None = None) -> int:
         nonce=secrets.token_hex(3) + "-",
         wait_quiet=float(options.wait_quiet),
         retries=int(options.retries),
+        relay_pids=tuple(options.relay_pid),
     )
     report = run(config, options.server_pid, options.outbox_dsn, options.window_file)
     report["label"] = options.label

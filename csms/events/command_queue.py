@@ -123,6 +123,14 @@ class CommandConsumer:
         self._handlers: set[asyncio.Task[None]] = set()
         self._consuming = asyncio.Event()
         self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+
+    @property
+    def broker_state(self) -> str:
+        """ "up" while consuming over an open connection, else "down"."""
+        connection = self._connection
+        up = self._consuming.is_set() and connection is not None and not connection.is_closed
+        return "up" if up else "down"
 
     def start(self) -> None:
         self._run_task = asyncio.create_task(self._run(), name="csms-command-queue")
@@ -159,6 +167,7 @@ class CommandConsumer:
                 attempt += 1
                 continue
             break
+        self._connection = connection
         async with connection:
             # A robust connection reconnects, and re-declares and re-consumes, by itself.
             channel = await connection.channel()

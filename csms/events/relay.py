@@ -80,7 +80,7 @@ class OutboxRelay:
         connect: Connect,
         *,
         retention: timedelta,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         prune_batch: int = 1_000,
         timings: RelayTimings | None = None,
         backoff: Backoff | None = None,

@@ -5,6 +5,13 @@ transaction runs, then applied together in one transaction and answered
 together: one commit (one fsync) for hundreds of messages, and no caller is
 answered before its writes are durable. When idle a unit is flushed at once,
 so latency stays one commit.
+
+An adapter with several connections (PostgreSQL) lets a few batches be in
+flight at once: the next one is built and sent while the database commits
+the previous one, so the event loop does not idle on the fsync. Batches may
+then commit out of order; that is safe because a station sends its next
+message only after the answer to the previous one, i.e. after its commit, and
+the outbox relay reads every pending row by ``seq`` whenever it commits.
 """
 
 from __future__ import annotations
@@ -59,11 +66,14 @@ class GroupCommitter(Generic[U]):
         apply_batch: Callable[[Sequence[U]], Awaitable[None]],
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
+        max_in_flight: int = 1,
     ) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+        if max_batch < 1 or max_in_flight < 1:
+            raise ValueError("max_batch and max_in_flight must be at least 1")
         self._apply_batch = apply_batch
         self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._in_flight: set[asyncio.Task[None]] = set()
         self._pending: collections.deque[tuple[U, asyncio.Future[None]]] = collections.deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -92,18 +102,32 @@ class GroupCommitter(Generic[U]):
             await self._task
 
     async def _run(self) -> None:
+        in_flight = self._in_flight
         try:
             while True:
                 await self._wakeup.wait()
                 self._wakeup.clear()
                 while self._pending:
+                    if len(in_flight) >= self._max_in_flight:
+                        await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                        continue
                     count = min(len(self._pending), self._max_batch)
-                    await self._flush([self._pending.popleft() for _ in range(count)])
+                    batch = [self._pending.popleft() for _ in range(count)]
+                    if self._max_in_flight == 1:
+                        await self._flush(batch)  # the serial case needs no task
+                        continue
+                    flush = asyncio.create_task(self._flush(batch), name="csms-group-flush")
+                    in_flight.add(flush)
+                    flush.add_done_callback(in_flight.discard)
                 if self._closing:
+                    if in_flight:
+                        await asyncio.wait(in_flight)
                     return
         finally:
             # Only reached with units left when the loop was cancelled.
             self._closing = True
+            for flush in list(in_flight):
+                flush.cancel()
             _fail_all(self._pending, StorageError("the storage closed before the write was made"))
             self._pending.clear()
 

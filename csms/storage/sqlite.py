@@ -343,11 +343,12 @@ class SqliteStorage:
 
     async def list_meter_samples(self, station_id: str, transaction_id: str) -> list[MeterSample]:
         sql = (
-            "SELECT timestamp, measurand, value, unit, phase, context, location"
-            " FROM meter_samples WHERE station_id = ? AND transaction_id = ? ORDER BY id"
+            "SELECT samples FROM meter_readings"
+            " WHERE station_id = ? AND transaction_id = ? ORDER BY id"
         )
         params = (station_id, transaction_id)
-        return await self._call("list meter samples", lambda c: _all(c, sql, params, _sample))
+        readings = await self._call("list meter samples", lambda c: _all(c, sql, params, _first))
+        return [_sample(sample) for samples in readings for sample in orjson.loads(samples)]
 
     async def list_transaction_seq_nos(self, station_id: str, transaction_id: str) -> set[int]:
         sql = "SELECT seq_no FROM transaction_events WHERE station_id = ? AND transaction_id = ?"
@@ -752,22 +753,11 @@ def _batch_statements(ops: GroupedOps, now: str) -> Iterator[tuple[str, Iterable
         yield _CONNECTOR_STATUS, (_connector_row(op.status) for op in ops.statuses)
     if ops.meter_samples:
         yield (
-            _METER_SAMPLE,
+            _METER_READING,
             (
-                (
-                    op.station_id,
-                    op.transaction_id,
-                    op.evse_id,
-                    _ts(sample.timestamp),
-                    sample.measurand,
-                    sample.value,
-                    sample.unit,
-                    sample.phase,
-                    sample.context,
-                    sample.location,
-                )
+                (op.station_id, op.transaction_id, op.evse_id, _samples_json(op.samples))
                 for op in ops.meter_samples
-                for sample in op.samples
+                if op.samples
             ),
         )
     if ops.notifications:
@@ -1045,8 +1035,18 @@ def _transaction(r: Row) -> Transaction:
     )
 
 
-def _sample(r: Row) -> MeterSample:
-    return MeterSample(_dt_required(r[0]), r[1], r[2], r[3], r[4], r[5], r[6])
+def _samples_json(samples: Sequence[MeterSample]) -> str:
+    """A meter_readings row's samples, in the order of migration 0007."""
+    return _json(
+        [
+            (_ts(s.timestamp), s.measurand, s.value, s.unit, s.phase, s.context, s.location)
+            for s in samples
+        ]
+    )
+
+
+def _sample(s: list[Any]) -> MeterSample:
+    return MeterSample(_dt_required(s[0]), s[1], float(s[2]), s[3], s[4], s[5], s[6])
 
 
 def _first(r: Row) -> Any:
@@ -1177,10 +1177,8 @@ ON CONFLICT (station_id, evse_id, connector_id) DO UPDATE SET
     updated_at = excluded.updated_at
 """
 
-_METER_SAMPLE = """
-INSERT INTO meter_samples (station_id, transaction_id, evse_id, timestamp, measurand, value,
-                           unit, phase, context, location)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+_METER_READING = """
+INSERT INTO meter_readings (station_id, transaction_id, evse_id, samples) VALUES (?, ?, ?, ?)
 """
 
 _STATION_NOTIFIED = """

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 Report = dict[str, Any]
-SERVERS = ("bare", "ocpp", "csms-pg", "csms-sqlite")
+SERVERS = ("bare", "ocpp", "csms-pg", "csms-pg-ext", "csms-sqlite")
 TITLES = {
     "bare": "bare websockets",
     "ocpp": "`ocpp` package",
     "csms-pg": "CSMS (PostgreSQL + RabbitMQ)",
+    "csms-pg-ext": "CSMS (PostgreSQL + RabbitMQ), `csms relay` on core 1",
     "csms-sqlite": "CSMS (SQLite)",
     "bare-backlog": "bare websockets, backlog 4096",
 }
@@ -153,28 +154,42 @@ def load(path: str) -> dict[tuple[str, str], Report]:
 
 def targets_table(runs: dict[tuple[str, str], Report]) -> list[str]:
     rows = [
-        "| target | bare websockets | `ocpp` package | CSMS | met |",
-        "|---|---|---|---|---|",
+        "| target | bare websockets | `ocpp` package | CSMS | met "
+        "| CSMS, `csms relay` process on core 1 | met |",
+        "|---|---|---|---|---|---|---|",
     ]
     for target in TARGETS:
         judged = target.servers[0]
+        external = "csms-pg-ext" if judged == "csms-pg" else None
         cells = []
-        for label in ("bare", "ocpp", judged):
-            report = runs.get((label, target.workload))
+        for baseline in ("bare", "ocpp"):
+            report = runs.get((baseline, target.workload))
             cells.append(target.show(report) if report is not None else "-")
-        mine = runs.get((judged, target.workload))
-        verdict = "-" if mine is None else ("yes" if target.met(mine) else "**no**")
+        for label in (judged, external):
+            report = None if label is None else runs.get((label, target.workload))
+            cells.append("-" if report is None else target.show(report))
+            cells.append("-" if report is None else ("yes" if target.met(report) else "**no**"))
         if judged == "csms-sqlite":
             cells[2] = f"SQLite: {cells[2]}"
-        rows.append(f"| {target.name} | {' | '.join(cells)} | {verdict} |")
+        rows.append(f"| {target.name} | {' | '.join(cells)} |")
     return rows
+
+
+def _services(r: Report) -> str:
+    cpu = r.get("services_cpu_percent") or {}
+    if not cpu:
+        return "-"
+    relay = cpu.get("relay")
+    parts = [f"{cpu.get('PostgreSQL', 0):.0f} %", f"{cpu.get('RabbitMQ', 0):.0f} %"]
+    return " / ".join([*parts, "-" if relay is None else f"{relay:.0f} %"])
 
 
 def detail_table(runs: dict[tuple[str, str], Report]) -> list[str]:
     rows = [
         "| server | workload | stations | answered/s | p50 / p90 / p99 / max ms | errors "
-        "| server CPU | CPU/CALL | server RSS | load generator CPU | machine busy, cores |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| server CPU | CPU/CALL | server RSS | load generator CPU | PostgreSQL / RabbitMQ "
+        "/ relay CPU | machine busy, cores |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (label, workload), r in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         errors = sum(r["call_errors"].values()) + r["timeouts"] + r["disconnects"]
@@ -192,7 +207,8 @@ def detail_table(runs: dict[tuple[str, str], Report]) -> list[str]:
             f"| {TITLES.get(label, label)} | {workload} | {r['stations_up']:,} "
             f"| {r['answered_per_s']:,.0f} | {latency} | {errors} | {cpu} "
             f"| {'-' if math.isnan(per_call) else f'{per_call:.0f} us'} | {rss:.0f} MiB "
-            f"| {r['loadgen_cpu_s']:.1f} s | {r.get('machine_busy_cores', math.nan):.2f} "
+            f"| {r['loadgen_cpu_s']:.1f} s | {_services(r)} "
+            f"| {r.get('machine_busy_cores', math.nan):.2f} "
             f"({r.get('machine_busy_before_cores', math.nan):.2f} before) |"
         )
     return rows

@@ -27,16 +27,19 @@ UNREACHABLE_BROKER = "amqp://guest:guest@127.0.0.1:1/"
 
 
 class ServeProcess:
-    """A `csms serve` child on free ports; its output goes to a file (a pipe could fill up)."""
+    """A `csms serve` (or `csms relay`) child on free ports; its output goes to a
+    file (a pipe could fill up)."""
 
-    def __init__(self, database_url: str, cwd: Path, name: str, **env: str) -> None:
+    def __init__(
+        self, database_url: str, cwd: Path, name: str, command: str = "serve", **env: str
+    ) -> None:
         self.port = free_port()
         self.http_port = free_port()
         self.log_path = cwd / f"{name}.log"
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [
-                    *(sys.executable, "-m", "csms", "serve"),
+                    *(sys.executable, "-m", "csms", command),
                     *("--port", str(self.port), "--http-port", str(self.http_port)),
                 ],
                 env=csms_env(database_url, CSMS_UNKNOWN_STATIONS="accept", **env),
@@ -87,8 +90,8 @@ def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[..., ServeProc
     """Start `csms serve` processes on the test's database; killed at teardown."""
     started: list[ServeProcess] = []
 
-    def start(name: str, **env: str) -> ServeProcess:
-        process = ServeProcess(database_url, tmp_path, name, **env)
+    def start(name: str, command: str = "serve", **env: str) -> ServeProcess:
+        process = ServeProcess(database_url, tmp_path, name, command, **env)
         started.append(process)
         return process
 
@@ -215,3 +218,58 @@ class TestTwoProcesses:
             ),
             within=10,
         )
+
+
+class TestExternalRelay:
+    async def test_csms_relay_publishes_what_a_server_without_a_relay_records(
+        self,
+        database_url: str,
+        amqp_url: str,
+        tap: EventTap,
+        serve: Callable[..., ServeProcess],
+    ) -> None:
+        """CSMS_RELAY=external: the server only records; events wait until a
+        `csms relay` process runs, then arrive in order, each once."""
+        env: dict[str, Any] = {"CSMS_AMQP_URL": amqp_url, "CSMS_AMQP_EXCHANGE": tap.exchange}
+        server = serve("server", CSMS_RELAY="external", **env)
+        await server.wait_live()
+        await charge(server.ws_url, "CP-EXT", 1_000)
+        await tap.collect_for(0.5)
+        assert tap.received == [], "the server published although CSMS_RELAY=external"
+
+        relay = serve("relay", "relay", **env)
+        await relay.wait_live()
+        expected = await outbox_ids(database_url)
+        received = await tap.collect(lambda got: {m.event_id for m in got} >= expected, within=15)
+        await tap.collect_for(0.3)
+        assert len(received) == len(expected) == 7
+        assert [m.type for m in received] == [
+            EventType.STATION_CONNECTED,
+            EventType.STATION_BOOTED,
+            EventType.STATION_STATUS_CHANGED,
+            EventType.TRANSACTION_STARTED,
+            EventType.METER_VALUES,
+            EventType.TRANSACTION_ENDED,
+            EventType.STATION_DISCONNECTED,
+        ]
+        assert await relay.metric("csms_outbox_relay_leader") == 1
+        for process in (server, relay):
+            status, body = await process.get("/health/ready")
+            assert status == 200
+            assert '"broker": "up"' in body or '"broker":"up"' in body
+        assert await relay.terminate() == 0
+        assert await server.terminate() == 0
+
+    def test_csms_relay_without_a_broker_url_is_a_configuration_error(
+        self, database_url: str
+    ) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "csms", "relay"],
+            env=csms_env(database_url),
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2
+        assert "csms relay needs CSMS_AMQP_URL" in done.stderr

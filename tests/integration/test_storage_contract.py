@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
@@ -47,6 +48,10 @@ INT32_MAX = 2**31 - 1
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
+
+
+def at_text(iso: str) -> datetime:
+    return datetime.fromisoformat(iso)
 
 
 def transaction(
@@ -120,6 +125,62 @@ class TestMigrations:
                 await storage.list_stations()
         finally:
             await storage.close()
+
+    async def test_meter_samples_stored_before_0007_are_listed_the_same_after_it(
+        self, database_url: str
+    ) -> None:
+        """0007 folds one-row-per-sample into one row per message: the samples a
+        database held before it are listed after it unchanged, in order."""
+        url = parse_database_url(database_url)
+        before = [m for m in load_migrations(url.dialect) if m.version < 7]
+        rows = [
+            ("CP-1", "7", 1, "2026-01-05T10:00:00.000000+00:00", "Energy.Active.Import.Register",
+             1200.5, "Wh", None, "Sample.Periodic", "Outlet"),
+            ("CP-1", "7", 1, "2026-01-05T10:00:00.000000+00:00", "Power.Active.Import",
+             7000.0, "W", "L1", None, None),
+            ("CP-1", "8", 1, "2026-01-05T10:01:00.000000+00:00", "Energy.Active.Import.Register",
+             99.0, "Wh", None, None, None),
+        ]  # fmt: skip
+        insert = (
+            "INSERT INTO meter_samples (station_id, transaction_id, evse_id, timestamp,"
+            " measurand, value, unit, phase, context, location) VALUES {}"
+        )
+        if url.dialect == "sqlite":
+            with sqlite3.connect(url.location) as db:
+                for m in before:
+                    db.executescript(m.sql)
+                    db.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, '2026-01-01')",
+                        (m.version, m.name),
+                    )
+                db.executemany(insert.format("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), rows)
+        else:
+            conn = await asyncpg.connect(url.location)
+            try:
+                for m in before:
+                    await conn.execute(m.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        m.version,
+                        m.name,
+                    )
+                await conn.executemany(
+                    insert.format("($1, $2, $3, $4::timestamptz, $5, $6, $7, $8, $9, $10)"),
+                    [(*r[:3], datetime.fromisoformat(r[3]), *r[4:]) for r in rows],
+                )
+            finally:
+                await conn.close()
+        storage = await open_storage(database_url, migrate=True)
+        try:
+            listed = await storage.list_meter_samples("CP-1", "7")
+            assert await storage.list_meter_samples("CP-1", "8") == [
+                MeterSample(at_text(rows[2][3]), rows[2][4], 99.0, "Wh", None, None, None)
+            ]
+        finally:
+            await storage.close()
+        assert listed == [
+            MeterSample(at_text(r[3]), r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows[:2]
+        ]
 
     def test_dialects_ship_the_same_migrations(self) -> None:
         """SQLite and PostgreSQL carry the same migration versions and names."""

@@ -152,6 +152,72 @@ async def test_cancelled_caller_does_not_stop_others() -> None:
     await committer.close()
 
 
+async def test_with_two_in_flight_the_next_batch_goes_while_the_first_commits() -> None:
+    """max_in_flight=2: a second batch is applied before the first is done; a
+    third waits for one of them, then takes everything that queued meanwhile."""
+    db = FakeDatabase()
+    committer = GroupCommitter(db.apply, max_in_flight=2)
+    db.gate.clear()
+    first = asyncio.create_task(committer.submit("a"))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(committer.submit("b"))
+    await asyncio.sleep(0.01)
+    assert db.batches == [["a"], ["b"]]  # both in the database at once
+    rest = [asyncio.create_task(committer.submit(name)) for name in "cd"]
+    await asyncio.sleep(0.01)
+    assert db.batches == [["a"], ["b"]]  # no third transaction while two run
+    db.gate.set()
+    await asyncio.gather(first, second, *rest)
+    assert db.batches == [["a"], ["b"], ["c", "d"]]
+    assert sorted(db.committed) == ["a", "b", "c", "d"]
+    await committer.close()
+
+
+async def test_with_two_in_flight_a_bad_batch_fails_only_its_caller() -> None:
+    db = FakeDatabase()
+    committer = GroupCommitter(db.apply, max_in_flight=2)
+    results = await asyncio.gather(
+        *(committer.submit(name) for name in ("a", "bad", "c")), return_exceptions=True
+    )
+    assert results[0] is None
+    assert isinstance(results[1], StorageError)
+    assert results[2] is None
+    await committer.close()
+
+
+async def test_with_two_in_flight_close_waits_for_every_batch() -> None:
+    db = FakeDatabase()
+    committer = GroupCommitter(db.apply, max_in_flight=2)
+    db.gate.clear()
+    tasks = [asyncio.create_task(committer.submit(name)) for name in "abc"]
+    await asyncio.sleep(0.01)
+    closing = asyncio.create_task(committer.close())
+    await asyncio.sleep(0.01)
+    assert not closing.done()
+    db.gate.set()
+    await closing
+    assert [t.result() for t in tasks] == [None, None, None]
+    assert sorted(db.committed) == ["a", "b", "c"]
+
+
+async def test_with_two_in_flight_a_cancelled_close_fails_every_waiting_caller() -> None:
+    db = FakeDatabase()
+    committer = GroupCommitter(db.apply, max_in_flight=2)
+    db.gate.clear()
+    waiting = [asyncio.create_task(committer.submit(name)) for name in "ab"]
+    await asyncio.sleep(0.01)
+    waiting.append(asyncio.create_task(committer.submit("c")))  # queued behind both
+    await asyncio.sleep(0.01)
+    closing = asyncio.create_task(committer.close())
+    await asyncio.sleep(0.01)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    for task in waiting:
+        with pytest.raises(StorageError):
+            await task
+
+
 def test_group_ops_orders_kinds_and_keeps_latest_seen() -> None:
     """Ops are grouped by kind in unit order; StationSeen keeps the latest per station."""
     t0 = datetime(2024, 5, 1, tzinfo=UTC)
