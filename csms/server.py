@@ -148,7 +148,9 @@ class StationServer:
         self._connect_listeners: list[Callable[[str], Coroutine[Any, Any, None]]] = []
         self._replies = rpc.ReplyCache()
         self._server: Server | None = None
+        # Metric children by label values: .labels() takes a lock and builds a key per call.
         self._message_counters: dict[tuple[str, str, str], Callable[[], None]] = {}
+        self._handler_timers: dict[tuple[str, str], Callable[[float], None]] = {}
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -540,9 +542,11 @@ class StationServer:
             self._replies.put(link.station_id, frame.unique_id, frame.action, reply)
         await link.ws.send(reply, text=True)
         action = adapter.action_label(frame.action)
-        metrics.HANDLER_SECONDS.labels(action, adapter.ocpp_version).observe(
-            time.perf_counter() - started
-        )
+        timer = self._handler_timers.get((action, adapter.ocpp_version))
+        if timer is None:
+            timer = metrics.HANDLER_SECONDS.labels(action, adapter.ocpp_version).observe
+            self._handler_timers[(action, adapter.ocpp_version)] = timer
+        timer(time.perf_counter() - started)
         self._count(adapter, action, outcome)
 
     async def _answer(
