@@ -156,7 +156,7 @@ async def test_with_two_in_flight_the_next_batch_goes_while_the_first_commits() 
     """max_in_flight=2: a second batch is applied before the first is done; a
     third waits for one of them, then takes everything that queued meanwhile."""
     db = FakeDatabase()
-    committer = GroupCommitter(db.apply, max_in_flight=2)
+    committer = GroupCommitter(db.apply, max_in_flight=2, overlap_at=1)
     db.gate.clear()
     first = asyncio.create_task(committer.submit("a"))
     await asyncio.sleep(0.01)
@@ -173,9 +173,27 @@ async def test_with_two_in_flight_the_next_batch_goes_while_the_first_commits() 
     await committer.close()
 
 
+async def test_a_second_batch_overlaps_only_once_enough_units_wait() -> None:
+    """Below overlap_at waiting units the next batch waits for the one in flight."""
+    db = FakeDatabase()
+    committer = GroupCommitter(db.apply, max_in_flight=2, overlap_at=3)
+    db.gate.clear()
+    first = asyncio.create_task(committer.submit("a"))
+    await asyncio.sleep(0.01)
+    few = [asyncio.create_task(committer.submit(name)) for name in "bc"]
+    await asyncio.sleep(0.01)
+    assert db.batches == [["a"]]  # two waiting: not worth a second transaction
+    more = asyncio.create_task(committer.submit("d"))
+    await asyncio.sleep(0.01)
+    assert db.batches == [["a"], ["b", "c", "d"]]
+    db.gate.set()
+    await asyncio.gather(first, *few, more)
+    await committer.close()
+
+
 async def test_with_two_in_flight_a_bad_batch_fails_only_its_caller() -> None:
     db = FakeDatabase()
-    committer = GroupCommitter(db.apply, max_in_flight=2)
+    committer = GroupCommitter(db.apply, max_in_flight=2, overlap_at=1)
     results = await asyncio.gather(
         *(committer.submit(name) for name in ("a", "bad", "c")), return_exceptions=True
     )
@@ -187,7 +205,7 @@ async def test_with_two_in_flight_a_bad_batch_fails_only_its_caller() -> None:
 
 async def test_with_two_in_flight_close_waits_for_every_batch() -> None:
     db = FakeDatabase()
-    committer = GroupCommitter(db.apply, max_in_flight=2)
+    committer = GroupCommitter(db.apply, max_in_flight=2, overlap_at=1)
     db.gate.clear()
     tasks = [asyncio.create_task(committer.submit(name)) for name in "abc"]
     await asyncio.sleep(0.01)
@@ -202,7 +220,7 @@ async def test_with_two_in_flight_close_waits_for_every_batch() -> None:
 
 async def test_with_two_in_flight_a_cancelled_close_fails_every_waiting_caller() -> None:
     db = FakeDatabase()
-    committer = GroupCommitter(db.apply, max_in_flight=2)
+    committer = GroupCommitter(db.apply, max_in_flight=2, overlap_at=1)
     db.gate.clear()
     waiting = [asyncio.create_task(committer.submit(name)) for name in "ab"]
     await asyncio.sleep(0.01)
