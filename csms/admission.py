@@ -9,6 +9,8 @@ scrypt) and ``MessagePacer.delay()`` before it reads a station's next frame.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import math
 import random
 import time
@@ -35,7 +37,15 @@ class HandshakeGate:
     new ones per second (a token bucket holding one second's worth; 0 means
     no rate limit). A refusal carries a Retry-After drawn at random from
     1..``retry_after_max`` seconds, so refused stations do not come back as
-    one wave."""
+    one wave.
+
+    ``admit(patience)`` lets a handshake wait instead, up to ``patience``
+    seconds: for its token (arrivals beyond the rate are paced, not refused)
+    and for a slot (first come first served, behind at most ``max_waiting``
+    others). In a reconnect storm the stations are then admitted as fast as
+    the CSMS can take them instead of being sent away to come back later (a
+    refusal costs the CSMS an HTTP exchange and the station seconds).
+    """
 
     def __init__(
         self,
@@ -43,6 +53,7 @@ class HandshakeGate:
         rate: float,
         retry_after_max: int,
         *,
+        max_waiting: int = 0,
         clock: Clock = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
@@ -50,15 +61,21 @@ class HandshakeGate:
         self._rate = rate
         self._burst = max(rate, 1.0)
         self._retry_after_max = max(1, retry_after_max)
+        self._max_waiting = max_waiting
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self._tokens = self._burst
         self._refilled = clock()
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self.in_flight = 0
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
 
     def enter(self) -> Busy | None:
         """Count a handshake in, or say why not. Pair every None with ``leave()``."""
-        if self.in_flight >= self._max:
+        if self.in_flight >= self._max or self._waiting:
             return Busy("handshake_capacity", self._retry_after(1.0))
         if self._rate > 0:
             now = self._clock()
@@ -70,7 +87,49 @@ class HandshakeGate:
         self.in_flight += 1
         return None
 
+    async def admit(self, patience: float) -> Busy | None:
+        """``enter()``, or wait up to ``patience`` s for a token (paced at
+        ``rate``) and then a slot (in arrival order). None means admitted:
+        pair it with ``leave()``; a Busy is the refusal to send."""
+        busy = self.enter()
+        if busy is None or patience <= 0:
+            return busy
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        if busy.reason == "handshake_rate":
+            delay = (1 - self._tokens) / self._rate
+            if delay > patience:
+                return busy
+            self._tokens -= 1  # reserved: who comes later waits behind it
+            await asyncio.sleep(delay)
+            if self.in_flight < self._max and not self._waiting:
+                self.in_flight += 1
+                return None
+            busy = Busy("handshake_capacity", self._retry_after(1.0))
+        if len(self._waiting) >= self._max_waiting:
+            return busy
+        turn: asyncio.Future[None] = loop.create_future()
+        self._waiting.append(turn)
+        try:
+            # leave() hands its slot over
+            await asyncio.wait_for(turn, max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            return busy
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self.leave()  # handed a slot just as the handshake was cancelled
+            raise
+        finally:
+            if not turn.done():
+                turn.cancel()  # leave() skips it
+        return None
+
     def leave(self) -> None:
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the slot passes to the longest waiting
+                return
         self.in_flight -= 1
 
     def _retry_after(self, at_least: float) -> int:
@@ -129,6 +188,8 @@ class ConnectionPolicy:
     max_concurrent_handshakes: int = 128
     handshake_rate: float = 1000.0
     handshake_retry_after: int = 10
+    handshake_queue_wait: float = 5.0
+    max_queued_handshakes: int = 4096
     message_rate: float = 20.0
     message_burst: int = 200
     abuse_after: float = 300.0
@@ -143,6 +204,9 @@ class ConnectionPolicy:
             max_concurrent_handshakes=settings.max_concurrent_handshakes,
             handshake_rate=settings.handshake_rate,
             handshake_retry_after=settings.handshake_retry_after,
+            # Waiting must leave the handshake time to finish.
+            handshake_queue_wait=min(settings.handshake_queue_wait, settings.handshake_timeout / 2),
+            max_queued_handshakes=settings.max_queued_handshakes,
             message_rate=settings.station_message_rate,
             message_burst=settings.station_message_burst,
             abuse_after=settings.station_abuse_seconds,
@@ -153,7 +217,10 @@ class ConnectionPolicy:
 
     def gate(self) -> HandshakeGate:
         return HandshakeGate(
-            self.max_concurrent_handshakes, self.handshake_rate, self.handshake_retry_after
+            self.max_concurrent_handshakes,
+            self.handshake_rate,
+            self.handshake_retry_after,
+            max_waiting=self.max_queued_handshakes,
         )
 
     def pacer(self) -> MessagePacer:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -276,20 +275,22 @@ class ReplyCache:
     def __init__(self, per_station: int = 4, max_stations: int = 100_000) -> None:
         self._per_station = per_station
         self._max_stations = max_stations
-        self._replies: OrderedDict[str, OrderedDict[tuple[str, str], bytes]] = OrderedDict()
+        # A short list per station, oldest first: a few hundred bytes less per
+        # station than a dict (19,000 idle stations, docs/benchmarks.md).
+        self._replies: dict[str, list[tuple[str, str, bytes]]] = {}
 
     def get(self, station_id: str, unique_id: str, action: str) -> bytes | None:
-        replies = self._replies.get(station_id)
-        if replies is None:
-            return None
-        return replies.get((unique_id, action))
+        for known_id, known_action, reply in self._replies.get(station_id, ()):
+            if known_id == unique_id and known_action == action:
+                return reply
+        return None
 
     def put(self, station_id: str, unique_id: str, action: str, reply: bytes) -> None:
         replies = self._replies.get(station_id)
         if replies is None:
-            replies = self._replies[station_id] = OrderedDict()
+            replies = self._replies[station_id] = []
             if len(self._replies) > self._max_stations:
-                self._replies.popitem(last=False)
-        replies[(unique_id, action)] = reply
+                del self._replies[next(iter(self._replies))]  # the longest known station
+        replies.append((unique_id, action, reply))
         if len(replies) > self._per_station:
-            replies.popitem(last=False)
+            del replies[0]

@@ -318,7 +318,7 @@ class StationServer:
                 offered=offered,
             )
         self._tolerate_missing_upgrade(request, station_id)
-        busy = self._gate.enter()
+        busy = await self._gate.admit(self._policy.handshake_queue_wait)
         if busy is not None:
             response = self._refuse(
                 connection,
@@ -458,6 +458,12 @@ class StationServer:
 
     async def _serve_connection(self, ws: ServerConnection) -> None:
         station_id, uses_previous_password, subprotocol, tolerances = self._admitted.pop(ws)
+        # Nothing reads the handshake's headers once the socket is open, and they
+        # are about 2 KiB of every idle station's memory. (websockets keeps the
+        # request itself: it marks the handshake as done.)
+        if ws.request is not None:
+            ws.request.headers.clear()
+        ws.response = None
         adapter = self._adapters[subprotocol]
         version = adapter.ocpp_version
         link = StationLink(station_id, adapter, ws)

@@ -63,6 +63,8 @@ class Settings:
     max_concurrent_handshakes: int = 128
     handshake_rate: float = 1000.0
     handshake_retry_after: int = 10
+    handshake_queue_wait: float = 5.0
+    max_queued_handshakes: int = 4096
     station_message_rate: float = 20.0
     station_message_burst: int = 200
     station_abuse_seconds: float = 300.0
@@ -146,6 +148,9 @@ class Settings:
         for name in ("handshake_rate", "station_message_rate"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"{env_name(name)} must be 0 (no limit) or positive")
+        for name in ("handshake_queue_wait", "max_queued_handshakes"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{env_name(name)} must be 0 (refuse at once) or positive")
         if self.station_message_burst < 1:
             raise ConfigurationError("CSMS_STATION_MESSAGE_BURST must be at least 1")
         if self.station_abuse_seconds <= 0:

@@ -56,7 +56,7 @@ async def heartbeat_until_closed(station: SimStation, limit: int) -> int:
 class TestHandshakeGate:
     async def test_over_the_rate_gets_503_with_retry_after(self, start_csms: StartCsms) -> None:
         """Handshakes beyond CSMS_HANDSHAKE_RATE per second are turned away, told when to return."""
-        csms = await start_csms(handshake_rate=3, handshake_retry_after=4)
+        csms = await start_csms(handshake_rate=3, handshake_retry_after=4, handshake_queue_wait=0)
         before = sample("csms_handshakes_rejected_total", reason="handshake_rate")
         statuses, retry_after = [], []
         for n in range(6):
@@ -70,6 +70,22 @@ class TestHandshakeGate:
         assert 503 in statuses[3:]
         assert all(1 <= seconds <= 4 for seconds in retry_after)
         assert sample("csms_handshakes_rejected_total", reason="handshake_rate") > before
+
+    async def test_with_a_queue_handshakes_over_the_rate_are_paced_not_refused(
+        self, start_csms: StartCsms
+    ) -> None:
+        """CSMS_HANDSHAKE_QUEUE_WAIT (default 5 s): beyond the rate a handshake
+        waits for its turn instead of getting a 503."""
+        csms = await start_csms(handshake_rate=4, handshake_queue_wait=3)
+        stations = [SimStation(ws_url(csms), f"PACED-{n}") for n in range(8)]
+        started = time.perf_counter()
+        async with asyncio.timeout(10):
+            await asyncio.gather(*(station.connect() for station in stations))
+        elapsed = time.perf_counter() - started
+        for station in stations:
+            await station.heartbeat()
+            await station.close()
+        assert elapsed > 0.7  # 4 in the burst, the other 4 a quarter second apart
 
 
 class TestHandshakeStorm:
@@ -85,6 +101,7 @@ class TestHandshakeStorm:
             max_concurrent_handshakes=cap,
             handshake_rate=0,
             handshake_retry_after=1,
+            handshake_queue_wait=0,
         )
         digest = hash_password(PASSWORD)
         now = datetime.now(UTC)
@@ -133,6 +150,44 @@ class TestHandshakeStorm:
         assert max(in_flight) <= cap
         assert len(latencies) >= 3, storm_seconds
         assert max(latencies) < 1.0, sorted(latencies)[-5:]
+
+    async def test_a_queued_storm_gets_in_without_a_refusal(self, start_csms: StartCsms) -> None:
+        """The same storm with the handshake queue: the stations wait for a slot
+        instead of being refused, the cap still holds, and all get in at once."""
+        cap, stormers = 8, 120
+        csms = await start_csms(
+            unknown_stations="reject",
+            max_concurrent_handshakes=cap,
+            handshake_rate=0,
+            handshake_queue_wait=4.5,
+        )
+        digest = hash_password(PASSWORD)
+        now = datetime.now(UTC)
+        for n in range(stormers):
+            await csms.storage.register_station(f"QSTORM-{n}", password_hash=digest, at=now)
+        refused_before = sample("csms_handshakes_rejected_total", reason="handshake_capacity")
+        in_flight: list[float] = []
+        storm_over = asyncio.Event()
+
+        async def watch() -> None:
+            while not storm_over.is_set():
+                in_flight.append(sample("csms_handshakes_in_flight"))
+                await asyncio.sleep(0.02)
+
+        connected = [
+            SimStation(ws_url(csms), f"QSTORM-{n}", password=PASSWORD) for n in range(stormers)
+        ]
+        watcher = asyncio.create_task(watch())
+        async with asyncio.timeout(30):
+            await asyncio.gather(*(station.connect() for station in connected))
+        storm_over.set()
+        await watcher
+        for station in connected:
+            await station.heartbeat()
+            await station.close()
+        refused = sample("csms_handshakes_rejected_total", reason="handshake_capacity")
+        assert refused == refused_before
+        assert max(in_flight) <= cap
 
 
 class TestMessageRate:

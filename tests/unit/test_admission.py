@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 
 import pytest
 
@@ -44,6 +46,80 @@ class TestHandshakeGate:
         assert busy.reason == "handshake_rate"
         clock.now += 0.5
         assert gate.enter() is None
+
+    async def test_a_full_gate_queues_handshakes_and_admits_them_in_order(self) -> None:
+        """With every slot taken, admit() waits; each leave() hands its slot to
+        the longest waiting handshake, so in_flight never exceeds the cap."""
+        gate = HandshakeGate(1, 0, 5, max_waiting=10)
+        assert await gate.admit(1.0) is None
+        order: list[str] = []
+
+        async def wait(name: str) -> None:
+            assert await gate.admit(2.0) is None
+            order.append(name)
+
+        waiters = [asyncio.create_task(wait(name)) for name in "abc"]
+        await asyncio.sleep(0.01)
+        assert (gate.in_flight, gate.waiting) == (1, 3)
+        for _ in range(3):
+            gate.leave()
+            await asyncio.sleep(0.01)
+            assert gate.in_flight == 1
+        await asyncio.gather(*waiters)
+        assert order == ["a", "b", "c"]
+        gate.leave()
+        assert (gate.in_flight, gate.waiting) == (0, 0)
+
+    async def test_a_handshake_waits_no_longer_than_its_patience(self) -> None:
+        gate = HandshakeGate(1, 0, 5, max_waiting=10)
+        assert await gate.admit(1.0) is None
+        started = time.monotonic()
+        busy = await gate.admit(0.05)
+        assert busy is not None
+        assert busy.reason == "handshake_capacity"
+        assert 0.04 < time.monotonic() - started < 1.0
+        gate.leave()  # the timed-out waiter is skipped, the slot is free again
+        assert (gate.in_flight, gate.waiting) == (0, 0)
+        assert await gate.admit(0.05) is None
+
+    async def test_a_full_queue_refuses_at_once(self) -> None:
+        gate = HandshakeGate(1, 0, 5, max_waiting=1)
+        assert await gate.admit(1.0) is None
+        waiter = asyncio.create_task(gate.admit(5.0))
+        await asyncio.sleep(0.01)
+        started = time.monotonic()
+        assert await gate.admit(5.0) is not None
+        assert time.monotonic() - started < 0.5
+        gate.leave()
+        assert await waiter is None
+
+    async def test_a_cancelled_waiter_gives_back_a_slot_it_was_handed(self) -> None:
+        gate = HandshakeGate(1, 0, 5, max_waiting=10)
+        assert await gate.admit(1.0) is None
+        waiter = asyncio.create_task(gate.admit(5.0))
+        await asyncio.sleep(0.01)
+        gate.leave()  # hands the slot to the waiter...
+        waiter.cancel()  # ...which is cancelled before it runs again
+        (outcome,) = await asyncio.gather(waiter, return_exceptions=True)
+        if outcome is None:  # it kept the slot (asyncio let the result win): it leaves
+            gate.leave()
+        else:
+            assert isinstance(outcome, asyncio.CancelledError)
+        assert (gate.in_flight, gate.waiting) == (0, 0)
+
+    async def test_arrivals_beyond_the_rate_are_paced_not_refused(self) -> None:
+        """At 20/s with a burst of 20, the 21st to 25th handshakes wait for
+        their tokens, about 50 ms apart, instead of getting a 503."""
+        gate = HandshakeGate(100, 20, 5, max_waiting=10)
+        for _ in range(20):
+            assert await gate.admit(1.0) is None
+        started = time.monotonic()
+        results = await asyncio.gather(*(gate.admit(1.0) for _ in range(5)))
+        assert results == [None] * 5
+        assert 0.15 < time.monotonic() - started < 0.6
+        busy = await gate.admit(0.01)  # its token is further away than its patience
+        assert busy is not None
+        assert busy.reason == "handshake_rate"
 
     def test_retry_after_is_jittered_within_bounds(self) -> None:
         """Refused stations are told different delays, all within 1..max."""
