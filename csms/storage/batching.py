@@ -174,6 +174,73 @@ class GroupCommitter(Generic[U]):
                 _succeed_all([(unit, future)])
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LookupBatcher(Generic[K, V]):
+    """Concurrent lookups of one key each, answered by one query for many.
+
+    While a query runs, the keys asked for meanwhile gather and go together
+    in the next one: in a reconnect storm thousands of handshakes each need
+    their station's row, and one query per handshake would queue them behind
+    the pool's few connections (docs/benchmarks.md). When idle a lookup is
+    one query, as before.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[Sequence[K]], Awaitable[dict[K, V]]],
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        self._fetch = fetch
+        self._max_batch = max_batch
+        self._waiting: collections.deque[tuple[K, asyncio.Future[V | None]]] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def get(self, key: K) -> V | None:
+        """The value of ``key``, None if there is none; raises what the query raised."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="csms-lookup-batch")
+        future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((key, future))
+        self._wakeup.set()
+        return await future
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        while self._waiting:
+            _, future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(StorageError("the storage closed before the lookup"))
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._waiting:
+                count = min(len(self._waiting), self._max_batch)
+                batch = [self._waiting.popleft() for _ in range(count)]
+                try:
+                    found = await self._fetch(list(dict.fromkeys(key for key, _ in batch)))
+                except Exception as exc:  # broad: whatever it is belongs to the callers
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                except BaseException:
+                    self._waiting.extendleft(reversed(batch))  # close() fails them
+                    raise
+                for key, future in batch:
+                    if not future.done():
+                        future.set_result(found.get(key))
+
+
 def _succeed_all(batch: Iterable[tuple[object, asyncio.Future[None]]]) -> None:
     for _, future in batch:
         if not future.done():

@@ -56,7 +56,13 @@ from csms.ports import (
     TransactionFilter,
     WriteOp,
 )
-from csms.storage.batching import GroupCommitter, GroupedOps, group_ops, record_committed
+from csms.storage.batching import (
+    GroupCommitter,
+    GroupedOps,
+    LookupBatcher,
+    group_ops,
+    record_committed,
+)
 from csms.storage.migrations import load_migrations
 from csms.storage.urls import mask_password
 
@@ -113,6 +119,8 @@ class PostgresStorage:
         self._closed = False
         self._outbox_listeners: list[Callable[[], None]] = []
         self._relay_lock: asyncpg.Connection[asyncpg.Record] | None = None
+        # Handshakes look their station up; at once, many share one query.
+        self._station_lookups: LookupBatcher[str, Station] = LookupBatcher(self._find_stations)
 
     @classmethod
     async def open(cls, dsn: str, *, pool_size: int = 10) -> PostgresStorage:
@@ -145,6 +153,7 @@ class PostgresStorage:
         try:
             await self._committer.close()
         finally:
+            await self._station_lookups.close()
             await self.outbox_resign()
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
@@ -206,10 +215,14 @@ class PostgresStorage:
     # --- registry ----------------------------------------------------------
 
     async def find_station(self, station_id: str) -> Station | None:
-        sql = f"{_SELECT_STATIONS} WHERE id = $1"
-        with _translate(f"find station {station_id!r}"):
-            row = await self._pool.fetchrow(sql, station_id)
-        return None if row is None else _station(row)
+        return await self._station_lookups.get(station_id)
+
+    async def _find_stations(self, station_ids: Sequence[str]) -> dict[str, Station]:
+        sql = f"{_SELECT_STATIONS} WHERE id = ANY($1::text[])"
+        what = f"find station {station_ids[0]!r}" if len(station_ids) == 1 else "find stations"
+        with _translate(what):
+            rows = await self._pool.fetch(sql, station_ids)
+        return {row[0]: _station(row) for row in rows}
 
     async def find_station_ignoring_case(self, station_id: str) -> Station | None:
         sql = f"{_SELECT_STATIONS} WHERE lower(id) = lower($1) LIMIT 2"

@@ -12,7 +12,7 @@ from csms.domain import Transaction
 from csms.errors import StorageError, StorageUnavailableError
 from csms.events.model import Event
 from csms.ports import EventAppended, StationSeen, TransactionChanged, TransactionStarted
-from csms.storage.batching import GroupCommitter, group_ops
+from csms.storage.batching import GroupCommitter, LookupBatcher, group_ops
 
 
 class FakeDatabase:
@@ -251,3 +251,58 @@ def test_group_ops_orders_kinds_and_keeps_latest_seen() -> None:
     assert grouped.seen == [StationSeen("CP-1", "1.6", later)]
     assert [op.event for op in grouped.events] == [e1, e2]
     assert [op.transaction for op in grouped.started + grouped.changed] == [tx, tx]
+
+
+class FakeTable:
+    """Answers lookups of many keys at once; a gate holds a query open."""
+
+    def __init__(self, rows: dict[str, int]) -> None:
+        self.rows = rows
+        self.queries: list[list[str]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail: Exception | None = None
+
+    async def fetch(self, keys: Sequence[str]) -> dict[str, int]:
+        self.queries.append(list(keys))
+        await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        return {k: self.rows[k] for k in keys if k in self.rows}
+
+
+async def test_lookups_made_during_a_query_share_the_next_one() -> None:
+    table = FakeTable({"a": 1, "b": 2, "c": 3})
+    lookups: LookupBatcher[str, int] = LookupBatcher(table.fetch)
+    table.gate.clear()
+    first = asyncio.create_task(lookups.get("a"))
+    await asyncio.sleep(0.01)
+    rest = [asyncio.create_task(lookups.get(key)) for key in ("b", "c", "b", "zzz")]
+    await asyncio.sleep(0.01)
+    table.gate.set()
+    assert await first == 1
+    assert [await task for task in rest] == [2, 3, 2, None]
+    assert table.queries == [["a"], ["b", "c", "zzz"]]
+    await lookups.close()
+
+
+async def test_a_failed_lookup_query_fails_its_callers_and_the_next_one_runs() -> None:
+    table = FakeTable({"a": 1})
+    lookups: LookupBatcher[str, int] = LookupBatcher(table.fetch)
+    table.fail = StorageUnavailableError("database down")
+    with pytest.raises(StorageUnavailableError):
+        await lookups.get("a")
+    table.fail = None
+    assert await lookups.get("a") == 1
+    await lookups.close()
+
+
+async def test_closing_fails_waiting_lookups() -> None:
+    table = FakeTable({"a": 1})
+    lookups: LookupBatcher[str, int] = LookupBatcher(table.fetch)
+    table.gate.clear()
+    waiting = asyncio.create_task(lookups.get("a"))
+    await asyncio.sleep(0.01)
+    await lookups.close()
+    with pytest.raises(StorageError):
+        await waiting
