@@ -189,7 +189,7 @@ class ConnectionPolicy:
     handshake_rate: float = 1000.0
     handshake_retry_after: int = 10
     handshake_queue_wait: float = 5.0
-    max_queued_handshakes: int = 4096
+    max_queued_handshakes: int = 16384
     message_rate: float = 20.0
     message_burst: int = 200
     abuse_after: float = 300.0

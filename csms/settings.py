@@ -64,7 +64,7 @@ class Settings:
     handshake_rate: float = 1000.0
     handshake_retry_after: int = 10
     handshake_queue_wait: float = 5.0
-    max_queued_handshakes: int = 4096
+    max_queued_handshakes: int = 16384
     station_message_rate: float = 20.0
     station_message_burst: int = 200
     station_abuse_seconds: float = 300.0
