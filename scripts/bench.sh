@@ -212,6 +212,19 @@ fleet() {
     stop_server
 }
 
+# prepare_csms_pg LABEL DATABASE: the exchange and its queue, the CSMS's
+# environment on DATABASE, its schema and the generator's id token.
+prepare_csms_pg() {
+    local label=$1 database=$2
+    "$PY" scripts/bench/broker.py sink "$EXCHANGE"
+    EXCHANGE_CREATED=1
+    export CSMS_DATABASE_URL="$PG_URL/$database" CSMS_AMQP_URL="$AMQP_URL"
+    export CSMS_AMQP_EXCHANGE="$EXCHANGE" CSMS_UNKNOWN_STATIONS=accept
+    export CSMS_HOST=127.0.0.1 CSMS_PORT=9100 CSMS_HTTP_PORT=9180
+    "${CSMS[@]}" migrate >>"$OUT/$label.log" 2>&1
+    "${CSMS[@]}" tokens add "$ID_TAG" >>"$OUT/$label.log" 2>&1
+}
+
 machine() {
     echo "nproc: $(nproc)"
     lscpu | grep -E '^Model name' || true
@@ -256,13 +269,7 @@ for server in $ONLY; do
     csms-pg)
         createdb -h "$PG_HOST" -U postgres "$DB"
         DB_CREATED=1
-        "$PY" scripts/bench/broker.py sink "$EXCHANGE"
-        EXCHANGE_CREATED=1
-        export CSMS_DATABASE_URL="$PG_URL/$DB" CSMS_AMQP_URL="$AMQP_URL"
-        export CSMS_AMQP_EXCHANGE="$EXCHANGE" CSMS_UNKNOWN_STATIONS=accept
-        export CSMS_HOST=127.0.0.1 CSMS_PORT=9100 CSMS_HTTP_PORT=9180
-        "${CSMS[@]}" migrate >>"$OUT/csms-pg.log" 2>&1
-        "${CSMS[@]}" tokens add "$ID_TAG" >>"$OUT/csms-pg.log" 2>&1
+        prepare_csms_pg csms-pg "$DB"
         start_server csms-pg 9100 "${CSMS[@]}" serve
         message_workloads csms-pg 9100 --outbox-dsn "$CSMS_DATABASE_URL"
         stop_server
@@ -272,16 +279,9 @@ for server in $ONLY; do
     csms-pg-ext)
         # The same, with the outbox published by a `csms relay` process on the
         # generator's core (CSMS_RELAY=external), not by the stations' process.
-        DB_EXT="${DB}_ext"
-        createdb -h "$PG_HOST" -U postgres "$DB_EXT"
+        createdb -h "$PG_HOST" -U postgres "${DB}_ext"
         DB_EXT_CREATED=1
-        "$PY" scripts/bench/broker.py sink "$EXCHANGE"
-        EXCHANGE_CREATED=1
-        export CSMS_DATABASE_URL="$PG_URL/$DB_EXT" CSMS_AMQP_URL="$AMQP_URL"
-        export CSMS_AMQP_EXCHANGE="$EXCHANGE" CSMS_UNKNOWN_STATIONS=accept
-        export CSMS_HOST=127.0.0.1 CSMS_PORT=9100 CSMS_HTTP_PORT=9180
-        "${CSMS[@]}" migrate >>"$OUT/csms-pg-ext.log" 2>&1
-        "${CSMS[@]}" tokens add "$ID_TAG" >>"$OUT/csms-pg-ext.log" 2>&1
+        prepare_csms_pg csms-pg-ext "${DB}_ext"
         CSMS_HTTP_PORT=9181 taskset -c "$LOAD_CPU" "${CSMS[@]}" relay >>"$OUT/relay.log" 2>&1 &
         RELAY_PID=$!
         STARTED+=("$RELAY_PID")

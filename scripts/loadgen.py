@@ -799,11 +799,11 @@ def machine_busy_s() -> float:
 SERVICES = {"postgres": "PostgreSQL", "beam.smp": "RabbitMQ"}
 
 
-def services_cpu_s(extra_pids: Sequence[int] = ()) -> dict[str, float]:
-    """CPU seconds of the database and broker processes (by command name) and
-    of ``extra_pids`` (an external relay, as "relay"), summed over each group."""
+def services_cpu_s(extra_pids: Sequence[int] = ()) -> dict[int, tuple[str, float]]:
+    """CPU seconds of each database and broker process (by command name) and
+    of ``extra_pids`` (an external relay, as "relay"), by PID."""
     ticks = os.sysconf("SC_CLK_TCK")
-    totals = dict.fromkeys([*SERVICES.values(), *(["relay"] if extra_pids else [])], 0.0)
+    found: dict[int, tuple[str, float]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -812,12 +812,28 @@ def services_cpu_s(extra_pids: Sequence[int] = ()) -> dict[str, float]:
                 head, tail = stat.read().rsplit(")", 1)
         except OSError:  # gone meanwhile
             continue
-        name = head.split("(", 1)[1]
-        group = "relay" if int(entry.name) in extra_pids else SERVICES.get(name)
+        pid = int(entry.name)
+        group = "relay" if pid in extra_pids else SERVICES.get(head.split("(", 1)[1])
         if group is not None:
             fields = tail.split()
-            totals[group] += (int(fields[11]) + int(fields[12])) / ticks
-    return totals
+            found[pid] = (group, (int(fields[11]) + int(fields[12])) / ticks)
+    return found
+
+
+def services_cpu_percent(
+    start: dict[int, tuple[str, float]],
+    end: dict[int, tuple[str, float]],
+    seconds: float,
+    relay: bool,
+) -> dict[str, float]:
+    """Each group's CPU between two samples, in % of a core. A process that
+    ended in between is left out (its last ticks are unknown); one that
+    started counts from zero."""
+    groups = [*SERVICES.values(), *(["relay"] if relay else [])]
+    totals = dict.fromkeys(groups, 0.0)
+    for pid, (group, cpu) in end.items():
+        totals[group] += cpu - start.get(pid, (group, 0.0))[1]
+    return {name: 100 * value / max(seconds, 1e-9) for name, value in totals.items()}
 
 
 def wait_quiet(limit_s: float, busy_cores: float = 0.3) -> tuple[float, float]:
@@ -1002,10 +1018,9 @@ def run(
         "machine_busy_cores": (machine_end - machine_measure) / max(1e-9, config.duration),
         "machine_busy_before_cores": busy_before,
         # What the database, the broker (and an external relay) spent in the window.
-        "services_cpu_percent": {
-            name: 100 * (services_end[name] - services_measure.get(name, 0.0)) / config.duration
-            for name in services_end
-        },
+        "services_cpu_percent": services_cpu_percent(
+            services_measure, services_end, config.duration, bool(config.relay_pids)
+        ),
         "quiet_wait_s": quiet_wait,
         "machine_busy_setup_cores": (machine_measure - machine_before)
         / max(1e-9, window.measure - connect_at + 1.0),

@@ -88,6 +88,21 @@ class TestHandshakeGate:
         assert elapsed > 0.7  # 4 in the burst, the other 4 a quarter second apart
 
 
+async def start_storm_csms(
+    start_csms: StartCsms, cap: int, prefix: str, stormers: int, **settings: object
+) -> Running:
+    """A CSMS deciding at most ``cap`` handshakes at once, with ``stormers``
+    stations registered with passwords (scrypt makes each handshake costly)."""
+    csms = await start_csms(
+        unknown_stations="reject", max_concurrent_handshakes=cap, handshake_rate=0, **settings
+    )
+    digest = hash_password(PASSWORD)
+    now = datetime.now(UTC)
+    for n in range(stormers):
+        await csms.storage.register_station(f"{prefix}{n}", password_hash=digest, at=now)
+    return csms
+
+
 class TestHandshakeStorm:
     async def test_storm_is_capped_connected_stations_stay_served_and_all_get_in(
         self, start_csms: StartCsms
@@ -96,18 +111,10 @@ class TestHandshakeStorm:
         503, a connected station's Heartbeats keep being answered quickly, the in-flight
         count never passes the cap, and every stormer gets in by retrying."""
         cap, stormers = 8, 120
-        csms = await start_csms(
-            unknown_stations="reject",
-            max_concurrent_handshakes=cap,
-            handshake_rate=0,
-            handshake_retry_after=1,
-            handshake_queue_wait=0,
+        csms = await start_storm_csms(
+            start_csms, cap, "STORM-", stormers, handshake_retry_after=1, handshake_queue_wait=0
         )
-        digest = hash_password(PASSWORD)
-        now = datetime.now(UTC)
-        for n in range(stormers):
-            await csms.storage.register_station(f"STORM-{n}", password_hash=digest, at=now)
-        await csms.storage.register_station("RESIDENT", at=now)
+        await csms.storage.register_station("RESIDENT", at=datetime.now(UTC))
         refused_before = sample("csms_handshakes_rejected_total", reason="handshake_capacity")
 
         async with SimStation(ws_url(csms), "RESIDENT") as resident:
@@ -155,16 +162,9 @@ class TestHandshakeStorm:
         """The same storm with the handshake queue: the stations wait for a slot
         instead of being refused, the cap still holds, and all get in at once."""
         cap, stormers = 8, 120
-        csms = await start_csms(
-            unknown_stations="reject",
-            max_concurrent_handshakes=cap,
-            handshake_rate=0,
-            handshake_queue_wait=4.5,
+        csms = await start_storm_csms(
+            start_csms, cap, "QSTORM-", stormers, handshake_queue_wait=4.5
         )
-        digest = hash_password(PASSWORD)
-        now = datetime.now(UTC)
-        for n in range(stormers):
-            await csms.storage.register_station(f"QSTORM-{n}", password_hash=digest, at=now)
         refused_before = sample("csms_handshakes_rejected_total", reason="handshake_capacity")
         in_flight: list[float] = []
         storm_over = asyncio.Event()
