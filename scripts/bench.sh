@@ -29,6 +29,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PY=${PY:-.venv/bin/python}
 PYSPY=${PYSPY:-.venv/bin/py-spy}
+if [[ ! -x $PY ]]; then # a fresh clone: make the environment the benchmark runs in
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet -e '.[fast,bench]'
+fi
 QUICK=${BENCH_QUICK:-0}
 if ((QUICK)); then
     : "${BENCH_DURATION:=3}" "${BENCH_STATIONS:=200}" "${BENCH_IDLE_STATIONS:=1000}"
