@@ -66,7 +66,8 @@ class HandshakeGate:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self._tokens = self._burst
         self._refilled = clock()
-        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        # Waiting handshakes in arrival order, each with whether it took its token.
+        self._waiting: collections.deque[tuple[asyncio.Future[None], bool]] = collections.deque()
         self.in_flight = 0
 
     @property
@@ -78,9 +79,7 @@ class HandshakeGate:
         if self.in_flight >= self._max or self._waiting:
             return Busy("handshake_capacity", self._retry_after(1.0))
         if self._rate > 0:
-            now = self._clock()
-            self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
-            self._refilled = now
+            self._refill()
             if self._tokens < 1:
                 return Busy("handshake_rate", self._retry_after((1 - self._tokens) / self._rate))
             self._tokens -= 1
@@ -96,20 +95,26 @@ class HandshakeGate:
             return busy
         loop = asyncio.get_running_loop()
         deadline = loop.time() + patience
+        paid = False
         if busy.reason == "handshake_rate":
             delay = (1 - self._tokens) / self._rate
             if delay > patience:
                 return busy
             self._tokens -= 1  # reserved: who comes later waits behind it
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                self._tokens += 1
+                raise
             if self.in_flight < self._max and not self._waiting:
                 self.in_flight += 1
                 return None
+            paid = True
             busy = Busy("handshake_capacity", self._retry_after(1.0))
         if len(self._waiting) >= self._max_waiting:
             return busy
         turn: asyncio.Future[None] = loop.create_future()
-        self._waiting.append(turn)
+        self._waiting.append((turn, paid))
         try:
             # leave() hands its slot over
             await asyncio.wait_for(turn, max(0.0, deadline - loop.time()))
@@ -126,11 +131,19 @@ class HandshakeGate:
 
     def leave(self) -> None:
         while self._waiting:
-            turn = self._waiting.popleft()
+            turn, paid = self._waiting.popleft()
             if not turn.done():
+                if not paid and self._rate > 0:
+                    self._refill()
+                    self._tokens -= 1  # a queued handshake counts against the rate too
                 turn.set_result(None)  # the slot passes to the longest waiting
                 return
         self.in_flight -= 1
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
+        self._refilled = now
 
     def _retry_after(self, at_least: float) -> int:
         low = min(self._retry_after_max, max(1, math.ceil(at_least)))

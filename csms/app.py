@@ -128,9 +128,9 @@ async def start(settings: Settings) -> Running:
                 broker_state=broker_state,
                 extra_routes=api.routes(),
                 middlewares=[auth_middleware(settings.api_token)],
-                refresh=functools.partial(
-                    refresh, storage, outbox=relay is None and settings.relay == "inline"
-                ),
+                # Without a relay here, this process keeps the backlog gauges fresh
+                # (with CSMS_RELAY=external too: a dead relay process must still alarm).
+                refresh=functools.partial(refresh, storage, outbox=relay is None),
             )
         )
         await _listen(

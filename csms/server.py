@@ -319,6 +319,9 @@ class StationServer:
             )
         self._tolerate_missing_upgrade(request, station_id)
         busy = await self._gate.admit(self._policy.handshake_queue_wait)
+        if busy is None and connection.transport.is_closing():
+            self._gate.leave()  # it gave up while waiting: no lookup, no password check
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "gone\n")
         if busy is not None:
             response = self._refuse(
                 connection,

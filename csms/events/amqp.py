@@ -139,7 +139,14 @@ class AmqpPublisher:
         channel = await self._channel.get_underlay_channel()
         assert isinstance(channel, aiormq.Channel)
         try:
-            confirmations = await _write_batch(channel, self._exchange.name, rows)
+            async with asyncio.timeout(CONFIRM_TIMEOUT_S):
+                confirmations = await _write_batch(channel, self._exchange.name, rows)
+        except TimeoutError:  # a blocked connection (broker memory or disk alarm)
+            return Published(0, f"the broker took no frames for {CONFIRM_TIMEOUT_S:g} s")
+        except asyncio.CancelledError:
+            if _cancelling():
+                raise
+            return Published(0, "the broker connection closed")
         except BROKER_ERRORS as exc:
             return Published(0, _describe(exc))
         return await _confirmed_prefix(confirmations)
@@ -153,7 +160,7 @@ async def _write_batch(
 ) -> list[asyncio.Future[Any]]:
     """Queue the publishes of ``rows`` as one write; their confirmations, in order."""
     number = channel.number
-    chunk = channel.max_content_size
+    chunk = channel.max_content_size  # negative when the broker set no frame limit
     publish_frames: dict[str, bytes] = {}  # by routing key: the same bytes each time
     parts: list[bytes] = []
     confirmations: list[asyncio.Future[Any]] = []
@@ -172,8 +179,9 @@ async def _write_batch(
                 parts.append(method)
                 header = pamqp.header.ContentHeader(0, len(body), properties(event))
                 parts.append(pamqp.frame.marshal(header, number))
-                for start in range(0, len(body), chunk):
-                    content = pamqp.body.ContentBody(body[start : start + chunk])
+                step = chunk if chunk > 0 else max(len(body), 1)
+                for start in range(0, len(body), step):
+                    content = pamqp.body.ContentBody(body[start : start + step])
                     parts.append(pamqp.frame.marshal(content, number))
                 channel.delivery_tag += 1
                 confirmation = channel.create_future()
@@ -207,13 +215,23 @@ async def _confirmed_prefix(confirmations: Sequence[asyncio.Future[Any]]) -> Pub
     except TimeoutError:
         return Published(index, f"no confirm within {CONFIRM_TIMEOUT_S:g} s")
     except asyncio.CancelledError:
-        raise
+        # aiormq fails pending confirmations with CancelledError when it closes
+        # the connection itself (a missed heartbeat): that is the broker's loss.
+        if _cancelling():
+            raise
+        return Published(index, "the broker connection closed")
     except Exception as exc:  # a nack (DeliveryError) or the channel closing
         return Published(index, _describe(exc))
     finally:
         for confirmation in confirmations[index:]:
             confirmation.cancel()  # aiormq ignores confirms of cancelled futures
     return Published(len(confirmations))
+
+
+def _cancelling() -> bool:
+    """Whether this task itself is being cancelled (not a future it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _close(connection: aio_pika.abc.AbstractConnection) -> None:

@@ -147,6 +147,12 @@ class OutboxRelay:
                 await self._session()
             except BrokerError as exc:
                 log.warning("relay_broker_lost", error=str(exc))
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._stopping.is_set() or (task is not None and task.cancelling()):
+                    raise
+                # A client library failing a future with CancelledError on a lost link.
+                log.warning("relay_broker_lost", error="the broker link was cancelled")
             except Exception:
                 # Deliberately broad: a bug must not end publishing for the life
                 # of the process; the backoff below keeps it from spinning.

@@ -199,9 +199,12 @@ class LookupBatcher(Generic[K, V]):
         self._waiting: collections.deque[tuple[K, asyncio.Future[V | None]]] = collections.deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def get(self, key: K) -> V | None:
         """The value of ``key``, None if there is none; raises what the query raised."""
+        if self._closed:
+            raise StorageError("cannot look up: the storage is closed")
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="csms-lookup-batch")
         future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
@@ -210,6 +213,7 @@ class LookupBatcher(Generic[K, V]):
         return await future
 
     async def close(self) -> None:
+        self._closed = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

@@ -71,6 +71,7 @@ Unit = Sequence[WriteOp]
 
 CONNECT_TIMEOUT_S = 10.0
 PING_TIMEOUT_S = 2.0
+LOOKUP_TIMEOUT_S = 5.0
 # Group-commit batches in flight at once, each on its own pooled connection:
 # two keep PostgreSQL committing one while the next is built (docs/benchmarks.md).
 COMMITS_IN_FLIGHT = 4
@@ -221,7 +222,8 @@ class PostgresStorage:
         sql = f"{_SELECT_STATIONS} WHERE id = ANY($1::text[])"
         what = f"find station {station_ids[0]!r}" if len(station_ids) == 1 else "find stations"
         with _translate(what):
-            rows = await self._pool.fetch(sql, station_ids)
+            # Bounded: every handshake's lookup waits on this one query.
+            rows = await self._pool.fetch(sql, station_ids, timeout=LOOKUP_TIMEOUT_S)
         return {row[0]: _station(row) for row in rows}
 
     async def find_station_ignoring_case(self, station_id: str) -> Station | None:

@@ -198,3 +198,30 @@ class TestAdmissionSettings:
         """true/false, 1/0, yes/no, on/off."""
         for text, value in (("true", True), ("0", False), ("Yes", True), ("off", False)):
             assert Settings.load(env={"CSMS_LOG_MASK_TOKENS": text}).log_mask_tokens is value
+
+
+class TestHandshakeQueueAndRate:
+    async def test_a_queued_handshake_counts_against_the_rate(self) -> None:
+        """A slot handed over from the queue takes a token like any handshake."""
+        gate = HandshakeGate(1, 2, 5, max_waiting=5, clock=FakeClock())
+        assert await gate.admit(1.0) is None  # one token left
+        queued = asyncio.create_task(gate.admit(1.0))
+        await asyncio.sleep(0.01)
+        gate.leave()  # the slot goes to the queued one, with the last token
+        assert await queued is None
+        gate.leave()
+        busy = gate.enter()
+        assert busy is not None
+        assert busy.reason == "handshake_rate"
+
+    async def test_a_handshake_cancelled_while_paced_gives_its_token_back(self) -> None:
+        clock = FakeClock()
+        gate = HandshakeGate(10, 1, 5, max_waiting=5, clock=clock)
+        assert await gate.admit(5.0) is None  # the only token
+        paced = asyncio.create_task(gate.admit(5.0))  # reserves the next, due in 1 s
+        await asyncio.sleep(0.01)
+        paced.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await paced
+        clock.now += 1.0  # one token refilled, none reserved any more
+        assert gate.enter() is None

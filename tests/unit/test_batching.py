@@ -306,3 +306,5 @@ async def test_closing_fails_waiting_lookups() -> None:
     await lookups.close()
     with pytest.raises(StorageError):
         await waiting
+    with pytest.raises(StorageError):
+        await lookups.get("a")
