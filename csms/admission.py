@@ -69,10 +69,12 @@ class HandshakeGate:
         # Waiting handshakes in arrival order, each with whether it took its token.
         self._waiting: collections.deque[tuple[asyncio.Future[None], bool]] = collections.deque()
         self.in_flight = 0
+        self._paced = 0  # handshakes sleeping until their token is due
 
     @property
     def waiting(self) -> int:
-        return len(self._waiting)
+        """Handshakes waiting now: for a slot, or for their turn under the rate."""
+        return len(self._waiting) + self._paced
 
     def enter(self) -> Busy | None:
         """Count a handshake in, or say why not. Pair every None with ``leave()``."""
@@ -101,11 +103,14 @@ class HandshakeGate:
             if delay > patience:
                 return busy
             self._tokens -= 1  # reserved: who comes later waits behind it
+            self._paced += 1
             try:
                 await asyncio.sleep(delay)
             except asyncio.CancelledError:
                 self._tokens += 1
                 raise
+            finally:
+                self._paced -= 1
             if self.in_flight < self._max and not self._waiting:
                 self.in_flight += 1
                 return None

@@ -129,6 +129,11 @@ HANDSHAKES_IN_FLIGHT = Gauge(
     "Station handshakes being decided now (registration lookup, password check).",
     registry=REGISTRY,
 )
+HANDSHAKES_QUEUED = Gauge(
+    "csms_handshakes_queued",
+    "Station handshakes waiting for a slot or for their turn under the handshake rate.",
+    registry=REGISTRY,
+)
 MESSAGES_DELAYED = Counter(
     "csms_messages_delayed_total",
     "Station frames held back because the station exceeded its message rate.",

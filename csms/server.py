@@ -131,6 +131,7 @@ class StationServer:
         self._services = services
         self._policy = policy or ConnectionPolicy()
         self._gate = self._policy.gate()
+        metrics.HANDSHAKES_QUEUED.set_function(lambda: self._gate.waiting)
         self._adapters = adapters
         self._call_timeout = call_timeout
         self._ping_interval = ping_interval

@@ -167,11 +167,13 @@ class TestHandshakeStorm:
         )
         refused_before = sample("csms_handshakes_rejected_total", reason="handshake_capacity")
         in_flight: list[float] = []
+        queued: list[float] = []
         storm_over = asyncio.Event()
 
         async def watch() -> None:
             while not storm_over.is_set():
                 in_flight.append(sample("csms_handshakes_in_flight"))
+                queued.append(sample("csms_handshakes_queued"))
                 await asyncio.sleep(0.02)
 
         connected = [
@@ -188,6 +190,8 @@ class TestHandshakeStorm:
         refused = sample("csms_handshakes_rejected_total", reason="handshake_capacity")
         assert refused == refused_before
         assert max(in_flight) <= cap
+        assert max(queued) > 0, "the storm never waited in the queue"
+        assert sample("csms_handshakes_queued") == 0
 
 
 class TestMessageRate:

@@ -220,8 +220,10 @@ class TestHandshakeQueueAndRate:
         assert await gate.admit(5.0) is None  # the only token
         paced = asyncio.create_task(gate.admit(5.0))  # reserves the next, due in 1 s
         await asyncio.sleep(0.01)
+        assert gate.waiting == 1  # csms_handshakes_queued counts it
         paced.cancel()
         with pytest.raises(asyncio.CancelledError):
             await paced
+        assert gate.waiting == 0
         clock.now += 1.0  # one token refilled, none reserved any more
         assert gate.enter() is None
