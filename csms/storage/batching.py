@@ -57,7 +57,8 @@ OVERLAP_AT_UNITS = 32
 
 
 class GroupCommitter(Generic[U]):
-    """Apply units in batches through ``apply_batch``, one flush at a time.
+    """Apply units in batches through ``apply_batch``: one flush at a time, or
+    up to ``max_in_flight`` once ``overlap_at`` units wait (see the module doc).
 
     ``apply_batch(units)`` must apply all units in ONE database transaction
     and raise ``StorageError`` when that transaction did not commit. After a

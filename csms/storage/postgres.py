@@ -72,8 +72,9 @@ Unit = Sequence[WriteOp]
 CONNECT_TIMEOUT_S = 10.0
 PING_TIMEOUT_S = 2.0
 LOOKUP_TIMEOUT_S = 5.0
-# Group-commit batches in flight at once, each on its own pooled connection:
-# two keep PostgreSQL committing one while the next is built (docs/benchmarks.md).
+# Group-commit batches in flight at once, each on its own pooled connection, so
+# the next batch is built and sent while PostgreSQL commits the previous ones
+# (ADR 0006; 2 and 4 measured alike, docs/benchmarks.md).
 COMMITS_IN_FLIGHT = 4
 CLOSE_TIMEOUT_S = 5.0
 # pg_advisory_xact_lock key serialising migrations ("CSMS" in ASCII).
