@@ -199,12 +199,18 @@ class PostgresStorage:
 
     async def _apply_batch(self, units: Sequence[Unit]) -> None:
         ops = group_ops(units)
-        statements = _batch_statements(ops, datetime.now(UTC))
+        now = datetime.now(UTC)
+        document = _batch_document(ops, now)
         with _translate("commit"):
-            async with self._pool.acquire() as conn, conn.transaction():
-                for sql, rows in statements:
-                    await conn.executemany(sql, rows)
-                await _apply_ordered(conn, ops, datetime.now(UTC))
+            async with self._pool.acquire() as conn:
+                if ops.charging_profiles or ops.commands:
+                    async with conn.transaction():
+                        if document:
+                            await conn.execute(_APPLY_BATCH, document)
+                        await _apply_ordered(conn, ops, now)
+                elif document:
+                    # One statement, its own transaction: one round trip per batch.
+                    await conn.execute(_APPLY_BATCH, document)
         if ops.events:
             for listener in self._outbox_listeners:
                 listener()
@@ -598,7 +604,7 @@ async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
 
 
 def _encode_jsonb(value: Any) -> bytes:
-    return b"\x01" + orjson.dumps(value)
+    return b"\x01" + orjson.dumps(value, option=orjson.OPT_NAIVE_UTC)
 
 
 def _decode_jsonb(data: bytes) -> Any:
@@ -659,71 +665,57 @@ def _transactions_query(where: TransactionFilter) -> tuple[str, list[Any]]:
 # --- the batch ------------------------------------------------------------------
 
 
-def _batch_statements(ops: GroupedOps, now: datetime) -> list[tuple[str, list[Row]]]:
-    """One (statement, rows) per non-empty kind, in GroupedOps order.
+def _batch_document(ops: GroupedOps, now: datetime) -> dict[str, list[Row]]:
+    """The batch for ``csms_apply_batch`` (migration 0008): each non-empty kind
+    as a list of rows in the column order that function reads.
 
-    Rows are built before the transaction opens, to keep it short.
+    Built before the statement is sent, to keep the transaction short. Upsert
+    rows are one per key (``_last_by_key``): a set-based INSERT .. ON CONFLICT
+    may touch a row only once.
     """
-    kinds: list[tuple[str, list[Row]]] = [
-        (_STATION_BOOTED, _by_key([_booted_row(op) for op in ops.booted], 1)),
-        (_STATION_SEEN, _by_key([(op.station_id, op.ocpp_version, op.at) for op in ops.seen], 1)),
-        (
-            _TRANSACTION_STARTED,
-            _by_key([_transaction_row(op.transaction, now) for op in ops.started], 2),
-        ),
-        (
-            _TRANSACTION_CHANGED,
-            _by_key([_transaction_row(op.transaction, now) for op in ops.changed], 2),
-        ),
-        (_CONNECTOR_STATUS, _by_key([_connector_row(op.status) for op in ops.statuses], 3)),
-        (_METER_READING, [_reading_row(op) for op in ops.meter_samples if op.samples]),
-        (
-            _STATION_NOTIFIED,
-            [(op.station_id, op.action, op.payload, op.at) for op in ops.notifications],
-        ),
-        (
-            _TRANSACTION_EVENT,
-            [
-                (
-                    op.station_id,
-                    op.transaction_id,
-                    op.seq_no,
-                    op.event_type,
-                    op.trigger_reason,
-                    op.occurred_at,
-                    op.offline,
-                    now,
-                )
-                for op in ops.transaction_events
-            ],
-        ),
-        (
-            _DEVICE_MODEL,
+    kinds: dict[str, list[Row]] = {
+        "booted": _last_by_key([_booted_row(op) for op in ops.booted], 1),
+        "seen": _last_by_key([(op.station_id, op.ocpp_version, op.at) for op in ops.seen], 1),
+        # Plain inserts: a second start of one transaction fails as it always did.
+        "started": _by_key([_transaction_row(op.transaction, now) for op in ops.started], 2),
+        "changed": _last_by_key([_transaction_row(op.transaction, now) for op in ops.changed], 2),
+        "statuses": _last_by_key([_connector_row(op.status) for op in ops.statuses], 3),
+        "readings": [_reading_row(op) for op in ops.meter_samples if op.samples],
+        "notified": [(op.station_id, op.action, op.payload, op.at) for op in ops.notifications],
+        "transaction_events": [
+            (
+                op.station_id,
+                op.transaction_id,
+                op.seq_no,
+                op.event_type,
+                op.trigger_reason,
+                op.occurred_at,
+                op.offline,
+                now,
+            )
+            for op in ops.transaction_events
+        ],
+        "device_model": _last_by_key(
             [
                 _device_model_row(op.station_id, e, op.at)
                 for op in ops.device_model
                 for e in op.entries
             ],
+            2,
         ),
-        (
-            _DEVICE_MODEL_VALUE,
+        "device_model_values": _last_by_key(
             [
                 _device_model_row(op.station_id, e, op.at)
                 for op in ops.device_model_values
                 for e in op.entries
             ],
+            2,
         ),
-        (
-            _CONFIGURATION,
-            [
-                (op.station_id, k.key, k.value, k.readonly, op.at)
-                for op in ops.configuration
-                for k in op.keys
-            ],
+        "configuration": _configuration_rows(ops),
+        "local_list_versions": _last_by_key(
+            [(op.station_id, op.version) for op in ops.local_list_versions], 1
         ),
-        (_LOCAL_LIST_VERSION, [(op.version, op.station_id) for op in ops.local_list_versions]),
-        (
-            _RESERVATION,
+        "reservations": _last_by_key(
             [
                 (
                     r.station_id,
@@ -736,22 +728,50 @@ def _batch_statements(ops: GroupedOps, now: datetime) -> list[tuple[str, list[Ro
                 )
                 for r in (op.reservation for op in ops.reservations)
             ],
+            2,
         ),
-        (_EVENT_APPENDED, [_event_row(op.event) for op in ops.events]),
-    ]
-    return [(sql, rows) for sql, rows in kinds if rows]
+        "events": [_event_row(op.event) for op in ops.events],
+    }
+    return {kind: rows for kind, rows in kinds.items() if rows}
 
 
 def _by_key(rows: list[Row], width: int) -> list[Row]:
-    """``rows`` of an upsert sorted by their first ``width`` columns (the key), stably.
+    """``rows`` sorted by their first ``width`` columns (the key), stably.
 
     Batches commit concurrently (GroupCommitter max_in_flight): taking row
     locks in one order in every batch keeps two of them from deadlocking.
-    Stable, so two changes of one row keep their order.
     """
     if len(rows) > 1:
         rows.sort(key=lambda row: row[:width])
     return rows
+
+
+def _last_by_key(rows: list[Row], width: int) -> list[Row]:
+    """The last row of each key (the first ``width`` columns), sorted by key.
+
+    Applying only the last of several upserts of one row gives what applying
+    them in turn gave: each sets every column it carries from the new row.
+    (A station booting twice in one batch keeps the later boot's time as
+    last seen, not the greater of the two; clocks run forward.)
+    """
+    if len(rows) < 2:
+        return rows
+    last = {row[:width]: row for row in rows}
+    return _by_key(list(last.values()), width) if len(last) > 1 else list(last.values())
+
+
+def _configuration_rows(ops: GroupedOps) -> list[Row]:
+    """Configuration rows, one per key: the last value, and the last ``readonly``
+    that was known (the upsert keeps the stored one when a report lacks it)."""
+    merged: dict[tuple[str, str], Row] = {}
+    for op in ops.configuration:
+        for k in op.keys:
+            row: Row = (op.station_id, k.key, k.value, k.readonly, op.at)
+            earlier = merged.get(row[:2])
+            if k.readonly is None and earlier is not None and earlier[3] is not None:
+                row = (*row[:3], earlier[3], row[4])
+            merged[row[:2]] = row
+    return _by_key(list(merged.values()), 2)
 
 
 async def _apply_ordered(
@@ -1003,6 +1023,9 @@ RETURNING id, password_hash, security_profile, ocpp_version, vendor, model, seri
           previous_password_hash, boot_status
 """
 
+# A group-commit batch, one round trip (migration 0008, _batch_document).
+_APPLY_BATCH = "SELECT csms_apply_batch($1::jsonb)"
+
 _PUT_ID_TOKEN = """
 INSERT INTO id_tokens (id_token, status, type, expires_at, group_id, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6)
@@ -1012,70 +1035,6 @@ ON CONFLICT (id_token) DO UPDATE SET
 RETURNING id_token, status, type, expires_at, group_id, updated_at
 """  # noqa: S105 - SQL text, not a secret
 
-_STATION_BOOTED = """
-INSERT INTO stations (id, ocpp_version, vendor, model, serial_number, firmware_version,
-                      boot_info, last_boot_at, last_seen_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-ON CONFLICT (id) DO UPDATE SET
-    ocpp_version = EXCLUDED.ocpp_version, vendor = EXCLUDED.vendor, model = EXCLUDED.model,
-    serial_number = EXCLUDED.serial_number, firmware_version = EXCLUDED.firmware_version,
-    boot_info = EXCLUDED.boot_info, last_boot_at = EXCLUDED.last_boot_at,
-    last_seen_at = GREATEST(stations.last_seen_at, EXCLUDED.last_seen_at)
-"""
-
-_STATION_SEEN = """
-INSERT INTO stations (id, ocpp_version, last_seen_at) VALUES ($1, $2, $3)
-ON CONFLICT (id) DO UPDATE SET
-    ocpp_version = EXCLUDED.ocpp_version,
-    last_seen_at = GREATEST(stations.last_seen_at, EXCLUDED.last_seen_at)
-"""
-
-_TRANSACTION_STARTED = """
-INSERT INTO transactions (station_id, transaction_id, evse_id, connector_id, id_token,
-                          meter_start_wh, meter_stop_wh, energy_wh, started_at, ended_at,
-                          stop_reason, charging_state, seq_no, last_meter_wh, anomalies,
-                          ocpp_version, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-"""
-
-# An upsert: a change of a transaction the store lacks still lands.
-_TRANSACTION_CHANGED = (
-    _TRANSACTION_STARTED
-    + """
-ON CONFLICT (station_id, transaction_id) DO UPDATE SET
-    evse_id = EXCLUDED.evse_id, connector_id = EXCLUDED.connector_id,
-    id_token = EXCLUDED.id_token, meter_start_wh = EXCLUDED.meter_start_wh,
-    meter_stop_wh = EXCLUDED.meter_stop_wh, energy_wh = EXCLUDED.energy_wh,
-    started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at,
-    stop_reason = EXCLUDED.stop_reason, charging_state = EXCLUDED.charging_state,
-    seq_no = EXCLUDED.seq_no, last_meter_wh = EXCLUDED.last_meter_wh,
-    anomalies = EXCLUDED.anomalies, ocpp_version = EXCLUDED.ocpp_version,
-    updated_at = EXCLUDED.updated_at
-"""
-)
-
-_CONNECTOR_STATUS = """
-INSERT INTO connectors (station_id, evse_id, connector_id, status, error_code, info,
-                        vendor_id, vendor_error_code, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (station_id, evse_id, connector_id) DO UPDATE SET
-    status = EXCLUDED.status, error_code = EXCLUDED.error_code, info = EXCLUDED.info,
-    vendor_id = EXCLUDED.vendor_id, vendor_error_code = EXCLUDED.vendor_error_code,
-    updated_at = EXCLUDED.updated_at
-"""
-
-_METER_READING = """
-INSERT INTO meter_readings (station_id, transaction_id, evse_id, samples) VALUES ($1, $2, $3, $4)
-"""
-
-_STATION_NOTIFIED = """
-INSERT INTO station_notifications (station_id, action, payload, at) VALUES ($1, $2, $3, $4)
-"""
-
-_EVENT_APPENDED = """
-INSERT INTO outbox (event_id, type, station_id, ocpp_version, occurred_at, recorded_at, data)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-"""
 
 # Both conditions match the partial index outbox_delivered_at; LIMIT bounds the statement.
 _PRUNE_OUTBOX = """
@@ -1090,59 +1049,10 @@ SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE delivered_at IS NULL LI
        (SELECT recorded_at FROM outbox WHERE delivered_at IS NULL ORDER BY seq LIMIT 1)
 """
 
-_TRANSACTION_EVENT = """
-INSERT INTO transaction_events (station_id, transaction_id, seq_no, event_type, trigger_reason,
-                                occurred_at, offline, recorded_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-"""
-
-_DEVICE_MODEL = """
-INSERT INTO device_model (station_id, entry_key, component, component_instance, evse_id,
-                          connector_id, variable, variable_instance, attribute_type, value,
-                          mutability, characteristics, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-ON CONFLICT (station_id, entry_key) DO UPDATE SET
-    value = excluded.value,
-    mutability = excluded.mutability,
-    characteristics = excluded.characteristics,
-    updated_at = excluded.updated_at
-"""
-
 _SELECT_DEVICE_MODEL = """
 SELECT component, component_instance, evse_id, connector_id, variable, variable_instance,
        attribute_type, value, mutability, characteristics
 FROM device_model
-"""
-
-_DEVICE_MODEL_VALUE = """
-INSERT INTO device_model (station_id, entry_key, component, component_instance, evse_id,
-                          connector_id, variable, variable_instance, attribute_type, value,
-                          mutability, characteristics, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-ON CONFLICT (station_id, entry_key) DO UPDATE SET
-    value = excluded.value,
-    updated_at = excluded.updated_at
-"""
-
-_CONFIGURATION = """
-INSERT INTO station_configuration (station_id, key, value, readonly, updated_at)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (station_id, key) DO UPDATE SET
-    value = EXCLUDED.value,
-    readonly = COALESCE(EXCLUDED.readonly, station_configuration.readonly),
-    updated_at = EXCLUDED.updated_at
-"""
-
-_LOCAL_LIST_VERSION = "UPDATE stations SET local_list_version = $1 WHERE id = $2"
-
-_RESERVATION = """
-INSERT INTO reservations (station_id, reservation_id, evse_id, id_token, expires_at, status,
-                          updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (station_id, reservation_id) DO UPDATE SET
-    evse_id = EXCLUDED.evse_id, id_token = EXCLUDED.id_token,
-    expires_at = EXCLUDED.expires_at, status = EXCLUDED.status,
-    updated_at = EXCLUDED.updated_at
 """
 
 # A new profile replaces the one with its id, or with its EVSE, purpose and stack level.

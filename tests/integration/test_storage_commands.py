@@ -113,6 +113,24 @@ class TestStationState:
             ("X", "1", True),
         ]
 
+    async def test_one_unit_changing_a_key_twice_keeps_the_known_readonly_flag(
+        self, storage: Storage
+    ) -> None:
+        """Within one unit too: the last value wins, a later unknown readonly keeps
+        the earlier known one; the last local list version wins."""
+        await storage.register_station("CP-1", at=AT)
+        await storage.commit(
+            [
+                ConfigurationChanged("CP-1", (ConfigurationKey("K", "1", True),), AT),
+                ConfigurationChanged("CP-1", (ConfigurationKey("K", "2", None),), AT),
+                LocalListVersionSet("CP-1", 4, AT),
+                LocalListVersionSet("CP-1", 5, AT),
+            ]
+        )
+        keys = await storage.list_configuration("CP-1")
+        assert [(k.key, k.value, k.readonly) for k in keys] == [("K", "2", True)]
+        assert await storage.find_local_list_version("CP-1") == 5
+
     async def test_device_model_values_keep_reported_characteristics(
         self, storage: Storage
     ) -> None:

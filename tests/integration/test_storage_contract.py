@@ -372,6 +372,29 @@ class TestTransactions:
         await storage.commit([TransactionChanged(changed), TransactionStarted(transaction())])
         assert await storage.find_transaction("CP-1", "tx-1") == changed
 
+    async def test_several_changes_of_one_row_in_one_batch_land_in_order(
+        self, storage: Storage
+    ) -> None:
+        """Changes of one transaction and one connector in one unit, and in
+        units sharing a batch, end as the last of them, as if applied in turn."""
+        await storage.commit([TransactionStarted(transaction())])
+        charging = transaction(charging_state="Charging", seq_no=1)
+        suspended = transaction(charging_state="SuspendedEV", seq_no=2, last_meter_wh=10.5)
+        await storage.commit(
+            [
+                TransactionChanged(charging),
+                ConnectorStatusChanged(status(1, "Occupied")),
+                TransactionChanged(suspended),
+                ConnectorStatusChanged(status(1, "Faulted")),
+            ]
+        )
+        assert await storage.find_transaction("CP-1", "tx-1") == suspended
+        assert [c.status for c in await storage.list_connectors("CP-1")] == ["Faulted"]
+        states = [transaction(charging_state="Charging", seq_no=n) for n in range(3, 40)]
+        results = await commit_all(storage, [[TransactionChanged(tx)] for tx in states])
+        assert results == [None] * len(states)
+        assert await storage.find_transaction("CP-1", "tx-1") == states[-1]
+
     async def test_change_of_unknown_transaction_stores_it(self, storage: Storage) -> None:
         """TransactionChanged of a transaction the store lacks still records it."""
         tx = transaction(charging_state="Charging")
