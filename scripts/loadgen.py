@@ -151,6 +151,7 @@ class WorkerResult:
     server_calls: int = 0
     disconnects: int = 0
     rtt_s: array[float] = field(default_factory=lambda: array("d"))
+    rtt_by_action: dict[str, array[float]] = field(default_factory=dict)
     cpu_s: float = 0.0
 
 
@@ -692,6 +693,10 @@ class Worker:
                 result.answered += 1
                 result.rtt_s.append(rtt)
                 result.by_action[action] = result.by_action.get(action, 0) + 1
+                times = result.rtt_by_action.get(action)
+                if times is None:
+                    times = result.rtt_by_action[action] = array("d")
+                times.append(rtt)
             if action == "StartTransaction" and isinstance(frame[2], dict):
                 station.transaction_id = frame[2].get("transactionId")
         elif counted:
@@ -976,6 +981,8 @@ def run(
         total.server_calls += part.server_calls
         total.disconnects += part.disconnects
         total.rtt_s.extend(part.rtt_s)
+        for action, times in part.rtt_by_action.items():
+            total.rtt_by_action.setdefault(action, array("d")).extend(times)
         total.cpu_s += part.cpu_s
     rtt = sorted(total.rtt_s)
     connects = sorted(total.connect_s)
@@ -1006,6 +1013,15 @@ def run(
         "rtt_p90_ms": percentile(rtt, 0.9) * 1000,
         "rtt_p99_ms": percentile(rtt, 0.99) * 1000,
         "rtt_max_ms": (rtt[-1] * 1000) if rtt else math.nan,
+        "rtt_by_action_ms": {
+            action: {
+                "p50": percentile(ordered, 0.5) * 1000,
+                "p99": percentile(ordered, 0.99) * 1000,
+            }
+            for action, ordered in (
+                (action, sorted(times)) for action, times in sorted(total.rtt_by_action.items())
+            )
+        },
         "call_errors": total.call_errors,
         "timeouts": total.timeouts,
         "late_sends": total.late_sends,
@@ -1154,6 +1170,12 @@ def print_report(report: dict[str, Any]) -> None:
             f"  answered {report['answered_per_s']:,.0f}/s; round trip ms p50 {ms('rtt_p50_ms')} "
             f"p90 {ms('rtt_p90_ms')} p99 {ms('rtt_p99_ms')} max {ms('rtt_max_ms')}"
         )
+        by_action = report.get("rtt_by_action_ms") or {}
+        if len(by_action) > 1:
+            print(
+                "  by action, ms p50/p99: "
+                + ", ".join(f"{a} {t['p50']:.1f}/{t['p99']:.1f}" for a, t in by_action.items())
+            )
         print(
             f"  errors: CALLERROR {report['call_errors'] or 0}, timeouts {report['timeouts']}, "
             f"disconnects {report['disconnects']}, late sends {report['late_sends']}"

@@ -64,6 +64,10 @@ class RelayTimings:
     """How often the relay does what (seconds); tests shorten them."""
 
     poll: float = 0.1  # look for other processes' events this often when idle
+    # After a batch that emptied the outbox, gather for this long before the next
+    # read: fewer, larger rounds (each a read, a confirm wait and a mark) under
+    # a steady trickle, for at most this much more lag.
+    linger: float = 0.02
     lead_check: float = 1.0  # a leader confirms its role this often
     standby_retry: float = 2.0  # a standby tries to take the role this often
     stats: float = 5.0  # refresh the backlog gauges this often
@@ -196,6 +200,8 @@ class OutboxRelay:
                 if rows:
                     await self._publish(publisher, rows)
                     storage_failures = 0
+                    if len(rows) < self._batch_size and not self._stopping.is_set():
+                        await self._sleep(self._timings.linger, self._alarm)
                     continue
             except StorageError as exc:
                 log.warning("relay_storage_failed", error=str(exc))

@@ -503,12 +503,10 @@ class PostgresStorage:
     async def outbox_mark_delivered(self, seqs: Sequence[int], at: datetime) -> None:
         if not seqs:
             return
-        sql = (
-            "UPDATE outbox SET delivered_at = $1"
-            " WHERE seq = ANY($2::bigint[]) AND delivered_at IS NULL"
-        )
+        # Committed asynchronously: a mark lost in a crash means a duplicate (migration 0008).
+        sql = "SELECT csms_mark_delivered($1::bigint[], $2)"
         with _translate("mark outbox rows delivered"):
-            await self._pool.execute(sql, at, list(seqs))
+            await self._pool.execute(sql, list(seqs), at)
 
     async def outbox_prune(self, delivered_before: datetime, limit: int = 10_000) -> int:
         with _translate("prune the outbox"):

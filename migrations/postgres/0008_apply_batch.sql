@@ -171,3 +171,17 @@ BEGIN
     END IF;
 END
 $$;
+
+-- The relay's "delivered" mark, committed without waiting for the WAL flush
+-- (synchronous_commit off for this transaction only). Losing the last marks
+-- in a crash only means publishing those events again, which at-least-once
+-- delivery allows (consumers deduplicate on event_id); the next synchronous
+-- commit flushes them anyway. It keeps a WAL flush per relay round off the
+-- path the stations' commits wait on.
+CREATE FUNCTION csms_mark_delivered(seqs bigint[], at timestamptz) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    UPDATE outbox SET delivered_at = at WHERE seq = ANY(seqs) AND delivered_at IS NULL;
+END
+$$;
