@@ -390,8 +390,12 @@ class Storage(Protocol):
     async def list_stations_with_queued_commands(self) -> list[str]: ...
 
     # outbox: events committed with the state they report, published by one relay
-    async def outbox_pending(self, limit: int) -> list[OutboxRow]:
-        """Undelivered events, oldest first (by commit sequence).
+    async def outbox_pending(
+        self, limit: int, skip: Sequence[tuple[int, int]] = ()
+    ) -> list[OutboxRow]:
+        """Undelivered events, oldest first (by commit sequence), leaving out
+        those whose seq lies in one of the inclusive ``skip`` ranges (rows the
+        relay has in flight).
 
         Reads every undelivered row, not "after the last seq seen": a row
         whose transaction committed late (a lower seq) must not be skipped.

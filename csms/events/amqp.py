@@ -59,7 +59,10 @@ class Publisher(Protocol):
     @property
     def is_open(self) -> bool: ...
 
-    async def publish(self, rows: Sequence[OutboxRow]) -> Published: ...
+    async def send(self, rows: Sequence[OutboxRow]) -> Awaitable[Published]:
+        """Put ``rows`` on the wire, in order after anything sent before; what it
+        returns resolves once the broker confirmed them (or some of them)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -128,13 +131,18 @@ class AmqpPublisher:
         return not (self._connection.is_closed or self._channel.is_closed)
 
     async def publish(self, rows: Sequence[OutboxRow]) -> Published:
-        """Publish ``rows`` in order, all in flight at once; wait for their confirms.
+        """Publish ``rows`` in order, all in flight at once; wait for their confirms."""
+        return await (await self.send(rows))
+
+    async def send(self, rows: Sequence[OutboxRow]) -> Awaitable[Published]:
+        """Write ``rows`` in order; return what awaits their confirms.
 
         The whole batch goes to aiormq's writer as ONE buffer (the frames
         marshalled by pamqp), each message's confirmation registered under its
         delivery tag as ``Channel.basic_publish`` would: no task, lock round
         and socket write per message, about half the relay's CPU per event
-        (docs/benchmarks.md). Order on the wire is the order of ``rows``.
+        (docs/benchmarks.md). Order on the wire is the order of ``rows``, and
+        a batch sent later goes after it.
         """
         channel = await self._channel.get_underlay_channel()
         assert isinstance(channel, aiormq.Channel)
@@ -142,14 +150,14 @@ class AmqpPublisher:
             async with asyncio.timeout(CONFIRM_TIMEOUT_S):
                 confirmations = await _write_batch(channel, self._exchange.name, rows)
         except TimeoutError:  # a blocked connection (broker memory or disk alarm)
-            return Published(0, f"the broker took no frames for {CONFIRM_TIMEOUT_S:g} s")
+            return _outcome(Published(0, f"the broker took no frames for {CONFIRM_TIMEOUT_S:g} s"))
         except asyncio.CancelledError:
             if _cancelling():
                 raise
-            return Published(0, "the broker connection closed")
+            return _outcome(Published(0, "the broker connection closed"))
         except BROKER_ERRORS as exc:
-            return Published(0, _describe(exc))
-        return await _confirmed_prefix(confirmations)
+            return _outcome(Published(0, _describe(exc)))
+        return _confirmed_prefix(confirmations)
 
     async def close(self) -> None:
         await _close(self._connection)
@@ -226,6 +234,10 @@ async def _confirmed_prefix(confirmations: Sequence[asyncio.Future[Any]]) -> Pub
         for confirmation in confirmations[index:]:
             confirmation.cancel()  # aiormq ignores confirms of cancelled futures
     return Published(len(confirmations))
+
+
+async def _outcome(published: Published) -> Published:
+    return published
 
 
 def _cancelling() -> bool:

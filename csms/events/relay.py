@@ -24,7 +24,7 @@ import collections
 import contextlib
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -32,7 +32,7 @@ import structlog
 
 from csms import metrics
 from csms.errors import StorageError
-from csms.events.amqp import BrokerError, Connect, Publisher
+from csms.events.amqp import BrokerError, Connect, Published, Publisher
 from csms.ports import Clock, OutboxRow, Storage
 
 log = structlog.get_logger("csms.relay")
@@ -73,6 +73,44 @@ class RelayTimings:
     stats: float = 5.0  # refresh the backlog gauges this often
     prune: float = 60.0  # prune delivered rows this often
     healthy_session: float = 10.0  # a broker session this long resets the backoff
+
+
+# Batches on the wire at once. A second goes out while the first awaits its
+# confirms, behind a full one only: under a backlog the relay is then bound
+# by its CPU, not by the broker's confirm latency (docs/benchmarks.md).
+PIPELINE_DEPTH = 2
+
+
+@dataclass(slots=True)
+class _InFlight:
+    rows: Sequence[OutboxRow]
+    confirms: asyncio.Future[Published]
+    started: float
+
+
+async def _send(publisher: Publisher, rows: Sequence[OutboxRow]) -> _InFlight:
+    started = time.perf_counter()
+    confirms = asyncio.ensure_future(await publisher.send(rows))
+    return _InFlight(rows, confirms, started)
+
+
+async def _drop(in_flight: collections.deque[_InFlight]) -> None:
+    """Forget batches on the wire: left unmarked, they are read and sent again."""
+    for sent in in_flight:
+        sent.confirms.cancel()
+    await asyncio.gather(*(sent.confirms for sent in in_flight), return_exceptions=True)
+    in_flight.clear()
+
+
+def _seq_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """Inclusive ranges covering ``seqs`` (ascending within each batch), merged."""
+    ranges: list[tuple[int, int]] = []
+    for seq in sorted(seqs):
+        if ranges and seq <= ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], max(seq, ranges[-1][1]))
+        else:
+            ranges.append((seq, seq))
+    return ranges
 
 
 class OutboxRelay:
@@ -185,45 +223,71 @@ class OutboxRelay:
     async def _serve(self, publisher: Publisher) -> None:
         """Publish while the link is open; return once drained when stopping."""
         storage_failures = 0
-        while True:
-            self._wakeup.clear()
-            self._alarm.clear()
-            if not publisher.is_open:
-                raise BrokerError("the broker closed the connection")
-            try:
-                if not await self._lead():
+        in_flight: collections.deque[_InFlight] = collections.deque()
+        try:
+            while True:
+                self._wakeup.clear()
+                self._alarm.clear()
+                if not publisher.is_open:
+                    raise BrokerError("the broker closed the connection")
+                try:
+                    if not await self._lead():
+                        if in_flight:  # finish what is on the wire
+                            await self._settle(in_flight.popleft())
+                            continue
+                        if self._stopping.is_set():
+                            return
+                        await self._sleep(self._timings.standby_retry, self._alarm)
+                        continue
+                    if self._may_send(in_flight):
+                        skip = _seq_ranges(row.seq for sent in in_flight for row in sent.rows)
+                        rows = await self._storage.outbox_pending(self._batch_size, skip)
+                        if rows:
+                            in_flight.append(await _send(publisher, rows))
+                            continue
+                    if in_flight:
+                        settled = in_flight.popleft()
+                        await self._settle(settled)
+                        storage_failures = 0
+                        if (
+                            not in_flight
+                            and len(settled.rows) < self._batch_size
+                            and not self._stopping.is_set()
+                        ):
+                            await self._sleep(self._timings.linger, self._alarm)
+                        continue
+                except StorageError as exc:
+                    log.warning("relay_storage_failed", error=str(exc))
+                    await _drop(in_flight)  # unmarked: read and sent again
                     if self._stopping.is_set():
                         return
-                    await self._sleep(self._timings.standby_retry, self._alarm)
+                    await self._sleep(self._backoff.delay(storage_failures), self._alarm)
+                    storage_failures += 1
                     continue
-                rows = await self._storage.outbox_pending(self._batch_size)
-                if rows:
-                    await self._publish(publisher, rows)
-                    storage_failures = 0
-                    if len(rows) < self._batch_size and not self._stopping.is_set():
-                        await self._sleep(self._timings.linger, self._alarm)
-                    continue
-            except StorageError as exc:
-                log.warning("relay_storage_failed", error=str(exc))
                 if self._stopping.is_set():
                     return
-                await self._sleep(self._backoff.delay(storage_failures), self._alarm)
-                storage_failures += 1
-                continue
-            if self._stopping.is_set():
-                return
-            await self._sleep(self._timings.poll, self._wakeup)
+                await self._sleep(self._timings.poll, self._wakeup)
+        finally:
+            await _drop(in_flight)
 
-    async def _publish(self, publisher: Publisher, rows: Sequence[OutboxRow]) -> None:
-        started = time.perf_counter()
-        outcome = await publisher.publish(rows)
+    def _may_send(self, in_flight: collections.deque[_InFlight]) -> bool:
+        """A batch while none is out; a second one only behind a full one (a backlog)."""
+        if not in_flight:
+            return True
+        return len(in_flight) < PIPELINE_DEPTH and len(in_flight[-1].rows) == self._batch_size
+
+    async def _settle(self, sent: _InFlight) -> None:
+        """Wait for a batch's confirms, mark the confirmed prefix delivered; raise
+        BrokerError (the link is dropped, the rest sent again) if not all were."""
+        rows = sent.rows
+        outcome = await sent.confirms
         confirmed = rows[: outcome.confirmed]
         if confirmed:
             await self._storage.outbox_mark_delivered([r.seq for r in confirmed], self._clock())
             for kind, count in collections.Counter(r.event.type for r in confirmed).items():
                 metrics.EVENTS_PUBLISHED.labels(kind).inc(count)
         if outcome.error is None:
-            metrics.EVENT_CONFIRM_SECONDS.observe(time.perf_counter() - started)
+            metrics.EVENT_CONFIRM_SECONDS.observe(time.perf_counter() - sent.started)
             return
         unconfirmed = len(rows) - outcome.confirmed
         metrics.EVENT_PUBLISH_FAILURES.inc(unconfirmed)

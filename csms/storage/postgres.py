@@ -494,10 +494,15 @@ class PostgresStorage:
 
     # --- outbox ------------------------------------------------------------
 
-    async def outbox_pending(self, limit: int) -> list[OutboxRow]:
-        sql = f"{_SELECT_OUTBOX} WHERE delivered_at IS NULL ORDER BY seq LIMIT $1"
+    async def outbox_pending(
+        self, limit: int, skip: Sequence[tuple[int, int]] = ()
+    ) -> list[OutboxRow]:
         with _translate("read the outbox"):
-            rows = await self._pool.fetch(sql, limit)
+            if skip:
+                lows, highs = [lo for lo, _ in skip], [hi for _, hi in skip]
+                rows = await self._pool.fetch(_OUTBOX_PENDING_SKIPPING, limit, lows, highs)
+            else:
+                rows = await self._pool.fetch(_OUTBOX_PENDING, limit)
         return [_outbox_row(row) for row in rows]
 
     async def outbox_mark_delivered(self, seqs: Sequence[int], at: datetime) -> None:
@@ -1040,6 +1045,13 @@ DELETE FROM outbox WHERE seq IN (
     SELECT seq FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1 LIMIT $2
 )
 """
+
+_OUTBOX_PENDING = f"{_SELECT_OUTBOX} WHERE delivered_at IS NULL ORDER BY seq LIMIT $1"
+# The skipped ranges are few (a batch's seqs are mostly consecutive).
+_OUTBOX_PENDING_SKIPPING = f"""{_SELECT_OUTBOX} WHERE delivered_at IS NULL AND NOT EXISTS (
+    SELECT 1 FROM unnest($2::bigint[], $3::bigint[]) AS skip (lo, hi)
+    WHERE seq BETWEEN skip.lo AND skip.hi
+) ORDER BY seq LIMIT $1"""  # noqa: S608 - constant SQL text
 
 # Only pending rows are read (the partial index outbox_pending), never the history.
 _OUTBOX_BACKLOG = """

@@ -439,9 +439,14 @@ class SqliteStorage:
 
     # --- outbox ------------------------------------------------------------
 
-    async def outbox_pending(self, limit: int) -> list[OutboxRow]:
-        sql = f"{_SELECT_OUTBOX} WHERE delivered_at IS NULL ORDER BY seq LIMIT ?"
-        return await self._call("read the outbox", lambda c: _all(c, sql, (limit,), _outbox_row))
+    async def outbox_pending(
+        self, limit: int, skip: Sequence[tuple[int, int]] = ()
+    ) -> list[OutboxRow]:
+        params: list[object] = [limit]
+        sql = _OUTBOX_PENDING
+        if skip:
+            sql, params = _OUTBOX_PENDING_SKIPPING, [orjson.dumps(list(skip)).decode(), limit]
+        return await self._call("read the outbox", lambda c: _all(c, sql, params, _outbox_row))
 
     async def outbox_mark_delivered(self, seqs: Sequence[int], at: datetime) -> None:
         def mark(conn: sqlite3.Connection) -> None:
@@ -982,6 +987,12 @@ _SELECT_OUTBOX = (
     "SELECT seq, event_id, type, station_id, ocpp_version, occurred_at, recorded_at, data,"
     " delivered_at FROM outbox"
 )
+_OUTBOX_PENDING = f"{_SELECT_OUTBOX} WHERE delivered_at IS NULL ORDER BY seq LIMIT ?"
+# The skipped ranges as a JSON array of [low, high]: few (a batch's seqs are mostly consecutive).
+_OUTBOX_PENDING_SKIPPING = f"""{_SELECT_OUTBOX} WHERE delivered_at IS NULL AND NOT EXISTS (
+    SELECT 1 FROM json_each(?) AS skip
+    WHERE seq BETWEEN json_extract(skip.value, '$[0]') AND json_extract(skip.value, '$[1]')
+) ORDER BY seq LIMIT ?"""  # noqa: S608 - constant SQL text
 
 
 def _station(r: Row) -> Station:

@@ -547,6 +547,17 @@ class TestOutboxForTheRelay:
         assert (backlog.pending, backlog.oldest_pending_at) == (4, events[1].recorded_at)
         assert (await storage.outbox_backlog(cap=2)).pending == 2
 
+    async def test_pending_skips_the_ranges_in_flight(self, storage: Storage) -> None:
+        """Rows in the skipped (inclusive) ranges are left out, the rest read in
+        seq order up to the limit: a second batch read while the first is in flight."""
+        await storage.commit([EventAppended(event(n=i)) for i in range(10)])
+        seqs = [row.seq for row in await storage.outbox_pending(10)]
+        skip = [(seqs[0], seqs[2]), (seqs[5], seqs[5])]
+        read = await storage.outbox_pending(4, skip)
+        assert [row.seq for row in read] == [seqs[3], seqs[4], seqs[6], seqs[7]]
+        assert [r.event.data["n"] for r in read] == [3, 4, 6, 7]
+        assert await storage.outbox_pending(5, [(seqs[0], seqs[-1])]) == []
+
     async def test_backlog_of_empty_outbox(self, storage: Storage) -> None:
         """Nothing pending: zero and no oldest time."""
         backlog = await storage.outbox_backlog()
