@@ -165,17 +165,20 @@ class AmqpPublisher:
 
 async def _write_batch(
     channel: aiormq.Channel, exchange: str, rows: Sequence[OutboxRow]
-) -> list[asyncio.Future[Any]]:
-    """Queue the publishes of ``rows`` as one write; their confirmations, in order."""
+) -> BatchConfirms:
+    """Queue the publishes of ``rows`` as one write; what collects their confirms."""
     number = channel.number
     chunk = channel.max_content_size  # negative when the broker set no frame limit
     publish_frames: dict[str, bytes] = {}  # by routing key: the same bytes each time
     parts: list[bytes] = []
-    confirmations: list[asyncio.Future[Any]] = []
+    # One future per batch, in the channel's store: aiormq fails it when the
+    # channel or connection closes, as it would each message's future.
+    confirms = BatchConfirms(len(rows), channel.create_future())
+    confirmations: dict[int, Any] = channel.confirmations
     async with channel.lock:
         first_tag = channel.delivery_tag + 1
         try:
-            for row in rows:
+            for index, row in enumerate(rows):
                 event = row.event
                 body = orjson.dumps(event.body())
                 method = publish_frames.get(event.type)
@@ -192,9 +195,7 @@ async def _write_batch(
                     content = pamqp.body.ContentBody(body[start : start + step])
                     parts.append(pamqp.frame.marshal(content, number))
                 channel.delivery_tag += 1
-                confirmation = channel.create_future()
-                channel.confirmations[channel.delivery_tag] = confirmation
-                confirmations.append(confirmation)
+                confirmations[channel.delivery_tag] = _Confirmation(confirms, index)
             drained = channel.create_future()
             await channel.write_queue.put(
                 ChannelFrame(payload=b"".join(parts), should_close=False, drain_future=drained)
@@ -202,38 +203,111 @@ async def _write_batch(
         except BaseException:
             # Nothing reached the broker: give the tags back, as basic_publish does.
             for tag in range(first_tag, channel.delivery_tag + 1):
-                channel.confirmations.pop(tag, None)
-            for confirmation in confirmations:
-                confirmation.cancel()
+                confirmations.pop(tag, None)
             channel.delivery_tag = first_tag - 1
+            confirms.abandon()
             raise
     await drained  # back-pressure: one batch in the socket buffer at a time
-    return confirmations
+    return confirms
 
 
-async def _confirmed_prefix(confirmations: Sequence[asyncio.Future[Any]]) -> Published:
-    """How many leading confirmations are acks, waiting up to CONFIRM_TIMEOUT_S in all."""
-    index = 0
+class BatchConfirms:
+    """The broker's confirms of one batch, collected without a future per message.
+
+    aiormq settles each delivery tag's entry in ``Channel.confirmations`` with
+    ``set_result(frame)`` (an ack) or ``set_exception`` (a nack); a future per
+    message, each with its callbacks in aiormq's future stores, was about a
+    tenth of a loaded server's CPU under 2.0.1 TransactionEvents
+    (docs/benchmarks.md). ``done`` resolves once the confirmed prefix is known:
+    every message acked, or a nack with all before it settled.
+    """
+
+    __slots__ = ("_error", "_pending", "_prefix", "_states", "abandoned", "done")
+
+    _ACKED, _NACKED = 1, 2
+
+    def __init__(self, count: int, done: asyncio.Future[Any]) -> None:
+        self._states = bytearray(count)
+        self._pending = count
+        self._prefix = 0
+        self._error: str | None = None
+        self.abandoned = False
+        self.done = done
+        if count == 0 and not done.done():
+            done.set_result(None)
+
+    @property
+    def confirmed(self) -> int:
+        """How many leading messages the broker acked so far."""
+        return self._prefix
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def settle(self, index: int, error: BaseException | None) -> None:
+        if self.abandoned or self._states[index]:
+            return
+        self._states[index] = self._NACKED if error is not None else self._ACKED
+        self._pending -= 1
+        if error is not None and self._error is None:
+            self._error = _describe(error)
+        states, prefix = self._states, self._prefix
+        while prefix < len(states) and states[prefix] == self._ACKED:
+            prefix += 1
+        self._prefix = prefix
+        finished = prefix == len(states) or states[prefix] == self._NACKED
+        if finished and not self.done.done():
+            self.done.set_result(None)
+
+    def abandon(self) -> None:
+        """Stop listening: confirms that still arrive are ignored."""
+        self.abandoned = True
+        if not self.done.done():
+            self.done.cancel()
+
+
+class _Confirmation:
+    """One delivery tag's entry in ``Channel.confirmations``: the part of
+    ``asyncio.Future`` aiormq calls, reported to the batch."""
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: BatchConfirms, index: int) -> None:
+        self._batch = batch
+        self._index = index
+
+    def done(self) -> bool:
+        return self._batch.abandoned
+
+    def cancelled(self) -> bool:
+        return self._batch.abandoned  # aiormq then logs an ignored confirm at DEBUG only
+
+    def set_result(self, _frame: object) -> None:
+        self._batch.settle(self._index, None)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._batch.settle(self._index, error)
+
+
+async def _confirmed_prefix(confirms: BatchConfirms) -> Published:
+    """How many leading messages are acked, waiting up to CONFIRM_TIMEOUT_S."""
     try:
         async with asyncio.timeout(CONFIRM_TIMEOUT_S):
-            for index, confirmation in enumerate(confirmations):
-                frame = await confirmation
-                if not isinstance(frame, spec.Basic.Ack):
-                    return Published(index, f"the broker answered {type(frame).__name__}")
+            await confirms.done
     except TimeoutError:
-        return Published(index, f"no confirm within {CONFIRM_TIMEOUT_S:g} s")
+        return Published(confirms.confirmed, f"no confirm within {CONFIRM_TIMEOUT_S:g} s")
     except asyncio.CancelledError:
-        # aiormq fails pending confirmations with CancelledError when it closes
-        # the connection itself (a missed heartbeat): that is the broker's loss.
+        # aiormq fails what waits on a connection it closes itself (a missed
+        # heartbeat) with CancelledError: that is the broker's loss.
         if _cancelling():
             raise
-        return Published(index, "the broker connection closed")
-    except Exception as exc:  # a nack (DeliveryError) or the channel closing
-        return Published(index, _describe(exc))
+        return Published(confirms.confirmed, "the broker connection closed")
+    except Exception as exc:  # the channel or connection closed
+        return Published(confirms.confirmed, _describe(exc))
     finally:
-        for confirmation in confirmations[index:]:
-            confirmation.cancel()  # aiormq ignores confirms of cancelled futures
-    return Published(len(confirmations))
+        confirms.abandon()
+    return Published(confirms.confirmed, confirms.error)
 
 
 async def _outcome(published: Published) -> Published:
