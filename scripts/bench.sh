@@ -20,7 +20,9 @@
 # BENCH_DURATION (s per measurement, 10), BENCH_WARMUP (2), BENCH_STATIONS (1000),
 # BENCH_IDLE_STATIONS (19000), BENCH_MIXED_RATE (2000), BENCH_PROFILE (0),
 # BENCH_FLEET (1; 0 skips the idle and storm runs), BENCH_MESSAGES (1; 0 skips
-# the message workloads), BENCH_WORKLOADS (which of them; default all four), BENCH_WAIT_QUIET (15: s to
+# the message workloads), BENCH_WORKLOADS (which of them; default all four), BENCH_RATE (run the
+# Heartbeat, MeterValues and TransactionEvent workloads open loop at this many CALLs/s instead of
+# as fast as answered: CPU per CALL at a fixed load, steadier for before/after comparisons), BENCH_WAIT_QUIET (15: s to
 # wait before each measurement for a machine that other users leave idle), BENCH_REF (the commit whose
 # csms/, protocols/ and migrations/ are measured, default HEAD, so that edits in
 # progress in the working tree do not leak in; "worktree" measures the working tree).
@@ -184,15 +186,17 @@ message_workloads() {
     # A fleet of STATIONS connecting at once meets the CSMS's handshake cap:
     # refused stations come back after Retry-After, as real ones do.
     set -- --retries 20 --connect-timeout 60 "$@"
+    local paced=()
+    if [[ -n ${BENCH_RATE:-} ]]; then paced=(--rate "$BENCH_RATE"); fi
     wants() { [[ $WORKLOADS == *" $1 "* ]]; }
     if wants heartbeat16; then
-        load "$label" "$port" heartbeat16 --stations "$STATIONS" --id-prefix "HB-" "$@"
+        load "$label" "$port" heartbeat16 "${paced[@]}" --stations "$STATIONS" --id-prefix "HB-" "$@"
     fi
     if wants metervalues16; then
-        load "$label" "$port" metervalues16 --stations "$STATIONS" --id-prefix "MV-" "$@"
+        load "$label" "$port" metervalues16 "${paced[@]}" --stations "$STATIONS" --id-prefix "MV-" "$@"
     fi
     if wants transactionevent201; then
-        load "$label" "$port" transactionevent201 --stations "$STATIONS" --id-prefix "TE-" "$@"
+        load "$label" "$port" transactionevent201 "${paced[@]}" --stations "$STATIONS" --id-prefix "TE-" "$@"
     fi
     if wants mixed; then
         load "$label" "$port" mixed --stations "$STATIONS" --ocpp both --rate "$MIXED_RATE" \
