@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -108,7 +109,9 @@ class _Known:
 
     transaction: Transaction
     seq_nos: set[int]
-    # Energy register readings (timestamp, Wh) of the session, in arrival order.
+    # Energy register readings (timestamp, Wh) of the session, kept sorted: a
+    # new one nearly always goes at the end, where sorting them all for every
+    # event grew with the session's length.
     registers: list[tuple[datetime, float]]
 
 
@@ -331,8 +334,9 @@ class TransactionService:
                     req.samples,
                 )
             )
-        known.registers.extend(registers)
-        readings = sorted(known.registers)
+        readings = known.registers
+        for reading in registers:
+            bisect.insort(readings, reading)
         tx = replace(
             tx,
             evse_id=tx.evse_id or req.evse_id or 0,
@@ -422,7 +426,7 @@ class TransactionService:
             return None
         seq_nos = await self._storage.list_transaction_seq_nos(station_id, transaction_id)
         samples = await self._storage.list_meter_samples(station_id, transaction_id)
-        registers = [(s.timestamp, s.value) for s in samples if s.is_energy_register()]
+        registers = sorted((s.timestamp, s.value) for s in samples if s.is_energy_register())
         known = self._known[key] = _Known(tx, seq_nos, registers)
         if len(self._known) > MAX_KNOWN_TRANSACTIONS:
             del self._known[next(iter(self._known))]
