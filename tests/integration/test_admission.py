@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Frame, Opcode
 
 from csms import metrics
 from csms.app import Running
@@ -272,6 +273,32 @@ class TestSlowPeers:
         await writer.drain()
         assert 0.3 < await closed_within(reader, 5) < 3
         writer.close()
+
+    async def test_a_station_that_sends_but_never_reads_is_held_by_backpressure(
+        self, start_csms: StartCsms
+    ) -> None:
+        """A station writing CALLs as fast as it can without reading a single answer
+        (pacing off, pings far away) soon cannot write any more: the CSMS stops
+        reading it once its unsent answers reach the write limit, so what it holds
+        for that station stays bounded, whatever the station sends."""
+        csms = await start_csms(station_message_rate=0, ws_ping_interval=60, ws_ping_timeout=60)
+        _, writer = await raw_upgrade(csms.stations.port, "/ocpp/FLOOD")
+        call = Frame(Opcode.TEXT, b'[2,"00000001","Heartbeat",{}]')
+        frame = call.serialize(mask=True)
+        burst = frame * 1000  # about 37 KB
+        sent = 0
+        try:
+            while sent < 256 * 1024 * 1024:
+                writer.write(burst)
+                await asyncio.wait_for(writer.drain(), 2)
+                sent += len(burst)
+        except TimeoutError:
+            pass  # the flow stopped: nobody reads our bytes any more
+        # Loopback socket buffers hold a few MB; the CSMS itself far less.
+        assert sent < 64 * 1024 * 1024
+        async with SimStation(ws_url(csms), "OTHER") as other:
+            await other.heartbeat()  # the rest of the fleet is served meanwhile
+        writer.transport.abort()
 
     async def test_a_station_that_stops_reading_is_closed_by_the_ping_timeout(
         self, start_csms: StartCsms
