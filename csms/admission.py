@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import math
 import random
 import time
@@ -30,6 +31,10 @@ class Busy:
 
     reason: str  # "handshake_capacity" or "handshake_rate"
     retry_after: int
+
+
+class _GateClosed(Exception):
+    """A queued handshake's turn when the gate closes."""
 
 
 class HandshakeGate:
@@ -70,14 +75,26 @@ class HandshakeGate:
         self._waiting: collections.deque[tuple[asyncio.Future[None], bool]] = collections.deque()
         self.in_flight = 0
         self._paced = 0  # handshakes sleeping until their token is due
+        self._closed = asyncio.Event()
 
     @property
     def waiting(self) -> int:
         """Handshakes waiting now: for a slot, or for their turn under the rate."""
         return len(self._waiting) + self._paced
 
+    def close(self) -> None:
+        """Refuse every handshake from now on, those waiting or paced at once
+        (shutdown: nobody sits out their patience while the server stops)."""
+        self._closed.set()
+        while self._waiting:
+            turn, _ = self._waiting.popleft()
+            if not turn.done():
+                turn.set_exception(_GateClosed())
+
     def enter(self) -> Busy | None:
         """Count a handshake in, or say why not. Pair every None with ``leave()``."""
+        if self._closed.is_set():
+            return self._shutting_down()
         if self.in_flight >= self._max or self._waiting:
             return Busy("handshake_capacity", self._retry_after(1.0))
         if self._rate > 0:
@@ -105,12 +122,16 @@ class HandshakeGate:
             self._tokens -= 1  # reserved: who comes later waits behind it
             self._paced += 1
             try:
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._closed.wait()  # close() ends the wait early
             except asyncio.CancelledError:
                 self._tokens += 1
                 raise
             finally:
                 self._paced -= 1
+            if self._closed.is_set():
+                return self._shutting_down()
             if self.in_flight < self._max and not self._waiting:
                 self.in_flight += 1
                 return None
@@ -125,6 +146,8 @@ class HandshakeGate:
             await asyncio.wait_for(turn, max(0.0, deadline - loop.time()))
         except TimeoutError:
             return busy
+        except _GateClosed:
+            return self._shutting_down()
         except BaseException:
             if turn.done() and not turn.cancelled():
                 self.leave()  # handed a slot just as the handshake was cancelled
@@ -144,6 +167,9 @@ class HandshakeGate:
                 turn.set_result(None)  # the slot passes to the longest waiting
                 return
         self.in_flight -= 1
+
+    def _shutting_down(self) -> Busy:
+        return Busy("shutting_down", self._retry_after(1.0))
 
     def _refill(self) -> None:
         now = self._clock()

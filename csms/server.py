@@ -191,6 +191,7 @@ class StationServer:
         wait for their handlers, so their last writes are submitted."""
         if self._server is None:
             return
+        self._gate.close()  # queued handshakes get their 503 now, not after their patience
         self._server.close(close_connections=True)
         await self._server.wait_closed()
         for task in list(self._tasks):

@@ -262,6 +262,28 @@ async def closed_within(reader: asyncio.StreamReader, seconds: float) -> float:
     return time.perf_counter() - started
 
 
+class TestShutdown:
+    async def test_stopping_refuses_queued_handshakes_at_once(self, start_csms: StartCsms) -> None:
+        """Handshakes waiting for their turn when the CSMS stops are refused there
+        and then (503 + Retry-After, reason shutting_down), so the shutdown does
+        not wait out their patience."""
+        csms = await start_csms(handshake_rate=1, handshake_queue_wait=4, handshake_timeout=10)
+        async with SimStation(ws_url(csms), "FIRST"):
+            pass  # took this second's token
+        waiting = [
+            asyncio.create_task(connect_or_busy(SimStation(ws_url(csms), f"LATE-{n}")))
+            for n in range(2)
+        ]
+        await poll_until(lambda: sample("csms_handshakes_queued") == 2, within=2)
+        before = sample("csms_handshakes_rejected_total", reason="shutting_down")
+        started = time.perf_counter()
+        await csms.stop()
+        assert time.perf_counter() - started < 2.0
+        for outcome in await asyncio.gather(*waiting, return_exceptions=True):
+            assert isinstance(outcome, int | OSError | ConnectionClosed), outcome
+        assert sample("csms_handshakes_rejected_total", reason="shutting_down") == before + 2
+
+
 class TestSlowPeers:
     async def test_a_client_that_never_finishes_its_handshake_is_dropped(
         self, start_csms: StartCsms

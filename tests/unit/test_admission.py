@@ -121,6 +121,35 @@ class TestHandshakeGate:
         assert busy is not None
         assert busy.reason == "handshake_rate"
 
+    async def test_closing_refuses_queued_and_paced_handshakes_at_once(self) -> None:
+        """At shutdown nobody sits out their patience: handshakes waiting for a
+        slot or for their token, and any that arrive later, are refused now."""
+        gate = HandshakeGate(1, 1, 5, max_waiting=10)
+        assert await gate.admit(1.0) is None  # the one slot, and the one token
+        queued = [asyncio.create_task(gate.admit(10.0)) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        assert gate.waiting == 3
+        started = time.monotonic()
+        gate.close()
+        outcomes = await asyncio.gather(*queued)
+        assert time.monotonic() - started < 0.5
+        assert [busy.reason if busy else None for busy in outcomes] == ["shutting_down"] * 3
+        refused = gate.enter()
+        assert refused is not None
+        assert refused.reason == "shutting_down"
+        gate.leave()  # the handshake admitted before the close still leaves
+        assert (gate.in_flight, gate.waiting) == (0, 0)
+        paced_gate = HandshakeGate(5, 1, 5, max_waiting=10)
+        assert await paced_gate.admit(1.0) is None  # the one token of this second
+        paced = [asyncio.create_task(paced_gate.admit(10.0)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        assert paced_gate.waiting == 2  # sleeping until their tokens are due
+        started = time.monotonic()
+        paced_gate.close()
+        outcomes = await asyncio.gather(*paced)
+        assert time.monotonic() - started < 0.5
+        assert [busy.reason if busy else None for busy in outcomes] == ["shutting_down"] * 2
+
     def test_retry_after_is_jittered_within_bounds(self) -> None:
         """Refused stations are told different delays, all within 1..max."""
         gate = HandshakeGate(0, 0, 10, clock=FakeClock(), rng=random.Random(7))
