@@ -84,7 +84,8 @@ class HandshakeGate:
 
     def close(self) -> None:
         """Refuse every handshake from now on, those waiting or paced at once
-        (shutdown: nobody sits out their patience while the server stops)."""
+        (shutdown: nobody sits out their patience while the server stops).
+        There is no reopening: a stopped station server is not started again."""
         self._closed.set()
         while self._waiting:
             turn, _ = self._waiting.popleft()
@@ -149,7 +150,7 @@ class HandshakeGate:
         except _GateClosed:
             return self._shutting_down()
         except BaseException:
-            if turn.done() and not turn.cancelled():
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
                 self.leave()  # handed a slot just as the handshake was cancelled
             raise
         finally:

@@ -157,7 +157,10 @@ class AmqpPublisher:
             return _outcome(Published(0, "the broker connection closed"))
         except BROKER_ERRORS as exc:
             return _outcome(Published(0, _describe(exc)))
-        return _confirmed_prefix(confirmations)
+        waiting = asyncio.ensure_future(_confirmed_prefix(confirmations))
+        # Also when cancelled before it ran: late confirms are then ignored.
+        waiting.add_done_callback(lambda _: confirmations.abandon())
+        return waiting
 
     async def close(self) -> None:
         await _close(self._connection)
@@ -222,13 +225,12 @@ class BatchConfirms:
     every message acked, or a nack with all before it settled.
     """
 
-    __slots__ = ("_error", "_pending", "_prefix", "_states", "abandoned", "done")
+    __slots__ = ("_error", "_prefix", "_states", "abandoned", "done")
 
     _ACKED, _NACKED = 1, 2
 
     def __init__(self, count: int, done: asyncio.Future[Any]) -> None:
         self._states = bytearray(count)
-        self._pending = count
         self._prefix = 0
         self._error: str | None = None
         self.abandoned = False
@@ -243,13 +245,13 @@ class BatchConfirms:
 
     @property
     def error(self) -> str | None:
+        """The first nack's reason that arrived (it may be a later tag's)."""
         return self._error
 
     def settle(self, index: int, error: BaseException | None) -> None:
         if self.abandoned or self._states[index]:
             return
         self._states[index] = self._NACKED if error is not None else self._ACKED
-        self._pending -= 1
         if error is not None and self._error is None:
             self._error = _describe(error)
         states, prefix = self._states, self._prefix

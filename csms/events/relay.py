@@ -6,11 +6,15 @@ competes for the relay role (``Storage.outbox_lead``): the leader publishes,
 the others stay connected as warm standbys and retry every few seconds.
 
 The leader reads pending rows oldest first, publishes a batch with every
-confirm in flight, marks the confirmed prefix delivered and goes on; on a
-failed batch it drops the link and resends from the first unconfirmed row
-(duplicates, never a reordered first delivery). It wakes when this
-process commits events (``Storage.outbox_subscribe``) and polls briefly for
-those of other processes.
+confirm in flight, marks the confirmed prefix delivered and goes on. Behind
+a full batch (a backlog) it sends a second one before the first is
+confirmed, reading it without the rows in flight (ADR 0007). On a failed
+batch it drops the link and resends from the first unconfirmed row:
+duplicates, and a station's events are first delivered in order unless the
+broker refused one and accepted a later one (a nack mid-batch; ADR 0002).
+It wakes when this process commits events (``Storage.outbox_subscribe``),
+lingers briefly after a batch that emptied the outbox, and polls for those
+of other processes.
 
 A second task refreshes the backlog gauges every few seconds, broker or
 not, and, on the leader, prunes delivered rows past their retention in
@@ -86,12 +90,18 @@ class _InFlight:
     rows: Sequence[OutboxRow]
     confirms: asyncio.Future[Published]
     started: float
+    confirmed_after: float = 0.0  # s from sending to the broker's last confirm
+
+    def _confirmed(self, _: object) -> None:
+        self.confirmed_after = time.perf_counter() - self.started
 
 
 async def _send(publisher: Publisher, rows: Sequence[OutboxRow]) -> _InFlight:
     started = time.perf_counter()
-    confirms = asyncio.ensure_future(await publisher.send(rows))
-    return _InFlight(rows, confirms, started)
+    sent = _InFlight(rows, asyncio.ensure_future(await publisher.send(rows)), started)
+    # Timed when the confirms arrive: a batch behind another is settled later.
+    sent.confirms.add_done_callback(sent._confirmed)
+    return sent
 
 
 async def _drop(in_flight: collections.deque[_InFlight]) -> None:
@@ -287,7 +297,7 @@ class OutboxRelay:
             for kind, count in collections.Counter(r.event.type for r in confirmed).items():
                 metrics.EVENTS_PUBLISHED.labels(kind).inc(count)
         if outcome.error is None:
-            metrics.EVENT_CONFIRM_SECONDS.observe(time.perf_counter() - sent.started)
+            metrics.EVENT_CONFIRM_SECONDS.observe(sent.confirmed_after)
             return
         unconfirmed = len(rows) - outcome.confirmed
         metrics.EVENT_PUBLISH_FAILURES.inc(unconfirmed)

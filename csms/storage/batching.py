@@ -265,8 +265,9 @@ def _fail_all(batch: Iterable[tuple[object, asyncio.Future[None]]], exc: BaseExc
 class GroupedOps:
     """The ops of a batch by kind, each list in submission order.
 
-    Adapters apply the lists in field order, one ``executemany`` each: that
-    order lets a unit start a transaction and change it, and keeps the
+    Adapters apply the lists in field order, one statement each (SQLite an
+    ``executemany``, PostgreSQL a set-based statement in ``csms_apply_batch``):
+    that order lets a unit start a transaction and change it, and keeps the
     outbox ``seq`` order equal to the unit order.
     """
 

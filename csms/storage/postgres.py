@@ -677,7 +677,7 @@ def _batch_document(ops: GroupedOps, now: datetime) -> dict[str, list[Row]]:
     may touch a row only once.
     """
     kinds: dict[str, list[Row]] = {
-        "booted": _last_by_key([_booted_row(op) for op in ops.booted], 1),
+        "booted": _booted_rows(ops),
         "seen": _last_by_key([(op.station_id, op.ocpp_version, op.at) for op in ops.seen], 1),
         # Plain inserts: a second start of one transaction fails as it always did.
         "started": _by_key([_transaction_row(op.transaction, now) for op in ops.started], 2),
@@ -754,13 +754,22 @@ def _last_by_key(rows: list[Row], width: int) -> list[Row]:
 
     Applying only the last of several upserts of one row gives what applying
     them in turn gave: each sets every column it carries from the new row.
-    (A station booting twice in one batch keeps the later boot's time as
-    last seen, not the greater of the two; clocks run forward.)
     """
     if len(rows) < 2:
         return rows
     last = {row[:width]: row for row in rows}
     return _by_key(list(last.values()), width) if len(last) > 1 else list(last.values())
+
+
+def _booted_rows(ops: GroupedOps) -> list[Row]:
+    """One row per station: the last boot's, and as last seen the latest time of
+    them all (applied in turn, the upsert kept the greatest)."""
+    merged: dict[str, Row] = {}
+    for op in ops.booted:
+        earlier = merged.get(op.station_id)
+        seen = op.at if earlier is None else max(op.at, earlier[-1])
+        merged[op.station_id] = (*_booted_row(op), seen)
+    return _by_key(list(merged.values()), 1)
 
 
 def _configuration_rows(ops: GroupedOps) -> list[Row]:

@@ -20,7 +20,7 @@ BEGIN
         INSERT INTO stations (id, ocpp_version, vendor, model, serial_number,
                               firmware_version, boot_info, last_boot_at, last_seen_at)
         SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->>5, NULLIF(r->6, 'null'),
-               (r->>7)::timestamptz, (r->>7)::timestamptz
+               (r->>7)::timestamptz, (r->>8)::timestamptz
         FROM jsonb_array_elements(batch->'booted') WITH ORDINALITY AS e(r, n) ORDER BY n
         ON CONFLICT (id) DO UPDATE SET
             ocpp_version = EXCLUDED.ocpp_version, vendor = EXCLUDED.vendor,

@@ -43,6 +43,8 @@ class ScriptedLink:
             self._broker.crashes -= 1
             raise RuntimeError("scripted: a bug in the link")
         self._broker.batches.append(len(rows))
+        self._broker.unconfirmed += 1
+        self._broker.most_unconfirmed = max(self._broker.most_unconfirmed, self._broker.unconfirmed)
         fail_at = self._broker.failures.pop(0) if self._broker.failures else None
         # Worst case for order: every row sent reaches consumers, also those of a
         # failed batch and of batches sent behind it.
@@ -50,7 +52,10 @@ class ScriptedLink:
         return self._confirm(len(rows), fail_at)
 
     async def _confirm(self, count: int, fail_at: int | None) -> Published:
-        await asyncio.sleep(self._broker.publish_delay)
+        try:
+            await asyncio.sleep(self._broker.publish_delay)
+        finally:
+            self._broker.unconfirmed -= 1
         if fail_at is None:
             return Published(count)
         if self.is_open:
@@ -72,6 +77,8 @@ class ScriptedBroker:
         self.crashes = 0  # how many publish calls raise an unexpected error
         self.delivered: list[Event] = []
         self.batches: list[int] = []  # the size of each batch sent
+        self.unconfirmed = 0  # batches sent whose confirms are still to come
+        self.most_unconfirmed = 0
         self.connects = 0
 
     async def connect(self, on_close: Callable[[], None]) -> Publisher:
@@ -177,6 +184,7 @@ class TestPipelining:
         await drained(storage)
         assert broker.delivered == events
         assert broker.batches == [10, 10, 10, 10, 5]
+        assert broker.most_unconfirmed == 2  # the next batch went before the confirms
         assert (await storage.outbox_stats()).delivered == 45
 
     async def test_a_trickle_goes_one_batch_at_a_time(
@@ -192,7 +200,24 @@ class TestPipelining:
         await storage.commit([EventAppended(event("CP-1", n)) for n in range(3, 5)])
         await drained(storage)
         assert broker.batches == [3, 2]
+        assert broker.most_unconfirmed == 1
         assert [e.data["n"] for e in broker.delivered] == [0, 1, 2, 3, 4]
+
+    async def test_after_emptying_the_outbox_the_relay_gathers_before_reading_again(
+        self, storage: Storage, relays: list[OutboxRelay]
+    ) -> None:
+        """Events committed one by one during the linger go out as one batch."""
+        broker = ScriptedBroker()
+        timings = RelayTimings(poll=10.0, lead_check=10.0, linger=0.5)
+        relay = start_relay(relays, storage, broker, timings=timings, batch_size=10)
+        await wait_until(lambda: relay.leading)
+        await storage.commit([EventAppended(event("CP-1", 0))])
+        await wait_until(lambda: len(broker.batches) == 1)
+        for n in range(1, 4):
+            await storage.commit([EventAppended(event("CP-1", n))])
+            await asyncio.sleep(0.05)
+        await drained(storage)
+        assert broker.batches == [1, 3]
 
 
 class TestWakeUp:

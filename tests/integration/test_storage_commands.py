@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -130,6 +131,15 @@ class TestStationState:
         keys = await storage.list_configuration("CP-1")
         assert [(k.key, k.value, k.readonly) for k in keys] == [("K", "2", True)]
         assert await storage.find_local_list_version("CP-1") == 5
+        # Units committed together share a batch: the same holds across them.
+        await asyncio.gather(
+            *(
+                storage.commit([ConfigurationChanged("CP-1", (ConfigurationKey("M", v, ro),), AT)])
+                for v, ro in (("1", False), ("2", None), ("3", None))
+            )
+        )
+        keys = await storage.list_configuration("CP-1")
+        assert [(k.key, k.value, k.readonly) for k in keys][1] == ("M", "3", False)
 
     async def test_device_model_values_keep_reported_characteristics(
         self, storage: Storage

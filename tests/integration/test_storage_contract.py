@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
@@ -302,6 +302,18 @@ class TestCommittedOps:
         assert (by_id["CP-S"].ocpp_version, by_id["CP-S"].last_seen_at) == ("1.6", at(5))
         assert by_id["CP-S"].security_profile == 1
 
+    async def test_two_boots_in_one_batch_keep_the_last_boot_and_the_latest_time(
+        self, storage: Storage
+    ) -> None:
+        """The last boot's facts win; last seen is the latest time of both, as it
+        would be had they been applied one after the other."""
+        later = replace(booted(moment=at(20)), firmware_version="2.0")
+        await storage.commit([booted(moment=at(30)), later])
+        station = await storage.find_station("CP-1")
+        assert station is not None
+        assert (station.firmware_version, station.last_boot_at) == ("2.0", at(20))
+        assert station.last_seen_at == at(30)
+
     async def test_seen_keeps_the_latest_time(self, storage: Storage) -> None:
         """StationSeen never moves last_seen_at backwards, within or across units."""
         await storage.register_station("CP-1", at=T0)
@@ -394,6 +406,33 @@ class TestTransactions:
         results = await commit_all(storage, [[TransactionChanged(tx)] for tx in states])
         assert results == [None] * len(states)
         assert await storage.find_transaction("CP-1", "tx-1") == states[-1]
+
+    async def test_values_read_back_exactly(self, storage: Storage) -> None:
+        """Times in any offset with microseconds, fractional and large meter
+        readings, nulls in nullable columns and anomalies come back as written."""
+        plus2 = timezone(timedelta(hours=2))
+        started = transaction(
+            "tx-exact",
+            id_token=None,
+            meter_start_wh=0.1,
+            started_at=datetime(2024, 5, 1, 14, 0, 0, 123456, tzinfo=plus2),
+            updated_at=datetime(2024, 5, 1, 12, 0, 0, 1, tzinfo=UTC),
+        )
+        ended = replace(
+            started,
+            meter_stop_wh=2_147_483_647.25,
+            energy_wh=2_147_483_647.15,
+            ended_at=datetime(2024, 5, 1, 13, 30, 0, 999999, tzinfo=UTC),
+            stop_reason="EVDisconnected",
+            seq_no=None,
+            last_meter_wh=1e-3,
+            anomalies=("meter_went_backwards",),
+        )
+        await storage.commit([TransactionStarted(started), TransactionChanged(ended)])
+        found = await storage.find_transaction("CP-1", "tx-exact")
+        assert found == ended
+        assert found is not None
+        assert found.started_at == datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
     async def test_change_of_unknown_transaction_stores_it(self, storage: Storage) -> None:
         """TransactionChanged of a transaction the store lacks still records it."""

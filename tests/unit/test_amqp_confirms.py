@@ -8,7 +8,12 @@ broker's (possibly multiple) acks arrive.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections import OrderedDict
+from types import SimpleNamespace
+from typing import Any
 
+import aiormq
 from aiormq.exceptions import DeliveryError
 from pamqp import commands as spec
 
@@ -72,3 +77,24 @@ async def test_confirms_after_giving_up_are_ignored() -> None:
     assert confirms.confirmed == 0
     assert entries[1].done()
     assert entries[1].cancelled()
+
+
+async def test_aiormq_settles_the_entries_through_its_own_confirm_handling() -> None:
+    """aiormq's own ack handling (this version's code, run on a stand-in channel
+    holding only what it reads): multiple acks, a single ack and a nack settle
+    the batch's entries, and every entry leaves the channel's table. Guards the
+    entries against an aiormq that calls more of a future than they offer."""
+    loop = asyncio.get_running_loop()
+    channel: Any = SimpleNamespace(publisher_confirms=True, confirmations=OrderedDict(), loop=loop)
+    channel._confirm_delivery = functools.partial(aiormq.Channel._confirm_delivery, channel)
+    confirms = BatchConfirms(5, loop.create_future())
+    for tag in range(1, 6):
+        channel.confirmations[tag] = _Confirmation(confirms, tag - 1)
+    await aiormq.Channel._on_confirm_frame(channel, spec.Basic.Ack(delivery_tag=2, multiple=True))
+    await aiormq.Channel._on_confirm_frame(channel, spec.Basic.Ack(delivery_tag=3))
+    await aiormq.Channel._on_confirm_frame(channel, spec.Basic.Nack(delivery_tag=4))
+    await aiormq.Channel._on_confirm_frame(channel, spec.Basic.Ack(delivery_tag=5))
+    outcome = await _confirmed_prefix(confirms)
+    assert outcome.confirmed == 3
+    assert outcome.error is not None
+    assert not channel.confirmations
