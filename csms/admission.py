@@ -29,7 +29,7 @@ Clock = Callable[[], float]
 class Busy:
     """A refused handshake: why, and after how many seconds to come back."""
 
-    reason: str  # "handshake_capacity" or "handshake_rate"
+    reason: str  # "handshake_capacity", "handshake_rate" or "shutting_down"
     retry_after: int
 
 

@@ -150,7 +150,7 @@ class Settings:
                 raise ConfigurationError(f"{env_name(name)} must be 0 (no limit) or positive")
         for name in ("handshake_queue_wait", "max_queued_handshakes"):
             if getattr(self, name) < 0:
-                raise ConfigurationError(f"{env_name(name)} must be 0 (refuse at once) or positive")
+                raise ConfigurationError(f"{env_name(name)} must not be negative")
         if self.station_message_burst < 1:
             raise ConfigurationError("CSMS_STATION_MESSAGE_BURST must be at least 1")
         if self.station_abuse_seconds <= 0:

@@ -1,9 +1,10 @@
 """The relay's broker side: one AMQP connection, one confirm channel, the exchange.
 
-``AmqpPublisher.publish`` sends a batch of outbox rows with many publishes
-in flight and reports how many *leading* rows the broker confirmed: the
-relay marks exactly those delivered and resends from the first one that was
-not, so no event of a station is first delivered after a later one.
+``AmqpPublisher.send`` writes a batch of outbox rows with every publish in
+flight; what it returns reports how many *leading* rows the broker
+confirmed. The relay marks exactly those delivered and resends from the
+first one that was not (the ordering this gives, and its one exception, in
+ADR 0002 and 0007).
 """
 
 from __future__ import annotations

@@ -51,8 +51,8 @@ U = TypeVar("U")
 
 DEFAULT_MAX_BATCH = 500
 # With a batch already in flight, a second one starts only once this many
-# units wait: a batch's fixed cost (BEGIN, a statement per kind, COMMIT) is
-# worth paying twice only under load; at a light load units wait one commit.
+# units wait: a batch's fixed cost (a round trip, a commit) is worth paying
+# twice only under load; at a light load units wait one commit.
 OVERLAP_AT_UNITS = 32
 
 

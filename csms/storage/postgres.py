@@ -1,7 +1,8 @@
 """The PostgreSQL adapter: an ``asyncpg`` pool, JSON columns as jsonb via orjson.
 
-Batches are group-committed like SQLite's: one transaction, one pipelined
-``executemany`` per op kind. asyncpg's errors are translated at this
+Batches are group-committed like SQLite's, a batch in one statement,
+``csms_apply_batch`` (migration 0008, ADR 0007), up to COMMITS_IN_FLIGHT at
+once (ADR 0006). asyncpg's errors are translated at this
 boundary; connections are released by ``pool.acquire()``'s context, which
 shields the release from cancellation.
 
@@ -678,7 +679,8 @@ def _batch_document(ops: GroupedOps, now: datetime) -> dict[str, list[Row]]:
     """
     kinds: dict[str, list[Row]] = {
         "booted": _booted_rows(ops),
-        "seen": _last_by_key([(op.station_id, op.ocpp_version, op.at) for op in ops.seen], 1),
+        # One per station already: group_ops keeps each station's latest.
+        "seen": _by_key([(op.station_id, op.ocpp_version, op.at) for op in ops.seen], 1),
         # Plain inserts: a second start of one transaction fails as it always did.
         "started": _by_key([_transaction_row(op.transaction, now) for op in ops.started], 2),
         "changed": _last_by_key([_transaction_row(op.transaction, now) for op in ops.changed], 2),
@@ -757,8 +759,7 @@ def _last_by_key(rows: list[Row], width: int) -> list[Row]:
     """
     if len(rows) < 2:
         return rows
-    last = {row[:width]: row for row in rows}
-    return _by_key(list(last.values()), width) if len(last) > 1 else list(last.values())
+    return _by_key(list({row[:width]: row for row in rows}.values()), width)
 
 
 def _booted_rows(ops: GroupedOps) -> list[Row]:
