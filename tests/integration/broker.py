@@ -18,7 +18,21 @@ import aio_pika
 import aiormq.exceptions
 import orjson
 
+from csms.events.model import EventType
+
 BROKER_ERRORS = (OSError, TimeoutError, aiormq.exceptions.AMQPError, RuntimeError)
+
+# What a 1.6 station publishes, in order, when it connects, boots, reports a
+# status, charges once (start, one meter value, stop) and disconnects.
+ONE_SESSION_EVENTS = [
+    EventType.STATION_CONNECTED,
+    EventType.STATION_BOOTED,
+    EventType.STATION_STATUS_CHANGED,
+    EventType.TRANSACTION_STARTED,
+    EventType.METER_VALUES,
+    EventType.TRANSACTION_ENDED,
+    EventType.STATION_DISCONNECTED,
+]
 
 
 def unique_name() -> str:
