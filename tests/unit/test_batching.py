@@ -191,12 +191,26 @@ async def test_a_second_batch_overlaps_only_once_enough_units_wait() -> None:
     await committer.close()
 
 
+async def two_in_flight(
+    db: FakeDatabase, committer: GroupCommitter[str], *names: str
+) -> list[asyncio.Task[None]]:
+    """Submit ``names`` one by one, so that the first two are batches of their own in
+    flight at once (the database held) and the rest wait behind them."""
+    tasks = []
+    for name in names:
+        tasks.append(asyncio.create_task(committer.submit(name)))
+        await asyncio.sleep(0.01)
+    assert db.batches[:2] == [[names[0]], [names[1]]]
+    return tasks
+
+
 async def test_with_two_in_flight_a_bad_batch_fails_only_its_caller() -> None:
     db = FakeDatabase()
     committer = GroupCommitter(db.apply, max_in_flight=2, overlap_at=1)
-    results = await asyncio.gather(
-        *(committer.submit(name) for name in ("a", "bad", "c")), return_exceptions=True
-    )
+    db.gate.clear()
+    tasks = await two_in_flight(db, committer, "a", "bad", "c")
+    db.gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
     assert results[0] is None
     assert isinstance(results[1], StorageError)
     assert results[2] is None
@@ -207,8 +221,7 @@ async def test_with_two_in_flight_close_waits_for_every_batch() -> None:
     db = FakeDatabase()
     committer = GroupCommitter(db.apply, max_in_flight=2, overlap_at=1)
     db.gate.clear()
-    tasks = [asyncio.create_task(committer.submit(name)) for name in "abc"]
-    await asyncio.sleep(0.01)
+    tasks = await two_in_flight(db, committer, "a", "b", "c")
     closing = asyncio.create_task(committer.close())
     await asyncio.sleep(0.01)
     assert not closing.done()
@@ -222,10 +235,7 @@ async def test_with_two_in_flight_a_cancelled_close_fails_every_waiting_caller()
     db = FakeDatabase()
     committer = GroupCommitter(db.apply, max_in_flight=2, overlap_at=1)
     db.gate.clear()
-    waiting = [asyncio.create_task(committer.submit(name)) for name in "ab"]
-    await asyncio.sleep(0.01)
-    waiting.append(asyncio.create_task(committer.submit("c")))  # queued behind both
-    await asyncio.sleep(0.01)
+    waiting = await two_in_flight(db, committer, "a", "b", "c")  # c queued behind both
     closing = asyncio.create_task(committer.close())
     await asyncio.sleep(0.01)
     closing.cancel()
