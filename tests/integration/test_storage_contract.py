@@ -224,6 +224,21 @@ class TestStationRegistry:
         """find_station of an id never registered is None."""
         assert await storage.find_station("nope") is None
 
+    async def test_concurrent_lookups_each_get_their_own_station(self, storage: Storage) -> None:
+        """Many handshakes looking up at once (PostgreSQL answers them with shared
+        queries): each gets its station, an unknown id None, a repeated id twice."""
+        for n in range(5):
+            await storage.register_station(f"CP-{n}", security_profile=1 + n % 3, at=at(n))
+        ids = ["CP-3", "nope", "CP-0", "CP-3", "CP-4", "CP-1", "other", "CP-2"] * 10
+        found = await asyncio.gather(*(storage.find_station(i) for i in ids))
+        for station_id, station in zip(ids, found, strict=True):
+            if station_id.startswith("CP-"):
+                assert station is not None
+                assert station.id == station_id
+                assert station.registered_at == at(int(station_id[3:]))
+            else:
+                assert station is None
+
     async def test_list_stations_sorted_by_id(self, storage: Storage) -> None:
         """list_stations returns every station ordered by id."""
         for station_id in ("CP-3", "CP-1", "CP-2"):
