@@ -44,6 +44,13 @@ async def connect_or_busy(station: SimStation) -> int | None:
     return None
 
 
+async def served_then_closed(stations: list[SimStation]) -> None:
+    """Each station admitted is served (a Heartbeat answered), then closed."""
+    for station in stations:
+        await station.heartbeat()
+        await station.close()
+
+
 async def heartbeat_until_closed(station: SimStation, limit: int) -> int:
     """Heartbeats back to back until the server closes; how many were answered."""
     for answered in range(limit):
@@ -83,9 +90,7 @@ class TestHandshakeGate:
         async with asyncio.timeout(10):
             await asyncio.gather(*(station.connect() for station in stations))
         elapsed = time.perf_counter() - started
-        for station in stations:
-            await station.heartbeat()
-            await station.close()
+        await served_then_closed(stations)
         assert elapsed > 0.7  # 4 in the burst, the other 4 a quarter second apart
 
 
@@ -149,9 +154,7 @@ class TestHandshakeStorm:
             storm_seconds = time.perf_counter() - started
             storm_over.set()
             await watcher
-            for station in connected:
-                await station.heartbeat()
-                await station.close()
+            await served_then_closed(connected)
 
         refused = sample("csms_handshakes_rejected_total", reason="handshake_capacity")
         assert refused - refused_before > 0, "the storm never hit the cap"
@@ -185,9 +188,7 @@ class TestHandshakeStorm:
             await asyncio.gather(*(station.connect() for station in connected))
         storm_over.set()
         await watcher
-        for station in connected:
-            await station.heartbeat()
-            await station.close()
+        await served_then_closed(connected)
         refused = sample("csms_handshakes_rejected_total", reason="handshake_capacity")
         assert refused == refused_before
         assert max(in_flight) <= cap
