@@ -10,9 +10,11 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any
+
+from csms.records import record
 
 MAX_STATION_ID_LENGTH = 48
 
@@ -53,7 +55,7 @@ class IdTokenType(enum.StrEnum):
     NO_AUTHORIZATION = "NoAuthorization"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Station:
     """A registered station and what it told us about itself."""
 
@@ -75,7 +77,7 @@ class Station:
     boot_status: str = "Accepted"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ConnectorStatus:
     station_id: str
     evse_id: int
@@ -88,7 +90,7 @@ class ConnectorStatus:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IdToken:
     """An entry of the token registry (an RFID card, an app token...)."""
 
@@ -106,7 +108,7 @@ class IdToken:
         return self.status
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IdTokenInfo:
     """What the CSMS answers about a token, before a protocol spells it."""
 
@@ -115,7 +117,7 @@ class IdTokenInfo:
     group_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MeterSample:
     """One sampled value, normalised: energy in Wh, power in W, defaults applied."""
 
@@ -134,7 +136,7 @@ class MeterSample:
 ENERGY_IMPORT_REGISTER = "Energy.Active.Import.Register"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Transaction:
     """A charging session. ``transaction_id`` is the OCPP id as a string:
     ``str(int)`` assigned by the CSMS on 1.6, the station's own id on 2.0.1."""
@@ -241,7 +243,7 @@ def _rescaled(
     return fixed
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeviceModelEntry:
     """One attribute of one variable of one component a station reported."""
 
@@ -274,7 +276,7 @@ class DeviceModelEntry:
 # --- what CSMS-initiated commands leave behind ----------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ConfigurationKey:
     """An OCPP 1.6 configuration key as the station last reported or accepted it."""
 
@@ -284,7 +286,7 @@ class ConfigurationKey:
     updated_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reservation:
     """A reservation the station accepted (ReserveNow); ``evse_id`` 0 is "any EVSE"."""
 
@@ -297,7 +299,7 @@ class Reservation:
     updated_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChargingProfile:
     """A charging profile the station accepted, kept as sent (in its protocol's words)."""
 
@@ -310,7 +312,7 @@ class ChargingProfile:
     updated_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChargingProfileCriteria:
     """Which profiles a ClearChargingProfile the station accepted removed; None matches any."""
 
@@ -334,7 +336,7 @@ class CommandStatus(enum.StrEnum):
         return self in (CommandStatus.COMPLETED, CommandStatus.FAILED, CommandStatus.EXPIRED)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Command:
     """One CALL the CSMS sends (or will send) to a station, and its outcome.
 

@@ -10,7 +10,6 @@ answer each caller only after that transaction committed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -29,11 +28,12 @@ from csms.domain import (
     Transaction,
 )
 from csms.events.model import Event
+from csms.records import record
 
 # --- write ops: one unit of work is a Sequence[WriteOp] ---------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StationBooted:
     """Update the station's boot facts (vendor, model, serials, firmware)."""
 
@@ -47,7 +47,7 @@ class StationBooted:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StationSeen:
     """The station spoke (connect, Heartbeat); record its protocol and time."""
 
@@ -56,24 +56,24 @@ class StationSeen:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ConnectorStatusChanged:
     status: ConnectorStatus
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TransactionStarted:
     transaction: Transaction
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TransactionChanged:
     """Replace a stored transaction's mutable fields with these values."""
 
     transaction: Transaction
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MeterSamplesRecorded:
     station_id: str
     transaction_id: str | None
@@ -81,7 +81,7 @@ class MeterSamplesRecorded:
     samples: tuple[MeterSample, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StationNotified:
     """A notification kept as received (DataTransfer, firmware/diagnostics/log
     status, security events, device model reports...)."""
@@ -92,7 +92,7 @@ class StationNotified:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TransactionEventRecorded:
     """A 2.0.1 TransactionEvent's sequence number, kept to spot repeats and gaps."""
 
@@ -105,7 +105,7 @@ class TransactionEventRecorded:
     offline: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeviceModelReported:
     """Upsert device model entries (2.0.1 NotifyReport)."""
 
@@ -114,7 +114,7 @@ class DeviceModelReported:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeviceModelValuesSet:
     """Set the values of device model entries (2.0.1 Get/SetVariables answers),
     keeping what a report said about their mutability and characteristics."""
@@ -124,7 +124,7 @@ class DeviceModelValuesSet:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ConfigurationChanged:
     """Upsert 1.6 configuration keys; a ``readonly`` of None keeps the stored flag."""
 
@@ -133,21 +133,21 @@ class ConfigurationChanged:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LocalListVersionSet:
     station_id: str
     version: int
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReservationChanged:
     """Upsert a reservation by (station, reservation id)."""
 
     reservation: Reservation
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChargingProfileSet:
     """Store a profile, replacing one with its id or with its EVSE, purpose and
     stack level (the rule of both protocols)."""
@@ -155,13 +155,13 @@ class ChargingProfileSet:
     profile: ChargingProfile
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChargingProfilesCleared:
     station_id: str
     criteria: ChargingProfileCriteria
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CommandRecorded:
     """Insert a command (``expected_status`` None) or update it, only if it is
     still in ``expected_status``; otherwise the unit fails with ConflictError,
@@ -171,7 +171,7 @@ class CommandRecorded:
     expected_status: CommandStatus | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EventAppended:
     """An outbox row, committed with the state change it reports."""
 
@@ -199,7 +199,7 @@ WriteOp = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TransactionFilter:
     station_id: str | None = None
     transaction_id: str | None = None
@@ -211,7 +211,7 @@ class TransactionFilter:
     offset: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CommandFilter:
     station_id: str | None = None
     status: CommandStatus | None = None
@@ -219,21 +219,21 @@ class CommandFilter:
     offset: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OutboxRow:
     seq: int
     event: Event
     delivered_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OutboxStats:
     pending: int
     delivered: int
     oldest_pending_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OutboxBacklog:
     """What waits to be published; ``pending`` is counted up to a cap."""
 
@@ -241,7 +241,7 @@ class OutboxBacklog:
     oldest_pending_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PoolStats:
     """A connection pool's use: connections open, of them idle, and the cap."""
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from csms.records import record
+
 CALL = 2
 CALLRESULT = 3
 CALLERROR = 4
@@ -28,7 +30,7 @@ PROTOCOL_ERROR = "ProtocolError"
 PROPERTY_VIOLATION = "PropertyConstraintViolation"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ErrorCodes:
     """The OCPP-J error-code spellings of one protocol version."""
 
@@ -38,20 +40,20 @@ class ErrorCodes:
     message_type_not_supported: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Call:
     unique_id: str
     action: str
     payload: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CallResult:
     unique_id: str
     payload: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CallError:
     unique_id: str
     code: str

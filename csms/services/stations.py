@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import random
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +22,7 @@ from csms.ports import (
     StationSeen,
     Storage,
 )
+from csms.records import record
 from csms.security import PasswordVerifier, hash_password
 from csms.services.outbox import report
 
@@ -49,7 +49,7 @@ class Refusal(enum.StrEnum):
     CLIENT_CERTIFICATE_MISMATCH = "client_certificate_mismatch"  # CN names another station
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Credentials:
     """What a station showed at its handshake, as the transport verified it."""
 
@@ -61,7 +61,7 @@ class Credentials:
     certificate_cn: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Admission:
     station: Station | None
     refusal: Refusal | None = None
@@ -76,7 +76,7 @@ class Admission:
         return self.station.id
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BootInfo:
     vendor: str | None
     model: str | None
@@ -86,7 +86,7 @@ class BootInfo:
     extra: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BootDecision:
     status: str
     interval: int

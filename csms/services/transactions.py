@@ -24,6 +24,7 @@ from csms.ports import (
     TransactionStarted,
     WriteOp,
 )
+from csms.records import record
 from csms.services.authorization import AuthorizationService
 from csms.services.outbox import report
 
@@ -31,7 +32,7 @@ DEFAULT_STOP_REASON = "Local"
 MAX_KNOWN_TRANSACTIONS = 200_000
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StartRequest:
     station_id: str
     ocpp_version: str
@@ -44,14 +45,14 @@ class StartRequest:
     transaction_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StartOutcome:
     transaction: Transaction
     id_token_info: IdTokenInfo | None
     created: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StopRequest:
     station_id: str
     ocpp_version: str
@@ -63,7 +64,7 @@ class StopRequest:
     samples: tuple[MeterSample, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StopOutcome:
     transaction: Transaction
     id_token_info: IdTokenInfo | None
@@ -76,7 +77,7 @@ class TransactionEventType:
     ENDED = "Ended"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TransactionEventRequest:
     """An OCPP 2.0.1 TransactionEvent, version-neutral."""
 
@@ -96,7 +97,7 @@ class TransactionEventRequest:
     samples: tuple[MeterSample, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TransactionEventOutcome:
     transaction: Transaction
     id_token_info: IdTokenInfo | None
