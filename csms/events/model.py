@@ -7,12 +7,32 @@ with a breaking change of a type's ``data``.
 from __future__ import annotations
 
 import functools
-import uuid
-from dataclasses import dataclass
+import os
 from datetime import UTC, datetime
 from typing import Any
 
+from csms.records import record
+
 SCHEMA_VERSION = 1
+
+# Random bytes for event ids, drawn from os.urandom 4 KiB at a time. Events are
+# made on the event loop's thread only; a forked child starts afresh, so it
+# never repeats its parent's ids.
+_RANDOM = bytearray()
+os.register_at_fork(after_in_child=_RANDOM.clear)
+
+
+def new_event_id() -> str:
+    """A random (version 4) UUID as text: what ``str(uuid.uuid4())`` gives, in
+    0.6 us instead of 2.4 (a system call and two conversions per id)."""
+    if not _RANDOM:
+        _RANDOM.extend(os.urandom(4096))
+    raw = _RANDOM[:16]
+    del _RANDOM[:16]
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class EventType:
@@ -28,7 +48,7 @@ class EventType:
     COMMAND_COMPLETED = "command.completed"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Event:
     event_id: str
     type: str
@@ -48,8 +68,7 @@ class Event:
         recorded_at: datetime,
         data: dict[str, Any],
     ) -> Event:
-        event_id = str(uuid.uuid4())
-        return cls(event_id, type, station_id, ocpp_version, occurred_at, recorded_at, data)
+        return cls(new_event_id(), type, station_id, ocpp_version, occurred_at, recorded_at, data)
 
     def body(self) -> dict[str, Any]:
         """The JSON body as published (timestamps as ISO 8601 UTC)."""
