@@ -58,10 +58,14 @@ def load_schema(version: str, name: str) -> dict[str, Json]:
     return schema
 
 
+def valid_examples(schema: dict[str, Json]) -> list[Json]:
+    """A full instance of ``schema`` (every property) and a minimal one (the required)."""
+    return [_example(schema, schema, full) for full in (True, False)]
+
+
 def payloads(schema: dict[str, Json]) -> Iterator[Json]:
     """The valid instances of ``schema`` and every mutation of them."""
-    for full in (True, False):
-        valid = _example(schema, schema, full)
+    for valid in valid_examples(schema):
         yield valid
         for path in list(_paths(valid)):
             for value in _replacements(schema, path):
@@ -99,7 +103,7 @@ def _example(node: dict[str, Json], root: dict[str, Json], full: bool) -> Json:
     if kind == "integer":
         return node.get("minimum", 1)
     if kind == "number":
-        return node.get("multipleOf", 0.5) * 3
+        return round(node.get("multipleOf", 0.5) * 3, 10)  # 0.1 * 3 is 0.30000000000000004
     if kind == "boolean":
         return True
     return "anything"
