@@ -31,6 +31,7 @@ from csms.events.command_queue import CommandConsumer
 from csms.events.relay import OutboxRelay
 from csms.gauges import refresh
 from csms.http import OpsHttp, build_app
+from csms.loop_lag import LoopLagMonitor
 from csms.ports import Storage
 from csms.server import StationServer
 from csms.services import Services
@@ -56,11 +57,14 @@ class Running:
     commands: CommandDispatcher
     relay: OutboxRelay | None = None
     command_queue: CommandConsumer | None = None
+    loop_lag: LoopLagMonitor | None = None
 
     async def stop(self) -> None:
         """Shut down in order, each step bounded so the whole stays within the
         contract's 10 s even if a broker or database stops answering."""
         deadline = asyncio.get_running_loop().time() + SHUTDOWN_BUDGET
+        if self.loop_lag is not None:
+            await self.loop_lag.stop()
         if self.command_queue is not None:
             await _bounded("command_queue", self.command_queue.stop(), deadline, 1.0)
         await _bounded("commands", self.commands.stop(), deadline, 1.0)
@@ -154,7 +158,9 @@ async def start(settings: Settings) -> Running:
     if settings.amqp_url:
         command_queue = CommandConsumer(settings.amqp_url, settings.amqp_command_queue, commands)
         command_queue.start()
-    return Running(settings, storage, stations, http, commands, relay, command_queue)
+    loop_lag = LoopLagMonitor()
+    loop_lag.start()
+    return Running(settings, storage, stations, http, commands, relay, command_queue, loop_lag)
 
 
 async def run_relay(settings: Settings) -> None:
@@ -185,10 +191,13 @@ async def run_relay(settings: Settings) -> None:
         await storage.close()
         raise
     relay.start()
+    loop_lag = LoopLagMonitor()
+    loop_lag.start()
     tune_gc()
     log.info("relay_started", http_port=http.port, database=storage.dialect)
     await _until_signalled()
     log.info("relay_stopping")
+    await loop_lag.stop()
     deadline = asyncio.get_running_loop().time() + SHUTDOWN_BUDGET
     await _bounded("relay", relay.stop(RELAY_DRAIN_BUDGET), deadline, RELAY_DRAIN_BUDGET + 0.5)
     await _bounded("http", http.stop(), deadline, 1.0)

@@ -80,6 +80,13 @@ DB_POOL_CONNECTIONS = Gauge(
     ["state"],
     registry=REGISTRY,
 )
+EVENT_LOOP_LAG = Histogram(
+    "csms_event_loop_lag_seconds",
+    "How much later than due the event loop woke a task sleeping 0.25 s: time every"
+    " station's frame waited meanwhile, before any database or broker work.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
 STORAGE_BATCH_UNITS = Histogram(
     "csms_storage_batch_units",
     "Units of work committed per database transaction (group commit).",

@@ -8,6 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from csms.app import Running
 from scripts.simulate import SimStation
 from tests.integration.conftest import http_url, ws_url
+from tests.integration.polling import poll_until
 
 
 async def get(running: Running, path: str) -> tuple[int, str]:
@@ -104,6 +105,7 @@ class TestOperatorMetrics:
         resets = sample_value(before, "csms_commands_total", command="reset", status="completed")
         queries = sample_value(before, "csms_storage_query_seconds_count")
         commits = sample_value(before, "csms_storage_commit_seconds_count")
+        wakeups = sample_value(before, "csms_event_loop_lag_seconds_count")
         async with SimStation(ws_url(csms), "METRIC-TX") as cp:
             await cp.boot()
             transaction_id = await cp.start(1, "TAG-M", 10_000)
@@ -127,6 +129,12 @@ class TestOperatorMetrics:
         )
         assert sample_value(after, "csms_storage_query_seconds_count") > queries
         assert sample_value(after, "csms_storage_commit_seconds_count") > commits
+
+        async def loop_watched() -> bool:
+            _, text = await get(csms, "/metrics")
+            return sample_value(text, "csms_event_loop_lag_seconds_count") > wakeups
+
+        await poll_until(loop_watched, within=2.0, every=0.1)
         # Without a broker the outbox backlog is still measured (events wait there).
         assert sample_value(after, "csms_outbox_pending_events") > 0
         if csms.storage.dialect == "postgresql":
