@@ -285,6 +285,34 @@ class TestShutdown:
         assert sample("csms_handshakes_rejected_total", reason="shutting_down") == before + 2
 
 
+class TestQueuedHandshakes:
+    async def test_a_client_that_leaves_while_queued_is_not_looked_up(
+        self, start_csms: StartCsms
+    ) -> None:
+        """A station that gives up while its handshake waits for its turn costs
+        nothing when the turn comes: it is not looked up, so (unknown stations
+        being accepted here) not registered either."""
+        csms = await start_csms(handshake_rate=1, handshake_queue_wait=4, handshake_timeout=10)
+        async with SimStation(ws_url(csms), "FIRST"):
+            pass  # took this second's token
+        _, writer = await asyncio.open_connection("127.0.0.1", csms.stations.port)
+        writer.write(
+            b"GET /ocpp/GONE-WHILE-QUEUED HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+        )
+        await writer.drain()
+        await poll_until(lambda: sample("csms_handshakes_queued") == 1, within=2)
+        writer.close()  # gives up while queued
+        await poll_until(lambda: sample("csms_handshakes_queued") == 0, within=3)
+        await asyncio.sleep(0.2)  # what a lookup and registration would take
+        assert await csms.storage.find_station("GONE-WHILE-QUEUED") is None
+        # Its turn was given back: the next station gets in at the next token.
+        async with SimStation(ws_url(csms), "NEXT") as station:
+            await station.boot()
+
+
 class TestSlowPeers:
     async def test_a_client_that_never_finishes_its_handshake_is_dropped(
         self, start_csms: StartCsms
