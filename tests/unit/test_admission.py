@@ -121,6 +121,28 @@ class TestHandshakeGate:
         assert busy is not None
         assert busy.reason == "handshake_rate"
 
+    async def test_a_handshake_paced_then_queued_pays_for_one_token(self) -> None:
+        """A handshake that waited for its token and then found every slot taken
+        queues for a slot without paying again when it is handed one: the next
+        second's arrivals are not refused for a token spent twice."""
+        clock = FakeClock()
+        # 16/s: the clock's steps below are exact in binary floating point.
+        gate = HandshakeGate(1, 16, 5, max_waiting=5, clock=clock, rng=random.Random(1))
+        for _ in range(16):  # spend this second's tokens
+            assert gate.enter() is None
+            gate.leave()
+        paced = asyncio.create_task(gate.admit(1.0))  # its token is due in 62.5 ms
+        await asyncio.sleep(0)
+        clock.now += 0.125  # two tokens later, one of them already promised to it
+        assert gate.enter() is None  # another takes the only slot meanwhile
+        await asyncio.sleep(0.15)
+        assert gate.waiting == 1  # its token came; now it waits for the slot
+        gate.leave()  # the slot passes to it, without a second token
+        assert await paced is None
+        gate.leave()
+        clock.now += 0.0625  # one more token
+        assert gate.enter() is None
+
     async def test_closing_refuses_queued_and_paced_handshakes_at_once(self) -> None:
         """At shutdown nobody sits out their patience: handshakes waiting for a
         slot or for their token, and any that arrive later, are refused now."""
