@@ -240,7 +240,7 @@ machine() {
     echo "python: $("$PY" -V 2>&1)"
     echo "open files: soft $(ulimit -Sn), hard $(ulimit -Hn)"
     "$PY" -m pip list 2>/dev/null |
-        grep -iE '^(websockets|ocpp|uvloop|asyncpg|aio-pika|aiormq|orjson|fastjsonschema|structlog|py-spy) ' || true
+        grep -iE '^(websockets|ocpp|uvloop|asyncpg|aio-pika|aiormq|orjson|fastjsonschema|jsonschema.rs|structlog|py-spy) ' || true
     psql -h "$PG_HOST" -U postgres -Atc 'SHOW server_version' 2>/dev/null | sed 's/^/postgresql: /' || true
     echo "csms measured: $MEASURED"
 }
@@ -279,7 +279,8 @@ for server in $ONLY; do
         DB_CREATED=1
         prepare_csms_pg csms-pg "$DB"
         start_server csms-pg 9100 "${CSMS[@]}" serve
-        message_workloads csms-pg 9100 --outbox-dsn "$CSMS_DATABASE_URL"
+        message_workloads csms-pg 9100 --outbox-dsn "$CSMS_DATABASE_URL" \
+            --metrics-url http://127.0.0.1:9180/metrics
         stop_server
         fleet csms-pg 9100 "${CSMS[@]}" serve
         unset CSMS_DATABASE_URL CSMS_AMQP_URL CSMS_AMQP_EXCHANGE
@@ -295,7 +296,7 @@ for server in $ONLY; do
         STARTED+=("$RELAY_PID")
         CSMS_RELAY=external start_server csms-pg-ext 9100 "${CSMS[@]}" serve
         message_workloads csms-pg-ext 9100 --outbox-dsn "$CSMS_DATABASE_URL" \
-            --relay-pid "$RELAY_PID"
+            --relay-pid "$RELAY_PID" --metrics-url http://127.0.0.1:9180/metrics
         stop_server
         stop_pid "$RELAY_PID"
         unset CSMS_DATABASE_URL CSMS_AMQP_URL CSMS_AMQP_EXCHANGE

@@ -890,6 +890,7 @@ def run(
     server_pid: int | None,
     outbox_dsn: str | None,
     window_file: str | None = None,
+    metrics_url: str | None = None,
 ) -> dict[str, Any]:
     """Start the workers, drive the phases, and return the report as a dict."""
     raise_fd_limit()
@@ -952,10 +953,12 @@ def run(
         at_measure = sample()
         machine_measure = machine_busy_s()
         services_measure = services_cpu_s(config.relay_pids)
+        histograms_measure = server_histograms(metrics_url)
         _sleep_sampling(window.end, sample)
         at_end = sample()
         machine_end = machine_busy_s()
         services_end = services_cpu_s(config.relay_pids)
+        histograms_end = server_histograms(metrics_url)
         wall_end = time.time()
         results: list[WorkerResult] = _gather(pipes, "done", deadline, sample)
     finally:
@@ -1058,9 +1061,68 @@ def run(
             server_threads=at_end.threads,
             server_setup_cpu_s=(at_ready.cpu_s - before.cpu_s) if at_ready else math.nan,
         )
+    if histograms_measure and histograms_end:
+        report.update(server_tails(histograms_measure, histograms_end))
     if outbox_dsn:
         report.update(outbox_lag(outbox_dsn, wall_start, wall_end))
     return report
+
+
+# The server's own view of its tail, from its /metrics: how late its event loop
+# woke, and how long its group commits took.
+SERVER_HISTOGRAMS = {
+    "loop_lag": "csms_event_loop_lag_seconds",
+    "commit": "csms_storage_commit_seconds",
+}
+SLOW_S = 0.05
+
+
+def server_histograms(url: str | None) -> dict[str, dict[float, float]]:
+    """Each of SERVER_HISTOGRAMS as {bucket upper bound: cumulative count}; {}
+    without a URL or when the server does not answer (a baseline)."""
+    if not url:
+        return {}
+    import urllib.request  # noqa: PLC0415 - only with --metrics-url
+
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+            text = response.read().decode()
+    except OSError:
+        return {}
+    wanted = {name: key for key, name in SERVER_HISTOGRAMS.items()}
+    found: dict[str, dict[float, float]] = {}
+    for family in text_string_to_metric_families(text):
+        key = wanted.get(family.name)
+        if key is None:
+            continue
+        found[key] = {
+            float(sample.labels["le"]): sample.value
+            for sample in family.samples
+            if sample.name.endswith("_bucket")
+        }
+    return found
+
+
+def server_tails(
+    start: dict[str, dict[float, float]], end: dict[str, dict[float, float]]
+) -> dict[str, Any]:
+    """Per histogram, in the window: observations, the bucket bound under which
+    99 % of them fell, and how many took longer than SLOW_S."""
+    tails: dict[str, Any] = {}
+    for key in SERVER_HISTOGRAMS:
+        if key not in start or key not in end:
+            continue
+        bounds = sorted(end[key])
+        counts = [end[key][b] - start[key].get(b, 0.0) for b in bounds]
+        total = counts[-1] if counts else 0.0
+        p99 = next((b for b, c in zip(bounds, counts, strict=True) if c >= 0.99 * total), math.nan)
+        fast = max((c for b, c in zip(bounds, counts, strict=True) if b <= SLOW_S), default=0.0)
+        tails[f"server_{key}_count"] = int(total)
+        tails[f"server_{key}_p99_bound_s"] = p99 if total else math.nan
+        tails[f"server_{key}_over_50ms"] = int(total - fast)
+    return tails
 
 
 def _gather(
@@ -1192,6 +1254,16 @@ def print_report(report: dict[str, Any]) -> None:
     services = report.get("services_cpu_percent") or {}
     if services:
         print("  others: " + ", ".join(f"{n} {v:.0f} % CPU" for n, v in services.items()))
+    if "server_loop_lag_count" in report:
+        parts = []
+        for key, what in (("loop_lag", "event-loop wakeups"), ("commit", "group commits")):
+            if f"server_{key}_count" in report:
+                parts.append(
+                    f"{what} p99 <= {report[f'server_{key}_p99_bound_s'] * 1000:g} ms "
+                    f"({report[f'server_{key}_over_50ms']:,} of "
+                    f"{report[f'server_{key}_count']:,} over 50 ms)"
+                )
+        print("  server: " + "; ".join(parts))
     if report.get("outbox_events") == 0:
         print("  outbox: no events recorded in the window")
     elif "outbox_events" in report:
@@ -1223,11 +1295,11 @@ def _is_ipv4_loopback(host: str) -> bool:
         return False
 
 
-def check_loopback(url: str) -> None:
-    """Refuse any URL that is not ws:// to a loopback address."""
+def check_loopback(url: str, scheme: str = "ws") -> None:
+    """Refuse any URL that is not ``scheme``:// to a loopback address."""
     parts = urlsplit(url)
-    if parts.scheme != "ws":
-        raise SystemExit("loadgen: only ws:// URLs (no TLS) are supported")
+    if parts.scheme != scheme:
+        raise SystemExit(f"loadgen: only {scheme}:// URLs (no TLS) are supported here")
     host = parts.hostname or ""
     if host == "localhost":
         return
@@ -1283,6 +1355,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--server-pid", type=int, help="read this process's CPU and RSS from /proc")
     p.add_argument("--outbox-dsn", help="PostgreSQL DSN of the server: measure outbox lag")
     p.add_argument(
+        "--metrics-url",
+        help="the server's /metrics (loopback): its event-loop lag and group-commit times",
+    )
+    p.add_argument(
         "--wait-quiet",
         type=_bounded(float, 0, 600),
         default=0.0,
@@ -1335,7 +1411,11 @@ def main(argv: list[str] | None = None) -> int:
         retries=int(options.retries),
         relay_pids=tuple(options.relay_pid),
     )
-    report = run(config, options.server_pid, options.outbox_dsn, options.window_file)
+    if options.metrics_url:
+        check_loopback(options.metrics_url, "http")
+    report = run(
+        config, options.server_pid, options.outbox_dsn, options.window_file, options.metrics_url
+    )
     report["label"] = options.label
     print_report(report)
     if options.json_path:
