@@ -30,7 +30,8 @@ async def test_a_blocked_loop_is_measured_and_an_idle_one_is_not() -> None:
         await asyncio.sleep(0.1)
         after_count, after_total, after_on_time = lag_samples()
         assert after_total - idle_total >= 0.25
-        assert after_count - after_on_time == 1  # one wakeup was late, by the block
+        late = (after_count - idle_count) - (after_on_time - idle_on_time)
+        assert late >= 1  # the wakeup the block delayed (the histogram is process-wide)
     finally:
         await monitor.stop()
     stopped = lag_samples()
