@@ -111,7 +111,7 @@ class HandshakeGate:
         ``rate``) and then a slot (in arrival order). None means admitted:
         pair it with ``leave()``; a Busy is the refusal to send."""
         busy = self.enter()
-        if busy is None or patience <= 0:
+        if busy is None or patience <= 0 or busy.reason == "shutting_down":
             return busy
         loop = asyncio.get_running_loop()
         deadline = loop.time() + patience

@@ -159,6 +159,11 @@ class TestHandshakeGate:
         refused = gate.enter()
         assert refused is not None
         assert refused.reason == "shutting_down"
+        started = time.monotonic()
+        late = await gate.admit(10.0)  # one arriving after the close does not queue
+        assert late is not None
+        assert late.reason == "shutting_down"
+        assert time.monotonic() - started < 0.5
         gate.leave()  # the handshake admitted before the close still leaves
         assert (gate.in_flight, gate.waiting) == (0, 0)
         paced_gate = HandshakeGate(5, 1, 5, max_waiting=10)
