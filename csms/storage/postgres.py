@@ -1,8 +1,9 @@
 """The PostgreSQL adapter: an ``asyncpg`` pool, JSON columns as jsonb via orjson.
 
 Batches are group-committed like SQLite's, a batch in one statement,
-``csms_apply_batch`` (migration 0008, ADR 0007), up to COMMITS_IN_FLIGHT at
-once (ADR 0006). asyncpg's errors are translated at this
+``csms_apply_batch`` (migration 0008, ADR 0007; with charging profiles or
+commands, which go one by one, in one transaction with them), up to
+COMMITS_IN_FLIGHT at once (ADR 0006). asyncpg's errors are translated at this
 boundary; connections are released by ``pool.acquire()``'s context, which
 shields the release from cancellation.
 
@@ -203,15 +204,17 @@ class PostgresStorage:
         now = datetime.now(UTC)
         document = _batch_document(ops, now)
         with _translate("commit"):
-            async with self._pool.acquire() as conn:
-                if ops.charging_profiles or ops.commands:
-                    async with conn.transaction():
-                        if document:
-                            await conn.execute(_APPLY_BATCH, document)
-                        await _apply_ordered(conn, ops, now)
-                elif document:
-                    # One statement, its own transaction: one round trip per batch.
+            ordered = bool(ops.charging_profiles or ops.commands)
+            # Without ordered ops the one statement is its own transaction:
+            # one round trip per batch.
+            async with (
+                self._pool.acquire() as conn,
+                conn.transaction() if ordered else contextlib.nullcontext(),
+            ):
+                if document:
                     await conn.execute(_APPLY_BATCH, document)
+                if ordered:
+                    await _apply_ordered(conn, ops, now)
         if ops.events:
             for listener in self._outbox_listeners:
                 listener()
@@ -759,7 +762,12 @@ def _last_by_key(rows: list[Row], width: int) -> list[Row]:
     """
     if len(rows) < 2:
         return rows
-    return _by_key(list({row[:width]: row for row in rows}.values()), width)
+    return _in_key_order({row[:width]: row for row in rows})
+
+
+def _in_key_order(merged: dict[Any, Row]) -> list[Row]:
+    """The rows of ``merged`` (one per key) in key order, for the reason ``_by_key`` gives."""
+    return [merged[key] for key in sorted(merged)]
 
 
 def _booted_rows(ops: GroupedOps) -> list[Row]:
@@ -770,7 +778,7 @@ def _booted_rows(ops: GroupedOps) -> list[Row]:
         earlier = merged.get(op.station_id)
         seen = op.at if earlier is None else max(op.at, earlier[-1])
         merged[op.station_id] = (*_booted_row(op), seen)
-    return _by_key(list(merged.values()), 1)
+    return _in_key_order(merged)
 
 
 def _configuration_rows(ops: GroupedOps) -> list[Row]:
@@ -784,7 +792,7 @@ def _configuration_rows(ops: GroupedOps) -> list[Row]:
             if k.readonly is None and earlier is not None and earlier[3] is not None:
                 row = (*row[:3], earlier[3], row[4])
             merged[row[:2]] = row
-    return _by_key(list(merged.values()), 2)
+    return _in_key_order(merged)
 
 
 async def _apply_ordered(
