@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import math
 import random
 import time
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from csms.interop import InteropProfiles
 from csms.settings import Settings
 from csms.tls import PeerFacts
+from csms.waiting import wait_at_most
 
 Clock = Callable[[], float]
 
@@ -123,9 +123,7 @@ class HandshakeGate:
             self._tokens -= 1  # reserved: who comes later waits behind it
             self._paced += 1
             try:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._closed.wait()  # close() ends the wait early
+                await wait_at_most(self._closed, delay)  # close() ends the wait early
             except asyncio.CancelledError:
                 self._tokens += 1
                 raise

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import ssl
 import time
 import weakref
@@ -35,6 +34,7 @@ from csms.errors import StorageError
 from csms.interop import Tolerance
 from csms.services import Services, StationContext
 from csms.services.stations import Admission, Credentials, Refusal
+from csms.waiting import wait_at_most
 from protocols.common import Adapter
 
 LISTEN_BACKLOG = 4096
@@ -234,9 +234,7 @@ class StationServer:
         if link is None:
             return False
         await link.ws.close(1000, reason)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(DISCONNECT_WAIT):
-                await link.finished.wait()
+        await wait_at_most(link.finished, DISCONNECT_WAIT)
         return True
 
     async def call(

@@ -38,6 +38,7 @@ from csms import metrics
 from csms.errors import StorageError
 from csms.events.amqp import BrokerError, Connect, Published, Publisher
 from csms.ports import Clock, OutboxRow, Storage
+from csms.waiting import wait_at_most
 
 log = structlog.get_logger("csms.relay")
 
@@ -113,11 +114,11 @@ async def _drop(in_flight: collections.deque[_InFlight]) -> None:
 
 
 def _seq_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
-    """Inclusive ranges covering ``seqs`` (ascending within each batch), merged."""
+    """Inclusive ranges covering ``seqs``, merged."""
     ranges: list[tuple[int, int]] = []
     for seq in sorted(seqs):
         if ranges and seq <= ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], max(seq, ranges[-1][1]))
+            ranges[-1] = (ranges[-1][0], seq)
         else:
             ranges.append((seq, seq))
     return ranges
@@ -214,7 +215,7 @@ class OutboxRelay:
             self._alarm.clear()
             if self._stopping.is_set():
                 return
-            await self._sleep(self._backoff.delay(attempt), self._alarm)
+            await wait_at_most(self._alarm, self._backoff.delay(attempt))
             attempt += 1
 
     async def _session(self) -> None:
@@ -247,7 +248,7 @@ class OutboxRelay:
                             continue
                         if self._stopping.is_set():
                             return
-                        await self._sleep(self._timings.standby_retry, self._alarm)
+                        await wait_at_most(self._alarm, self._timings.standby_retry)
                         continue
                     if self._may_send(in_flight):
                         skip = _seq_ranges(row.seq for sent in in_flight for row in sent.rows)
@@ -264,19 +265,19 @@ class OutboxRelay:
                             and len(settled.rows) < self._batch_size
                             and not self._stopping.is_set()
                         ):
-                            await self._sleep(self._timings.linger, self._alarm)
+                            await wait_at_most(self._alarm, self._timings.linger)
                         continue
                 except StorageError as exc:
                     log.warning("relay_storage_failed", error=str(exc))
                     await _drop(in_flight)  # unmarked: read and sent again
                     if self._stopping.is_set():
                         return
-                    await self._sleep(self._backoff.delay(storage_failures), self._alarm)
+                    await wait_at_most(self._alarm, self._backoff.delay(storage_failures))
                     storage_failures += 1
                     continue
                 if self._stopping.is_set():
                     return
-                await self._sleep(self._timings.poll, self._wakeup)
+                await wait_at_most(self._wakeup, self._timings.poll)
         finally:
             await _drop(in_flight)
 
@@ -341,13 +342,6 @@ class OutboxRelay:
     def _alarm_all(self) -> None:
         self._alarm.set()
         self._wakeup.set()
-
-    @staticmethod
-    async def _sleep(seconds: float, until: asyncio.Event) -> None:
-        """Sleep up to ``seconds``, less if ``until`` is set meanwhile."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await until.wait()
 
     # --- housekeeping ----------------------------------------------------------
 
