@@ -32,6 +32,13 @@ class Busy:
     reason: str  # "handshake_capacity", "handshake_rate" or "shutting_down"
     retry_after: int
 
+    @property
+    def message(self) -> str:
+        """What the 503's body tells the station."""
+        if self.reason == "shutting_down":
+            return "the CSMS is shutting down; retry later"
+        return "the CSMS is busy admitting other stations; retry later"
+
 
 class _GateClosed(Exception):
     """A queued handshake's turn when the gate closes."""

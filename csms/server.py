@@ -343,9 +343,7 @@ class StationServer:
                 connection,
                 HTTPStatus.SERVICE_UNAVAILABLE,
                 busy.reason,
-                "the CSMS is shutting down; retry later"
-                if busy.reason == "shutting_down"
-                else "the CSMS is busy admitting other stations; retry later",
+                busy.message,
                 station_id=station_id,
             )
             response.headers["Retry-After"] = str(busy.retry_after)
