@@ -157,6 +157,30 @@ class TestStationState:
         assert model["HeartbeatInterval"] == replace(reported, value="60")
         assert (model["Other"].value, model["Other"].mutability) == ("x", None)
 
+    async def test_one_unit_changing_an_entry_or_reservation_twice_keeps_the_last(
+        self, storage: Storage
+    ) -> None:
+        """Device model entries (reported or set) and reservations changed twice
+        in one unit end as the last change, as if applied in turn (PostgreSQL
+        applies a batch set-based, and may touch each row only once)."""
+        first = DeviceModelEntry(
+            "OCPPCommCtrlr", None, None, None, "HeartbeatInterval", None, "Actual", "300",
+            "ReadWrite", {"dataType": "integer"},
+        )  # fmt: skip
+        second = replace(first, value="60")
+        third = replace(first, value="90", mutability=None, characteristics={})
+        reservation = Reservation("CP-1", 5, 1, "TAG", AT, "Reserved", AT)
+        await storage.commit(
+            [
+                DeviceModelReported("CP-2", (first, second), AT),
+                DeviceModelValuesSet("CP-2", (third, replace(third, value="120")), AT),
+                ReservationChanged(reservation),
+                ReservationChanged(replace(reservation, status="Cancelled")),
+            ]
+        )
+        assert await storage.list_device_model("CP-2") == [replace(first, value="120")]
+        assert await storage.list_reservations("CP-1") == [replace(reservation, status="Cancelled")]
+
     async def test_local_list_version_reservations_and_profiles(self, storage: Storage) -> None:
         """Version per station; reservations upserted; profiles replaced and cleared by criteria."""
         await storage.register_station("CP-1", at=AT)
