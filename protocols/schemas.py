@@ -5,10 +5,12 @@ the spec names.
 Each schema is compiled twice. A payload jsonschema-rs (Rust) accepts passes:
 1.5 us where fastjsonschema takes 15-26 us. fastjsonschema judges only what
 jsonschema-rs refused, and its verdict and error (rule, path, message) are
-the ones answered, so the CSMS accepts what it accepted before. Both agree
-with the reference validator on a corpus of every schema's valid and broken
-payloads; the few date-times fastjsonschema lets through and the reference
-does not are pinned down there (tests/unit/test_schema_verdicts.py)."""
+the ones answered: the CSMS accepts what either accepts. Both agree with the
+reference validator on a corpus of every schema's valid and broken payloads;
+the few date-times fastjsonschema lets through and the reference does not
+are pinned down there (tests/unit/test_schema_verdicts.py). Outside it they
+differ on edge URIs: jsonschema-rs accepts ``http:``, which fastjsonschema
+refused (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
