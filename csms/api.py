@@ -45,6 +45,7 @@ from csms.security import hash_password
 from csms.server import StationNotConnectedError, StationServer
 from csms.services import Services
 from csms.services.commands import MASK, NEUTRAL_COMMANDS
+from csms.settlement import is_overridden
 
 log = structlog.get_logger("csms.api")
 
@@ -559,6 +560,8 @@ def _transaction_json(t: Transaction) -> dict[str, Any]:
         "meter_start_wh": t.meter_start_wh,
         "meter_stop_wh": t.meter_stop_wh,
         "energy_wh": t.energy_wh,
+        "station_energy_wh": catalog.station_energy_wh(t),
+        "energy_overridden": is_overridden(t.anomalies),
         "started_at": iso(t.started_at),
         "ended_at": _time(t.ended_at),
         "stop_reason": t.stop_reason,

@@ -8,8 +8,6 @@ connector 0 (the charge point itself) is EVSE 0, connector 0.
 from __future__ import annotations
 
 import enum
-import itertools
-from collections.abc import Sequence
 from dataclasses import field
 from datetime import datetime
 from typing import Any
@@ -162,85 +160,6 @@ class Transaction:
     @property
     def is_active(self) -> bool:
         return self.ended_at is None
-
-
-def settle_energy(
-    meter_start_wh: float | None,
-    meter_stop_wh: float | None,
-    register_wh: Sequence[float],
-) -> tuple[float, tuple[str, ...]]:
-    """The billable energy of a session and what looked wrong on the way.
-
-    The start/stop readings are the station's own statement; the energy
-    register samples taken during the session (in time order) are the
-    evidence. Real meters lie in known ways, each named as an anomaly:
-
-    - ``register_unit_mismatch``: register samples 1000x below the start/stop
-      scale (kWh sent as Wh, or no unit where kWh was meant); rescaled.
-    - ``register_is_session_counter``: samples count from 0 for this session
-      while start/stop are the lifetime register; not used as evidence.
-    - ``meter_start_placeholder``: meterStart 0 (an offline start) while the
-      register shows the lifetime value; the first reading is the start.
-    - ``meter_start_missing`` / ``meter_stop_missing``: taken from the samples.
-    - ``meter_stop_placeholder``: meterStop 0 or below the start while the
-      samples went on; the last reading is the stop.
-    - ``meter_stop_below_start``: no evidence to repair it; energy is 0.
-    - ``register_went_backwards``: a sample lower than the one before.
-    - ``no_meter_readings``: nothing to bill on; energy is 0.
-
-    Energy is never negative; a doubt is a named finding, never a silent number.
-    """
-    anomalies: list[str] = []
-    readings = _rescaled(meter_start_wh, meter_stop_wh, register_wh, anomalies)
-    if (
-        meter_start_wh
-        and readings
-        and max(readings) < meter_start_wh * 0.5
-        and (meter_stop_wh is None or max(readings) <= (meter_stop_wh - meter_start_wh) * 1.05 + 1)
-    ):
-        anomalies.append("register_is_session_counter")
-        readings = []
-    if any(b < a for a, b in itertools.pairwise(readings)):
-        anomalies.append("register_went_backwards")
-    start, stop = meter_start_wh, meter_stop_wh
-    if start is None and readings:
-        start = readings[0]
-        anomalies.append("meter_start_missing")
-    elif start == 0 and readings and readings[0] > max(readings[-1], stop or 0) - readings[0]:
-        start = readings[0]
-        anomalies.append("meter_start_placeholder")
-    if stop is None and readings:
-        stop = readings[-1]
-        anomalies.append("meter_stop_missing")
-    elif stop is not None and start is not None and stop < start:
-        if readings and readings[-1] >= start:
-            stop = readings[-1]
-            anomalies.append("meter_stop_placeholder")
-        else:
-            anomalies.append("meter_stop_below_start")
-            return 0.0, tuple(anomalies)
-    if start is None or stop is None:
-        anomalies.append("no_meter_readings")
-        return 0.0, tuple(anomalies)
-    return float(max(stop - start, 0.0)), tuple(anomalies)
-
-
-def _rescaled(
-    start: float | None, stop: float | None, readings: Sequence[float], anomalies: list[str]
-) -> list[float]:
-    """Readings 1000x below the start/stop scale, multiplied back to Wh."""
-    references = [v for v in (start, stop) if v]
-    if not references or not readings:
-        return list(readings)
-    low, high = min(references) * 0.9, max(references) * 1.1
-
-    def plausible(value: float) -> bool:
-        return low <= value <= high
-
-    fixed = [r * 1000 if not plausible(r) and plausible(r * 1000) else r for r in readings]
-    if fixed != list(readings):
-        anomalies.append("register_unit_mismatch")
-    return fixed
 
 
 @record

@@ -57,6 +57,7 @@ class Tolerance(enum.StrEnum):
     TIMESTAMP_CLOCK_NOT_SET = "timestamp_clock_not_set"
     ENUM_SPELLING = "enum_spelling"
     DATA_TRANSFER_OBJECT_DATA = "data_transfer_object_data"
+    BOOT_IDENTITY_TOO_LONG = "boot_identity_too_long"
 
 
 GLOBAL_ONLY = frozenset(

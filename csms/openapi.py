@@ -776,6 +776,8 @@ OPENAPI: dict[str, Any] = {
                     "meter_start_wh": _NULLABLE_NUMBER,
                     "meter_stop_wh": _NULLABLE_NUMBER,
                     "energy_wh": _NULLABLE_NUMBER,
+                    "station_energy_wh": _NULLABLE_NUMBER,
+                    "energy_overridden": {"type": "boolean"},
                     "started_at": {"type": "string", "format": "date-time"},
                     "ended_at": _NULLABLE_TIME,
                     "stop_reason": _NULLABLE_STRING,

@@ -107,6 +107,16 @@ class _Walker:
     def string(self, schema: JsonSchema, value: str, path: str) -> str:
         if schema.get("format") == "date-time":
             return self.timestamp(value, path)
+        limit = schema.get("maxLength")
+        if (
+            isinstance(limit, int)
+            and len(value) > limit
+            and self.action == "BootNotification"
+            and Tolerance.BOOT_IDENTITY_TOO_LONG in self.on
+        ):
+            # Identity strings only (serial numbers, model names): nothing billed.
+            self.note(Tolerance.BOOT_IDENTITY_TOO_LONG, path, value)
+            return value[:limit]
         enum = schema.get("enum")
         if isinstance(enum, list) and value not in enum and Tolerance.ENUM_SPELLING in self.on:
             return self.spelling(enum, value, path)

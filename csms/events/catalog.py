@@ -8,6 +8,7 @@ from typing import Any
 
 from csms.domain import Command, ConnectorStatus, MeterSample, Transaction
 from csms.events.model import iso
+from csms.settlement import is_overridden
 
 
 def station_booted(
@@ -70,11 +71,20 @@ def transaction_ended(tx: Transaction) -> dict[str, Any]:
         "meter_start_wh": tx.meter_start_wh,
         "meter_stop_wh": tx.meter_stop_wh,
         "energy_wh": tx.energy_wh,
+        "station_energy_wh": station_energy_wh(tx),
+        "energy_overridden": is_overridden(tx.anomalies),
         "started_at": iso(tx.started_at),
         "ended_at": iso(tx.ended_at) if tx.ended_at else None,
         "stop_reason": tx.stop_reason,
         "anomalies": list(tx.anomalies),
     }
+
+
+def station_energy_wh(tx: Transaction) -> float | None:
+    """The station's own figure, meter stop - start as it sent them (may be negative)."""
+    if tx.meter_start_wh is None or tx.meter_stop_wh is None:
+        return None
+    return tx.meter_stop_wh - tx.meter_start_wh
 
 
 def meter_values(

@@ -11,7 +11,6 @@ from csms.domain import (
     IdTokenInfo,
     MeterSample,
     Transaction,
-    settle_energy,
 )
 from csms.events import catalog
 from csms.events.model import EventType
@@ -27,6 +26,7 @@ from csms.ports import (
 from csms.records import record
 from csms.services.authorization import AuthorizationService
 from csms.services.outbox import report
+from csms.settlement import settle_energy
 
 DEFAULT_STOP_REASON = "Local"
 MAX_KNOWN_TRANSACTIONS = 200_000
@@ -252,17 +252,17 @@ class TransactionService:
                 )
             )
             registers.extend((s.timestamp, s.value) for s in req.samples if s.is_energy_register())
-        energy, found = settle_energy(
-            tx.meter_start_wh, req.meter_stop_wh, [value for _, value in sorted(registers)]
+        settled = settle_energy(
+            (tx.started_at, tx.meter_start_wh), (req.ended_at, req.meter_stop_wh), registers
         )
         ended = replace(
             tx,
             meter_stop_wh=req.meter_stop_wh,
-            energy_wh=energy,
+            energy_wh=settled.energy_wh,
             ended_at=req.ended_at,
             stop_reason=req.reason or DEFAULT_STOP_REASON,
             id_token=tx.id_token or req.id_token,
-            anomalies=tuple(anomalies) + found,
+            anomalies=tuple(anomalies) + settled.anomalies,
             updated_at=self._clock(),
         )
         unit.append(TransactionChanged(ended))
@@ -399,19 +399,18 @@ class TransactionService:
         seq_nos: set[int],
         readings: list[tuple[datetime, float]],
     ) -> Transaction:
-        values = [value for _, value in readings]
-        energy, found = settle_energy(
-            values[0] if values else None, values[-1] if values else None, values
-        )
-        anomalies = list(found)
+        first = readings[0] if readings else (tx.started_at, None)
+        last = readings[-1] if readings else (req.timestamp, None)
+        settled = settle_energy(first, last, readings)
+        anomalies = list(settled.anomalies)
         # Stations number a transaction's events without holes; a hole means
         # a message was lost (or is still queued offline) when it ended.
         if len(seq_nos) != max(seq_nos) - min(seq_nos) + 1:
             anomalies.append("seq_no_gap")
         return replace(
             tx,
-            meter_stop_wh=values[-1] if values else None,
-            energy_wh=energy,
+            meter_stop_wh=last[1],
+            energy_wh=settled.energy_wh,
             ended_at=req.timestamp,
             stop_reason=req.stopped_reason or DEFAULT_STOP_REASON,
             anomalies=tx.anomalies + tuple(anomalies),

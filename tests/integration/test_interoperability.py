@@ -212,6 +212,7 @@ tolerances = [
     "timestamp_clock_not_set",
     "enum_spelling",
     "data_transfer_object_data",
+    "boot_identity_too_long",
 ]
 """
 
@@ -347,6 +348,53 @@ class TestDataTransferObject:
             with pytest.raises(CallError) as caught:
                 await cp.call("DataTransfer", payload)
             assert caught.value.code == "TypeConstraintViolation"
+
+
+class TestBootIdentityTooLong:
+    SERIAL = "SN-2026-ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # 33 characters; the 1.6 schema allows 25
+
+    async def test_an_over_long_serial_number_is_truncated_and_the_station_boots(
+        self, lenient: Running
+    ) -> None:
+        """OldCo's 33-character chargeBoxSerialNumber is kept as its first 25; it boots."""
+        before = applied("boot_identity_too_long")
+        async with SimStation(ws_url(lenient), "OLD-SN") as cp:
+            answer = await cp.call(
+                "BootNotification",
+                {
+                    "chargePointVendor": "OldCo",
+                    "chargePointModel": "W1",
+                    "firmwareVersion": "1.4.2",
+                    "chargeBoxSerialNumber": self.SERIAL,
+                },
+            )
+            assert answer["status"] == "Accepted"
+        station = await lenient.storage.find_station("OLD-SN")
+        assert station is not None
+        assert station.serial_number == self.SERIAL[:25]
+        assert applied("boot_identity_too_long") == before + 1
+
+    async def test_strict_refuses_an_over_long_serial_number(self, lenient: Running) -> None:
+        """Another vendor's over-long serial number is a TypeConstraintViolation, as before."""
+        async with SimStation(ws_url(lenient), "NEW-SN") as cp:
+            with pytest.raises(CallError) as caught:
+                await cp.call(
+                    "BootNotification",
+                    {
+                        "chargePointVendor": "NewCo",
+                        "chargePointModel": "W1",
+                        "chargeBoxSerialNumber": self.SERIAL,
+                    },
+                )
+            assert caught.value.code == "TypeConstraintViolation"
+
+    async def test_only_boot_notification_strings_are_truncated(self, lenient: Running) -> None:
+        """An over-long idTag in Authorize is still refused for the lenient profile."""
+        async with SimStation(ws_url(lenient), "OLD-SN2") as cp:
+            await boot_oldco16(cp)
+            with pytest.raises(CallError) as caught:
+                await cp.call("Authorize", {"idTag": "X" * 21})
+            assert caught.value.code in {"TypeConstraintViolation", "PropertyConstraintViolation"}
 
 
 class TestProfileChoice:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -266,17 +267,19 @@ class TestBillingIntegrity:
     @pytest.mark.parametrize(
         ("meter_start", "samples", "meter_stop", "energy", "anomalies"),
         [
-            # the station started offline and sent a 0 placeholder meterStart
-            (0, [("52000", None)], 55_000, 3_000, ["meter_start_placeholder"]),
+            # meters that really start at 0 (a third-party simulator's fleet, issue 20)
+            (0, [("136.47", "Wh"), ("199.19", "Wh")], 199, 199, []),
+            (0, [("60", "Wh")], 100, 100, []),
+            (0, [("49.12", "Wh")], 49, 49, []),
+            (0, [("40", "Wh")], 100, 100, []),
+            (12_000, [("12030", "Wh")], 12_049, 49, []),
             # kWh sent without a unit (so read as Wh)
             (52_000, [("52.3", None), ("53.9", None)], 55_000, 3_000, ["register_unit_mismatch"]),
             # a session counter instead of the lifetime register
             (52_000, [("0", "Wh"), ("1500", "Wh")], 55_000, 3_000, ["register_is_session_counter"]),
-            # meterStop a few Wh below meterStart
-            (10_000, [], 9_996, 0, ["meter_stop_below_start"]),
         ],
     )
-    async def test_suspicious_sessions_are_flagged_not_silently_billed(
+    async def test_the_stations_own_figures_are_billed(
         self,
         station: SimStation,
         csms: Running,
@@ -286,9 +289,49 @@ class TestBillingIntegrity:
         energy: float,
         anomalies: list[str],
     ) -> None:
-        """transaction.ended carries the best-evidence energy and the named findings."""
-        tx_id = await station.start(1, "TAG", meter_start)
-        for minute, (value, unit) in enumerate(samples, start=10):
+        """transaction.ended bills meterStop - meterStart, overriding nothing, flagged or not."""
+        ended = await self.session(station, csms, meter_start, samples, meter_stop)
+        assert ended["energy_wh"] == ended["station_energy_wh"] == energy
+        assert ended["energy_overridden"] is False
+        assert ended["anomalies"] == anomalies
+
+    @pytest.mark.parametrize(
+        ("meter_start", "samples", "meter_stop", "energy", "station_energy", "anomalies"),
+        [
+            # an offline start sent as 0 while the register reads its lifetime value
+            (0, [("3096681", "Wh")], 3_097_000, 319, 3_097_000, ["meter_start_placeholder"]),
+            # meterStop a few Wh below meterStart
+            (10_000, [], 9_996, 0, -4, ["meter_stop_below_start"]),
+        ],
+    )
+    async def test_an_impossible_figure_is_overridden_unmistakably(
+        self,
+        station: SimStation,
+        csms: Running,
+        meter_start: int,
+        samples: list[tuple[str, str | None]],
+        meter_stop: int,
+        energy: float,
+        station_energy: float,
+        anomalies: list[str],
+    ) -> None:
+        """The settled energy comes with the station's own figure, the flag and the rule."""
+        ended = await self.session(station, csms, meter_start, samples, meter_stop)
+        assert (ended["energy_wh"], ended["station_energy_wh"]) == (energy, station_energy)
+        assert ended["energy_overridden"] is True
+        assert ended["anomalies"] == anomalies
+
+    async def session(
+        self,
+        station: SimStation,
+        csms: Running,
+        meter_start: int,
+        samples: list[tuple[str, str | None]],
+        meter_stop: int,
+    ) -> dict[str, Any]:
+        """Start at 09:00, one sample a minute from 09:01, stop at 09:30; the ended event's data."""
+        tx_id = await station.start(1, "TAG", meter_start, "2026-11-26T09:00:00Z")
+        for minute, (value, unit) in enumerate(samples, start=1):
             sampled: dict[str, str] = {"value": value}
             if unit:
                 sampled["unit"] = unit
@@ -298,18 +341,17 @@ class TestBillingIntegrity:
                     "connectorId": 1,
                     "transactionId": tx_id,
                     "meterValue": [
-                        {"timestamp": f"2026-11-26T09:{minute}:00Z", "sampledValue": [sampled]}
+                        {"timestamp": f"2026-11-26T09:{minute:02}:00Z", "sampledValue": [sampled]}
                     ],
                 },
             )
         await station.call(
             "StopTransaction",
-            {"transactionId": tx_id, "meterStop": meter_stop, "timestamp": "2026-11-26T10:00:00Z"},
+            {"transactionId": tx_id, "meterStop": meter_stop, "timestamp": "2026-11-26T09:30:00Z"},
         )
         [ended] = [
             r.event
             for r in await csms.storage.outbox_list(100, pending_only=False)
             if r.event.type == "transaction.ended"
         ]
-        assert ended.data["energy_wh"] == energy
-        assert ended.data["anomalies"] == anomalies
+        return ended.data

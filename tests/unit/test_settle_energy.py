@@ -1,76 +1,219 @@
-"""Billing integrity: energy from the best evidence, and each way real meters lie named."""
+"""Billing integrity: the station's figures are billed unless physics rules them out."""
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
-from csms.domain import settle_energy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from csms.settlement import (
+    CLOCK_SLACK_S,
+    PHYSICAL_MAX_POWER_W,
+    Settlement,
+    is_overridden,
+    settle_energy,
+)
+
+T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def settle(
+    start: float | None,
+    stop: float | None,
+    readings: Sequence[tuple[float, float]],
+    *,
+    minutes: float = 60,
+    max_power_w: float | None = None,
+) -> Settlement:
+    """A session from T0 to T0 + minutes; readings as (minute, Wh)."""
+    return settle_energy(
+        (T0, start),
+        (at(minutes), stop),
+        [(at(m), wh) for m, wh in readings],
+        max_power_w=max_power_w,
+    )
+
+
+class TestSimulatorFleetSessions:
+    """The sessions a third-party simulator's fleet was billed short for (issue 20)."""
+
+    @pytest.mark.parametrize(
+        ("start", "readings", "stop", "energy"),
+        [
+            (0, [(1, 136.47), (2, 199.19)], 199, 199),
+            (0, [(1, 60)], 100, 100),
+            (0, [(1, 49.12)], 49, 49),
+            (0, [(1, 40)], 100, 100),
+            (12_000, [(1, 12_030)], 12_049, 49),
+        ],
+    )
+    def test_a_meter_that_really_starts_at_zero_is_billed_the_stations_energy(
+        self, start: float, readings: list[tuple[float, float]], stop: float, energy: float
+    ) -> None:
+        """Each row of the table is billed the station's stop - start, overriding nothing."""
+        settled = settle(start, stop, readings, minutes=3)
+        assert settled.energy_wh == energy
+        assert not is_overridden(settled.anomalies)
+        assert "meter_start_placeholder" not in settled.anomalies
+        assert "meter_stop_placeholder" not in settled.anomalies
 
 
 class TestHonestMeters:
     def test_energy_is_stop_minus_start(self) -> None:
         """A normal session bills meterStop - meterStart with no finding."""
-        assert settle_energy(10_000, 16_000, [11_000, 14_000]) == (6_000, ())
+        assert settle(10_000, 16_000, [(10, 11_000), (40, 14_000)]) == Settlement(6_000, ())
 
     def test_no_samples_at_all_is_fine(self) -> None:
         """Start and stop alone are enough."""
-        assert settle_energy(0, 2_500, []) == (2_500, ())
+        assert settle(0, 2_500, []) == Settlement(2_500, ())
 
-    def test_a_new_meter_starting_at_zero_is_not_a_placeholder(self) -> None:
-        """meterStart 0 with readings that grow from near 0 is a real zero."""
-        assert settle_energy(0, 9_000, [1_500, 3_000, 7_000]) == (9_000, ())
+    def test_a_stop_rounded_below_the_last_reading_is_not_a_finding(self) -> None:
+        """meterStop 49 after a reading of 49.12 Wh is whole-Wh rounding."""
+        assert settle(0, 49, [(1, 49.12)]).anomalies == ()
 
 
-class TestLyingMeters:
-    def test_kwh_sent_as_wh_is_rescaled(self) -> None:
-        """Register samples 52.3 / 53.9 'Wh' next to meterStart 52000 are kWh."""
-        energy, found = settle_energy(52_000, 55_000, [52.3, 53.9])
-        assert (energy, found) == (3_000, ("register_unit_mismatch",))
+class TestPlaceholders:
+    def test_a_start_of_zero_with_the_lifetime_register_a_minute_later(self) -> None:
+        """A register at 3,096,681 Wh a minute after a start of 0 would be 180 MW: replaced."""
+        settled = settle(0, 3_097_000, [(1, 3_096_681)], minutes=5)
+        assert settled.energy_wh == 319
+        assert settled.anomalies == ("meter_start_placeholder",)
+        assert is_overridden(settled.anomalies)
 
-    def test_session_counter_samples_are_not_evidence(self) -> None:
-        """Samples counting 0, 1500, 3000 in a lifetime-register session are flagged, not used."""
-        energy, found = settle_energy(52_000, 55_000, [0, 1_500, 3_000])
-        assert (energy, found) == (3_000, ("register_is_session_counter",))
+    def test_the_stations_known_maximum_is_the_bound_where_given(self) -> None:
+        """12 kWh in one minute is possible at 1 MW, not for a 22 kW wallbox."""
+        readings = [(1, 12_000), (30, 20_000)]
+        assert settle(0, 20_000, readings).energy_wh == 20_000
+        settled = settle(0, 20_000, readings, max_power_w=22_000)
+        assert (settled.energy_wh, settled.anomalies) == (8_000, ("meter_start_placeholder",))
 
-    def test_zero_meter_start_after_an_offline_start_uses_the_first_reading(self) -> None:
-        """meterStart 0 with the register at 52000 would bill 55 kWh; the first reading wins."""
-        energy, found = settle_energy(0, 55_000, [52_000, 53_500])
-        assert (energy, found) == (3_000, ("meter_start_placeholder",))
+    def test_a_zero_stop_below_the_start_is_replaced_by_the_last_reading(self) -> None:
+        """meterStop 0 while the register reached 14000 cannot be true: negative energy."""
+        settled = settle(10_000, 0, [(10, 12_000), (50, 14_000)])
+        assert (settled.energy_wh, settled.anomalies) == (4_000, ("meter_stop_placeholder",))
 
-    def test_meter_stop_a_few_wh_below_start_bills_nothing(self) -> None:
+    def test_a_stop_far_above_the_last_reading_is_replaced(self) -> None:
+        """A stop 3 MWh above a reading taken a minute before it: the reading wins."""
+        settled = settle(1_000, 3_100_000, [(30, 2_000), (59, 2_400)])
+        assert (settled.energy_wh, settled.anomalies) == (1_400, ("meter_stop_implausible",))
+
+    def test_a_stop_below_the_start_without_evidence_bills_nothing(self) -> None:
         """meterStop 9997 after meterStart 10000 and no samples: 0 Wh, flagged."""
-        assert settle_energy(10_000, 9_997, []) == (0, ("meter_stop_below_start",))
-
-    def test_zero_meter_stop_is_replaced_by_the_last_reading(self) -> None:
-        """meterStop 0 while the register reached 14000 is a placeholder."""
-        energy, found = settle_energy(10_000, 0, [12_000, 14_000])
-        assert (energy, found) == (4_000, ("meter_stop_placeholder",))
-
-    def test_readings_going_backwards_are_flagged(self) -> None:
-        """A register that drops mid-session is suspicious even if start/stop agree."""
-        energy, found = settle_energy(1_000, 3_000, [2_000, 1_500, 2_800])
-        assert (energy, found) == (2_000, ("register_went_backwards",))
+        assert settle(10_000, 9_997, []) == Settlement(0, ("meter_stop_below_start",))
 
     @pytest.mark.parametrize(
         ("start", "stop", "readings", "expected"),
         [
-            (None, 5_000, [1_000, 4_000], (4_000, ("meter_start_missing",))),
-            (1_000, None, [1_000, 4_000], (3_000, ("meter_stop_missing",))),
-            (None, None, [], (0, ("no_meter_readings",))),
+            (None, 5_000, [(5, 1_000), (30, 4_000)], Settlement(4_000, ("meter_start_missing",))),
+            (1_000, None, [(5, 1_000), (30, 4_000)], Settlement(3_000, ("meter_stop_missing",))),
+            (None, None, [], Settlement(0, ("no_meter_readings",))),
         ],
     )
     def test_missing_readings_come_from_the_samples(
         self,
         start: float | None,
         stop: float | None,
-        readings: list[float],
-        expected: tuple[float, tuple[str, ...]],
+        readings: list[tuple[float, float]],
+        expected: Settlement,
     ) -> None:
         """A stop of a session never seen (no meterStart) uses the first sample."""
-        assert settle_energy(start, stop, readings) == expected
+        assert settle(start, stop, readings) == expected
+
+
+class TestSuspicionsChangeNothing:
+    def test_readings_going_backwards_are_flagged(self) -> None:
+        """A register that drops mid-session is flagged; stop - start is still billed."""
+        settled = settle(1_000, 3_000, [(10, 2_000), (20, 1_500), (30, 2_800)])
+        assert settled == Settlement(2_000, ("register_went_backwards",))
+        assert not is_overridden(settled.anomalies)
+
+    def test_a_stop_below_the_last_reading_is_flagged_not_replaced(self) -> None:
+        """meterStop 13000 after a reading of 14000: billed as the station says, flagged."""
+        settled = settle(10_000, 13_000, [(30, 14_000)])
+        assert settled == Settlement(3_000, ("meter_stop_below_register",))
+
+    def test_an_impossible_session_without_readings_is_flagged(self) -> None:
+        """3 MWh in ten minutes with no reading to say which figure is wrong."""
+        settled = settle(0, 3_000_000, [], minutes=10)
+        assert settled == Settlement(3_000_000, ("energy_implausible",))
+
+    def test_kwh_sent_as_wh_is_rescaled_as_evidence(self) -> None:
+        """Samples of 52.3 / 53.9 'Wh' beside meterStart 52000 are kWh; the station's bill."""
+        settled = settle(52_000, 55_000, [(10, 52.3), (40, 53.9)])
+        assert settled == Settlement(3_000, ("register_unit_mismatch",))
+
+    def test_session_counter_samples_are_not_evidence(self) -> None:
+        """Samples counting 0, 1500, 3000 in a lifetime-register session are flagged, not used."""
+        settled = settle(52_000, 55_000, [(1, 0), (20, 1_500), (40, 3_000)])
+        assert settled == Settlement(3_000, ("register_is_session_counter",))
 
     def test_energy_is_never_negative(self) -> None:
         """Whatever the inputs, the result is >= 0."""
-        for start, stop, readings in [(5, 0, []), (100, 1, [50]), (0, 0, [10, 5])]:
-            energy, _ = settle_energy(start, stop, readings)
-            assert energy >= 0
+        for start, stop, readings in [(5, 0, []), (100, 1, [(1, 50)]), (0, 0, [(1, 10), (2, 5)])]:
+            assert settle(start, stop, readings).energy_wh >= 0
+
+
+# A session of up to a day, a station of up to 350 kW, a meter at any value.
+MAX_POWER_W = 350_000.0
+
+
+@st.composite
+def plausible_sessions(
+    draw: st.DrawFn,
+) -> tuple[float, float, list[tuple[float, float]], float]:
+    """(start Wh, stop Wh, [(second, Wh)], seconds): what an honest station sends."""
+    seconds = draw(st.floats(1, 86_400))
+    start = draw(st.floats(0, 1e9) | st.sampled_from([0.0, 1.0, 100.0]))
+    average_w = draw(st.floats(0, MAX_POWER_W))
+    # A sample path: fractions of the session at which it was read, and how
+    # far the register had come (monotone, never faster than MAX_POWER_W).
+    moments = sorted(draw(st.lists(st.floats(0, 1), max_size=8)))
+    readings = []
+    wh = start
+    previous = 0.0
+    for moment in moments:
+        most = MAX_POWER_W * (moment - previous) * seconds / 3600
+        wh += draw(st.floats(0, min(most, average_w * seconds / 3600)))
+        readings.append((moment * seconds, wh))
+        previous = moment
+    remaining = MAX_POWER_W * (1 - previous) * seconds / 3600
+    stop = wh + draw(st.floats(0, remaining))
+    return start, stop, readings, seconds
+
+
+class TestProperties:
+    @settings(max_examples=400, derandomize=True, deadline=None)
+    @given(plausible_sessions())
+    def test_a_plausible_session_is_billed_stop_minus_start(
+        self, session: tuple[float, float, list[tuple[float, float]], float]
+    ) -> None:
+        """Any session a station of up to 350 kW could deliver bills exactly stop - start."""
+        start, stop, readings, seconds = session
+        settled = settle_energy(
+            (T0, start),
+            (T0 + timedelta(seconds=seconds), stop),
+            [(T0 + timedelta(seconds=s), wh) for s, wh in readings],
+        )
+        assert settled.energy_wh == stop - start
+        assert not is_overridden(settled.anomalies)
+
+    @settings(max_examples=200, derandomize=True, deadline=None)
+    @given(
+        lifetime=st.floats(1e6, 1e9),
+        minutes=st.floats(0, 10),
+    )
+    def test_a_placeholder_start_below_a_lifetime_register_is_caught(
+        self, lifetime: float, minutes: float
+    ) -> None:
+        """A start of 0 and a register over 1 MWh within ten minutes: the reading is the start."""
+        assert lifetime > PHYSICAL_MAX_POWER_W * (minutes * 60 + CLOCK_SLACK_S) / 3600
+        settled = settle(0, lifetime + 500, [(minutes, lifetime)], minutes=20)
+        assert settled.anomalies == ("meter_start_placeholder",)
+        assert settled.energy_wh == 500
