@@ -21,22 +21,23 @@ from typing import Any
 
 import structlog
 
-from csms import interop, tls
-from csms.admission import ConnectionPolicy
-from csms.api import Api, auth_middleware
-from csms.commands import CommandDispatcher
-from csms.errors import ConfigurationError
-from csms.events.amqp import AmqpPublisher
-from csms.events.command_queue import CommandConsumer
-from csms.events.relay import OutboxRelay
-from csms.gauges import refresh
-from csms.http import OpsHttp, build_app
-from csms.loop_lag import LoopLagMonitor
-from csms.ports import Storage
-from csms.server import StationServer
+from csms.adapters.amqp.command_queue import CommandConsumer
+from csms.adapters.amqp.publisher import AmqpPublisher
+from csms.adapters.amqp.relay import OutboxRelay
+from csms.adapters.storage import mask_password, open_storage
+from csms.core import interop
+from csms.core.errors import ConfigurationError
+from csms.core.ports import Storage
+from csms.core.settings import Settings
+from csms.edge.api import Api, auth_middleware
+from csms.edge.gauges import refresh
+from csms.edge.http import OpsHttp, build_app
 from csms.services import Services
-from csms.settings import Settings
-from csms.storage import mask_password, open_storage
+from csms.services.dispatcher import CommandDispatcher
+from csms.telemetry.loop_lag import LoopLagMonitor
+from csms.transport import tls
+from csms.transport.admission import ConnectionPolicy
+from csms.transport.server import StationServer
 from protocols import adapters
 
 log = structlog.get_logger("csms.app")

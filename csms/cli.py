@@ -15,14 +15,14 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
-from csms import log
-from csms.domain import REGISTRABLE_TOKEN_STATUSES, AuthorizationStatus, IdToken, IdTokenType
-from csms.errors import ConfigurationError, CsmsError
-from csms.events.model import iso
-from csms.ports import UNCHANGED, CommandFilter, Storage, TransactionFilter
-from csms.security import hash_password
-from csms.settings import Settings, env_name, flag_name
-from csms.storage import migrate, open_storage
+from csms.adapters.storage import migrate, open_storage
+from csms.core.domain import REGISTRABLE_TOKEN_STATUSES, AuthorizationStatus, IdToken, IdTokenType
+from csms.core.errors import ConfigurationError, CsmsError
+from csms.core.events import iso
+from csms.core.ports import UNCHANGED, CommandFilter, Storage, TransactionFilter
+from csms.core.security import hash_password
+from csms.core.settings import Settings, env_name, flag_name
+from csms.telemetry import log
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1

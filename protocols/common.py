@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from csms import interop
-from csms.domain import ENERGY_IMPORT_REGISTER, MeterSample
-from csms.events.model import iso
-from csms.interop import Tolerance
-from csms.rpc import Call, ErrorCodes, RpcError
+from csms.core import interop
+from csms.core.domain import ENERGY_IMPORT_REGISTER, MeterSample
+from csms.core.events import iso
+from csms.core.interop import Tolerance
 from csms.services import StationContext
+from csms.transport.rpc import Call, ErrorCodes, RpcError
 from protocols import repair
 from protocols.command_set import CommandSet
 from protocols.schemas import SchemaSet

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from csms.interop import Tolerance
+from csms.core.interop import Tolerance
 
 Note = Callable[[Tolerance, str, Any], None]
 JsonSchema = dict[str, Any]

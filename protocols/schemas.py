@@ -22,7 +22,7 @@ from typing import Any
 import fastjsonschema
 import jsonschema_rs
 
-from csms.rpc import ErrorCodes, RpcError
+from csms.transport.rpc import ErrorCodes, RpcError
 
 Validator = Callable[[Any], Any]
 

@@ -34,12 +34,12 @@ from urllib.parse import urlsplit
 import aio_pika
 import asyncpg
 
-from csms import metrics
-from csms.events.amqp import AmqpPublisher, Publisher
-from csms.events.model import Event, EventType
-from csms.events.relay import OutboxRelay
-from csms.ports import EventAppended, Storage
-from csms.storage import open_storage
+from csms.adapters.amqp.publisher import AmqpPublisher, Publisher
+from csms.adapters.amqp.relay import OutboxRelay
+from csms.adapters.storage import open_storage
+from csms.core.events import Event, EventType
+from csms.core.ports import EventAppended, Storage
+from csms.telemetry import metrics
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 FILL_BATCH = 500

@@ -27,8 +27,8 @@ import aiormq.exceptions
 import asyncpg
 import pytest
 
-from csms.ports import Storage
-from csms.storage import mask_password, open_storage
+from csms.adapters.storage import mask_password, open_storage
+from csms.core.ports import Storage
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_TEST_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from csms.interop import InteropProfiles, Tolerance
-from csms.ports import Clock, Storage
+from csms.core.interop import InteropProfiles, Tolerance
+from csms.core.ports import Clock, Storage
 from csms.services.authorization import AuthorizationService
 from csms.services.commands import CommandService
 from csms.services.stations import STRICT, StationService

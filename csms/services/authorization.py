@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import structlog
 
-from csms.domain import AuthorizationStatus, IdTokenInfo
-from csms.ports import Clock, Storage
+from csms.core.domain import AuthorizationStatus, IdTokenInfo
+from csms.core.ports import Clock, Storage
 
 log = structlog.get_logger("csms.authorization")
 

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from csms.domain import (
+from csms.core import catalog
+from csms.core.domain import (
     ChargingProfile,
     ChargingProfileCriteria,
     Command,
@@ -26,10 +27,9 @@ from csms.domain import (
     DeviceModelEntry,
     Reservation,
 )
-from csms.errors import InvalidRequestError
-from csms.events import catalog
-from csms.events.model import EventType
-from csms.ports import (
+from csms.core.errors import InvalidRequestError
+from csms.core.events import EventType
+from csms.core.ports import (
     ChargingProfilesCleared,
     ChargingProfileSet,
     Clock,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from csms.events.model import Event
-from csms.ports import Clock, EventAppended
+from csms.core.events import Event
+from csms.core.ports import Clock, EventAppended
 
 
 def report(

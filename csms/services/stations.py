@@ -8,12 +8,11 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from csms import interop
-from csms.domain import ConnectorStatus, DeviceModelEntry, Station
-from csms.events import catalog
-from csms.events.model import EventType
-from csms.interop import InteropProfiles, Tolerance
-from csms.ports import (
+from csms.core import catalog, interop
+from csms.core.domain import ConnectorStatus, DeviceModelEntry, Station
+from csms.core.events import EventType
+from csms.core.interop import InteropProfiles, Tolerance
+from csms.core.ports import (
     Clock,
     ConnectorStatusChanged,
     DeviceModelReported,
@@ -22,8 +21,8 @@ from csms.ports import (
     StationSeen,
     Storage,
 )
-from csms.records import record
-from csms.security import PasswordVerifier, hash_password
+from csms.core.records import record
+from csms.core.security import PasswordVerifier, hash_password
 from csms.services.outbox import report
 
 # A Heartbeat refreshes last_seen_at in the database at most this often; the

@@ -6,15 +6,15 @@ import bisect
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from csms.domain import (
+from csms.core import catalog
+from csms.core.domain import (
     AuthorizationStatus,
     IdTokenInfo,
     MeterSample,
     Transaction,
 )
-from csms.events import catalog
-from csms.events.model import EventType
-from csms.ports import (
+from csms.core.events import EventType
+from csms.core.ports import (
     Clock,
     MeterSamplesRecorded,
     Storage,
@@ -23,10 +23,10 @@ from csms.ports import (
     TransactionStarted,
     WriteOp,
 )
-from csms.records import record
+from csms.core.records import record
+from csms.core.settlement import settle_energy
 from csms.services.authorization import AuthorizationService
 from csms.services.outbox import report
-from csms.settlement import settle_energy
 
 DEFAULT_STOP_REASON = "Local"
 MAX_KNOWN_TRANSACTIONS = 200_000

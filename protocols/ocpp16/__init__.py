@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from csms.rpc import ErrorCodes
+from csms.transport.rpc import ErrorCodes
 from protocols.common import Adapter
 from protocols.ocpp16 import commands
 from protocols.ocpp16.routes import ROUTES

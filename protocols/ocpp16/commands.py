@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from csms.domain import (
+from csms.core.domain import (
     ChargingProfile,
     ChargingProfileCriteria,
     ConfigurationKey,
     Reservation,
 )
-from csms.errors import InvalidRequestError
+from csms.core.errors import InvalidRequestError
 from csms.services.commands import MASK, NO_EFFECTS, Effects, NeutralCommand
 from protocols.command_set import CommandSet, Payload, integer, masked_items
 from protocols.common import parse_time

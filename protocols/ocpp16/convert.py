@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from csms.domain import ConnectorStatus, IdTokenInfo, MeterSample
+from csms.core.domain import ConnectorStatus, IdTokenInfo, MeterSample
 from csms.services.stations import BootInfo
 from protocols.common import format_time, parse_number, parse_time, sample
 

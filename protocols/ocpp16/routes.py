@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from csms.events.model import EventType
+from csms.core.events import EventType
 from csms.services import StationContext
 from csms.services.transactions import StartRequest, StopRequest
 from protocols.common import Handler, format_time, parse_time

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from csms.rpc import ErrorCodes
+from csms.transport.rpc import ErrorCodes
 from protocols.common import Adapter
 from protocols.ocpp201 import commands
 from protocols.ocpp201.routes import ROUTES

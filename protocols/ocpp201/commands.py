@@ -6,8 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from csms.domain import ChargingProfile, ChargingProfileCriteria, DeviceModelEntry, Reservation
-from csms.errors import InvalidRequestError
+from csms.core.domain import ChargingProfile, ChargingProfileCriteria, DeviceModelEntry, Reservation
+from csms.core.errors import InvalidRequestError
 from csms.services.commands import MASK, NO_EFFECTS, Effects, NeutralCommand
 from protocols.command_set import CommandSet, Payload, integer, masked_items
 from protocols.common import parse_time

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from csms.domain import ConnectorStatus, DeviceModelEntry, IdTokenInfo, MeterSample
+from csms.core.domain import ConnectorStatus, DeviceModelEntry, IdTokenInfo, MeterSample
 from csms.services.stations import BootInfo
 from csms.services.transactions import TransactionEventRequest
 from protocols.common import format_time, parse_number, parse_time, sample, scale

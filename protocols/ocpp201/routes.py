@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from csms.domain import AuthorizationStatus
-from csms.events.model import EventType
+from csms.core.domain import AuthorizationStatus
+from csms.core.events import EventType
 from csms.services import StationContext
 from protocols.common import Handler, format_time, parse_time
 from protocols.ocpp201 import convert

@@ -18,7 +18,7 @@ import aio_pika
 import aiormq.exceptions
 import orjson
 
-from csms.events.model import EventType
+from csms.core.events import EventType
 
 BROKER_ERRORS = (OSError, TimeoutError, aiormq.exceptions.AMQPError, RuntimeError)
 

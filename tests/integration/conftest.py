@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from csms.app import Running, start
-from csms.settings import Settings
+from csms.core.settings import Settings
 from scripts.simulate import SimStation
 
 StartCsms = Callable[..., Awaitable[Running]]

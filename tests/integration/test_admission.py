@@ -15,9 +15,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Frame, Opcode
 
-from csms import metrics
 from csms.app import Running
-from csms.security import hash_password
+from csms.core.security import hash_password
+from csms.telemetry import metrics
 from scripts.simulate import SimStation
 from tests.integration.conftest import StartCsms, ws_url
 from tests.integration.polling import poll_until

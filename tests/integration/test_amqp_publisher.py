@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 
-from csms.events.amqp import AmqpPublisher
-from csms.events.model import Event
-from csms.ports import OutboxRow
+from csms.adapters.amqp.publisher import AmqpPublisher
+from csms.core.events import Event
+from csms.core.ports import OutboxRow
 from tests.integration.broker import EventTap, unique_name
 
 

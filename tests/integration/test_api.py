@@ -12,8 +12,8 @@ import pytest
 from openapi_spec_validator import validate
 
 from csms.app import Running
-from csms.openapi import OPENAPI
-from csms.security import hash_password
+from csms.core.security import hash_password
+from csms.edge.openapi import OPENAPI
 from scripts.simulate import CallError, SimStation
 from tests.integration.conftest import StartCsms, http_url, ws_url
 from tests.integration.polling import poll_until

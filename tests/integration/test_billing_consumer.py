@@ -12,8 +12,8 @@ import aio_pika
 import orjson
 import pytest
 
-from csms.events.amqp import properties
-from csms.events.model import EventType
+from csms.adapters.amqp.publisher import properties
+from csms.core.events import EventType
 from scripts.billing_consumer import RecentIds, bill_line
 from scripts.simulate import SimStation
 from tests.integration.broker import unique_name

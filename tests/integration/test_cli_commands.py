@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from csms.domain import ConfigurationKey, ConnectorStatus
-from csms.ports import ConfigurationChanged, ConnectorStatusChanged
-from csms.storage import open_storage
+from csms.adapters.storage import open_storage
+from csms.core.domain import ConfigurationKey, ConnectorStatus
+from csms.core.ports import ConfigurationChanged, ConnectorStatusChanged
 from scripts.simulate import SimStation
 from tests.integration.conftest import StartCsms, http_url, ws_url
 from tests.integration.test_process import csms_env, run_cli

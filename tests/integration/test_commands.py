@@ -16,10 +16,10 @@ import orjson
 import pytest
 
 from csms.app import Running
-from csms.domain import Command, CommandStatus
-from csms.events.model import EventType
-from csms.ports import CommandRecorded
-from csms.security import hash_password
+from csms.core.domain import Command, CommandStatus
+from csms.core.events import EventType
+from csms.core.ports import CommandRecorded
+from csms.core.security import hash_password
 from scripts.simulate import OCPP16, OCPP201, SimStation
 from tests.integration.conftest import StartCsms, http_url, ws_url
 from tests.integration.polling import poll_until

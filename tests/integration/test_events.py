@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from csms.app import Running
-from csms.events.model import EventType
+from csms.core.events import EventType
 from scripts.simulate import SimStation
 from tests.conftest import service_missing
 from tests.integration.broker import ONE_SESSION_EVENTS, EventTap, Received, first_deliveries

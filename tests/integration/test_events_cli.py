@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from csms.events.model import Event
-from csms.ports import EventAppended
-from csms.storage import open_storage
+from csms.adapters.storage import open_storage
+from csms.core.events import Event
+from csms.core.ports import EventAppended
 from tests.integration.test_process import run_cli
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

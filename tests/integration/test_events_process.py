@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from csms.events.model import EventType
-from csms.storage import open_storage
+from csms.adapters.storage import open_storage
+from csms.core.events import EventType
 from scripts.simulate import SimStation
 from tests.integration.broker import ONE_SESSION_EVENTS, EventTap, Received
 from tests.integration.polling import poll_until

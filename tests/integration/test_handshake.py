@@ -8,7 +8,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from csms.security import hash_password
+from csms.core.security import hash_password
 from scripts.simulate import SimStation
 from tests.integration.conftest import StartCsms, ws_url
 

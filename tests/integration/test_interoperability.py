@@ -16,9 +16,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from csms import metrics
 from csms.app import Running
-from csms.security import hash_password
+from csms.core.security import hash_password
+from csms.telemetry import metrics
 from scripts.simulate import CallError, SimStation
 from tests.integration.conftest import StartCsms, ws_url
 

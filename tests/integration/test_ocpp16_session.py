@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from csms.app import Running
-from csms.domain import AuthorizationStatus, IdToken
-from csms.ports import TransactionFilter
+from csms.core.domain import AuthorizationStatus, IdToken
+from csms.core.ports import TransactionFilter
 from scripts.simulate import CallError, SimStation
 from tests.integration.conftest import ws_url
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from csms.app import Running
-from csms.domain import AuthorizationStatus, IdToken, IdTokenType
-from csms.events.model import Event
+from csms.core.domain import AuthorizationStatus, IdToken, IdTokenType
+from csms.core.events import Event
 from scripts.simulate import SimStation
 from tests.integration.conftest import ws_url
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from csms.storage import open_storage
+from csms.adapters.storage import open_storage
 from scripts.simulate import SimStation
 
 CSMS = [sys.executable, "-m", "csms"]

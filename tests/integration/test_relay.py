@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import structlog
 
-from csms.events.amqp import AmqpPublisher, BrokerError, Published, Publisher
-from csms.events.model import Event
-from csms.events.relay import Backoff, OutboxRelay, RelayTimings
-from csms.ports import EventAppended, OutboxRow, Storage
-from csms.storage import open_storage
+from csms.adapters.amqp.publisher import AmqpPublisher, BrokerError, Published, Publisher
+from csms.adapters.amqp.relay import Backoff, OutboxRelay, RelayTimings
+from csms.adapters.storage import open_storage
+from csms.core.events import Event
+from csms.core.ports import EventAppended, OutboxRow, Storage
 from tests.integration.broker import EventTap, first_deliveries
 from tests.integration.polling import poll_until
 

@@ -18,9 +18,9 @@ from structlog.testing import capture_logs
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
-from csms import metrics
 from csms.app import Running
-from csms.security import hash_password
+from csms.core.security import hash_password
+from csms.telemetry import metrics
 from scripts.simulate import SimStation
 from tests.integration.conftest import StartCsms
 from tests.pki import Pki

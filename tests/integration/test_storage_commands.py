@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from csms.domain import (
+from csms.core.domain import (
     ChargingProfile,
     ChargingProfileCriteria,
     Command,
@@ -19,8 +19,8 @@ from csms.domain import (
     IdToken,
     Reservation,
 )
-from csms.errors import ConflictError
-from csms.ports import (
+from csms.core.errors import ConflictError
+from csms.core.ports import (
     ChargingProfilesCleared,
     ChargingProfileSet,
     CommandFilter,

@@ -14,7 +14,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from csms.domain import (
+from csms.adapters.storage import migrate, open_storage, parse_database_url
+from csms.adapters.storage.migrations import load_migrations
+from csms.core.domain import (
     AuthorizationStatus,
     ConnectorStatus,
     IdToken,
@@ -22,9 +24,9 @@ from csms.domain import (
     MeterSample,
     Transaction,
 )
-from csms.errors import ConfigurationError, StorageError, StorageUnavailableError
-from csms.events.model import Event
-from csms.ports import (
+from csms.core.errors import ConfigurationError, StorageError, StorageUnavailableError
+from csms.core.events import Event
+from csms.core.ports import (
     UNCHANGED,
     ConnectorStatusChanged,
     EventAppended,
@@ -38,8 +40,6 @@ from csms.ports import (
     TransactionStarted,
     WriteOp,
 )
-from csms.storage import migrate, open_storage, parse_database_url
-from csms.storage.migrations import load_migrations
 from tests.integration.polling import poll_until
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

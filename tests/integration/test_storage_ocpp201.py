@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from csms.domain import DeviceModelEntry
-from csms.errors import StorageError
-from csms.ports import DeviceModelReported, Storage, TransactionEventRecorded
+from csms.core.domain import DeviceModelEntry
+from csms.core.errors import StorageError
+from csms.core.ports import DeviceModelReported, Storage, TransactionEventRecorded
 
 AT = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from csms.admission import Busy, HandshakeGate, MessagePacer
-from csms.errors import ConfigurationError
-from csms.settings import Settings
+from csms.core.errors import ConfigurationError
+from csms.core.settings import Settings
+from csms.transport.admission import Busy, HandshakeGate, MessagePacer
 
 
 class FakeClock:

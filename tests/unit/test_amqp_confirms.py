@@ -17,7 +17,7 @@ import aiormq
 from aiormq.exceptions import DeliveryError
 from pamqp import commands as spec
 
-from csms.events.amqp import BatchConfirms, _Confirmation, _confirmed_prefix
+from csms.adapters.amqp.publisher import BatchConfirms, _Confirmation, _confirmed_prefix
 
 
 def batch(count: int) -> tuple[BatchConfirms, list[_Confirmation]]:

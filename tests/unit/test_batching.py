@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from csms.domain import Transaction
-from csms.errors import StorageError, StorageUnavailableError
-from csms.events.model import Event
-from csms.ports import EventAppended, StationSeen, TransactionChanged, TransactionStarted
-from csms.storage.batching import GroupCommitter, LookupBatcher, group_ops
+from csms.adapters.storage.batching import GroupCommitter, LookupBatcher, group_ops
+from csms.core.domain import Transaction
+from csms.core.errors import StorageError, StorageUnavailableError
+from csms.core.events import Event
+from csms.core.ports import EventAppended, StationSeen, TransactionChanged, TransactionStarted
 
 
 class FakeDatabase:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from csms.errors import InvalidRequestError
-from csms.rpc import RpcError
+from csms.core.errors import InvalidRequestError
 from csms.services.commands import MASK, NeutralCommand
+from csms.transport.rpc import RpcError
 from protocols import ocpp16, ocpp201
 from protocols.common import Adapter
 from tests.ocpp_samples import REQUESTS, schema_errors

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from csms.events.model import new_event_id
+from csms.core.events import new_event_id
 
 
 def test_an_event_id_is_a_canonical_random_uuid() -> None:

@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
-from csms.domain import Command, CommandStatus, ConnectorStatus, MeterSample, Transaction
-from csms.events import catalog
-from csms.events.model import Event, EventType
+from csms.core import catalog
+from csms.core.domain import Command, CommandStatus, ConnectorStatus, MeterSample, Transaction
+from csms.core.events import Event, EventType
 
 SCHEMAS = Path(__file__).parents[2] / "docs" / "events"
 TYPES = sorted(v for k, v in vars(EventType).items() if k.isupper())

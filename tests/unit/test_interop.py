@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from csms import interop
-from csms.errors import ConfigurationError
-from csms.interop import Tolerance
+from csms.core import interop
+from csms.core.errors import ConfigurationError
+from csms.core.interop import Tolerance
 
 
 class TestLoad:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from csms.log import mask_id_tokens, mask_token
+from csms.telemetry.log import mask_id_tokens, mask_token
 
 
 class TestMaskIdTokens:

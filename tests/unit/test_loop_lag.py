@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from csms import metrics
-from csms.loop_lag import LoopLagMonitor
+from csms.telemetry import metrics
+from csms.telemetry.loop_lag import LoopLagMonitor
 
 
 def lag_samples() -> tuple[float, float, float]:

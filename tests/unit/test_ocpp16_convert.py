@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from csms import rpc
-from csms.domain import AuthorizationStatus, IdTokenInfo
+from csms.core.domain import AuthorizationStatus, IdTokenInfo
+from csms.transport import rpc
 from protocols.ocpp16 import convert
 
 T = "2026-01-02T03:04:05Z"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from csms.domain import ConnectorStatus
-from csms.ports import ConnectorStatusChanged, StationSeen
-from csms.storage.batching import group_ops
-from csms.storage.postgres import _batch_document, _last_by_key
+from csms.adapters.storage.batching import group_ops
+from csms.adapters.storage.postgres import _batch_document, _last_by_key
+from csms.core.domain import ConnectorStatus
+from csms.core.ports import ConnectorStatusChanged, StationSeen
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

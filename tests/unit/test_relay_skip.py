@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from csms.events.relay import _seq_ranges
+from csms.adapters.amqp.relay import _seq_ranges
 
 
 def test_seq_ranges_merge_runs_and_keep_gaps() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from csms.interop import Tolerance
+from csms.core.interop import Tolerance
 from protocols.ocpp16.routes import ROUTES as ROUTES16
 from protocols.ocpp201.routes import ROUTES as ROUTES201
 from protocols.repair import boot_identity, repair

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from csms import rpc
+from csms.transport import rpc
 from protocols import ocpp16, ocpp201
 from protocols.ocpp16 import CODES
 from tests.hostile import DEEP_NESTING, RANDOM_JSON, to_json

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from csms.errors import ConfigurationError
-from csms.settings import Settings
+from csms.core.errors import ConfigurationError
+from csms.core.settings import Settings
 
 
 class TestSettings:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from csms.settlement import (
+from csms.core.settlement import (
     CLOCK_SLACK_S,
     PHYSICAL_MAX_POWER_W,
     Settlement,

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 from websockets.datastructures import Headers
 
-from csms.tls import PeerFacts, certificate_cn, subject_cn
+from csms.transport.tls import PeerFacts, certificate_cn, subject_cn
 
 
 class TestSubjectCn:

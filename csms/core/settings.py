@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from csms.errors import ConfigurationError
+from csms.core.errors import ConfigurationError
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 SUBPROTOCOLS = ("ocpp1.6", "ocpp2.0.1")

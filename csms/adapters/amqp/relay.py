@@ -34,11 +34,11 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from csms import metrics
-from csms.errors import StorageError
-from csms.events.amqp import BrokerError, Connect, Published, Publisher
-from csms.ports import Clock, OutboxRow, Storage
-from csms.waiting import wait_at_most
+from csms.adapters.amqp.publisher import BrokerError, Connect, Published, Publisher
+from csms.core.errors import StorageError
+from csms.core.ports import Clock, OutboxRow, Storage
+from csms.core.waiting import wait_at_most
+from csms.telemetry import metrics
 
 log = structlog.get_logger("csms.relay")
 

@@ -22,12 +22,12 @@ import aio_pika
 import orjson
 import structlog
 
-from csms.api import ApiError, body_queue, command_json
-from csms.commands import CommandDispatcher, CommandRefused, Submission
-from csms.events.amqp import BROKER_ERRORS
-from csms.events.relay import Backoff
+from csms.adapters.amqp.publisher import BROKER_ERRORS
+from csms.adapters.amqp.relay import Backoff
+from csms.adapters.storage.urls import mask_password
+from csms.edge.api import ApiError, body_queue, command_json
 from csms.services.commands import NEUTRAL_COMMANDS
-from csms.storage.urls import mask_password
+from csms.services.dispatcher import CommandDispatcher, CommandRefused, Submission
 
 log = structlog.get_logger("csms.command_queue")
 

@@ -24,9 +24,9 @@ import pamqp.header
 from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
 
-from csms.events.model import Event
-from csms.ports import OutboxRow
-from csms.storage.urls import mask_password
+from csms.adapters.storage.urls import mask_password
+from csms.core.events import Event
+from csms.core.ports import OutboxRow
 
 CONNECT_TIMEOUT_S = 5.0
 CONFIRM_TIMEOUT_S = 10.0

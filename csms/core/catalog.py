@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from csms.domain import Command, ConnectorStatus, MeterSample, Transaction
-from csms.events.model import iso
-from csms.settlement import is_overridden
+from csms.core.domain import Command, ConnectorStatus, MeterSample, Transaction
+from csms.core.events import iso
+from csms.core.settlement import is_overridden
 
 
 def station_booted(

@@ -51,7 +51,7 @@ import itertools
 from collections.abc import Sequence
 from datetime import datetime
 
-from csms.records import record
+from csms.core.records import record
 
 # 1 MW: well above the fastest car chargers (350-400 kW CCS); an honest
 # station's figures never come near it, a placeholder lifetime register does.

@@ -1,4 +1,4 @@
-"""Storage adapters behind ``csms.ports.Storage``: SQLite (embedded) and PostgreSQL.
+"""Storage adapters behind ``csms.core.ports.Storage``: SQLite (embedded) and PostgreSQL.
 
 ``CSMS_DATABASE_URL`` picks one: ``sqlite:///relative/path``,
 ``sqlite:////absolute/path`` or ``postgresql://...`` (``postgres://`` too).
@@ -6,10 +6,10 @@
 
 from __future__ import annotations
 
-from csms.ports import Storage
-from csms.storage.postgres import PostgresStorage
-from csms.storage.sqlite import SqliteStorage
-from csms.storage.urls import DatabaseUrl, mask_password, parse_database_url
+from csms.adapters.storage.postgres import PostgresStorage
+from csms.adapters.storage.sqlite import SqliteStorage
+from csms.adapters.storage.urls import DatabaseUrl, mask_password, parse_database_url
+from csms.core.ports import Storage
 
 __all__ = ["DatabaseUrl", "mask_password", "migrate", "open_storage", "parse_database_url"]
 

@@ -12,7 +12,7 @@ from dataclasses import field
 from datetime import datetime
 from typing import Any
 
-from csms.records import record
+from csms.core.records import record
 
 MAX_STATION_ID_LENGTH = 48
 

@@ -1,4 +1,4 @@
-"""The REST API under /api/v1/ (JSON), described by csms/openapi.py.
+"""The REST API under /api/v1/ (JSON), described by csms/edge/openapi.py.
 
 Requests need ``Authorization: Bearer <CSMS_API_TOKEN>`` (compared in constant
 time); without a configured token the API answers only on loopback. Errors
@@ -18,9 +18,8 @@ import orjson
 import structlog
 from aiohttp import web
 
-from csms import rpc
-from csms.commands import CommandDispatcher, CommandRefused, Submission
-from csms.domain import (
+from csms.core import catalog
+from csms.core.domain import (
     MAX_STATION_ID_LENGTH,
     REGISTRABLE_TOKEN_STATUSES,
     AuthorizationStatus,
@@ -36,16 +35,17 @@ from csms.domain import (
     Station,
     Transaction,
 )
-from csms.errors import StorageError
-from csms.events import catalog
-from csms.events.model import iso
-from csms.openapi import OPENAPI
-from csms.ports import UNCHANGED, CommandFilter, Storage, TransactionFilter
-from csms.security import hash_password
-from csms.server import StationNotConnectedError, StationServer
+from csms.core.errors import StorageError
+from csms.core.events import iso
+from csms.core.ports import UNCHANGED, CommandFilter, Storage, TransactionFilter
+from csms.core.security import hash_password
+from csms.core.settlement import is_overridden
+from csms.edge.openapi import OPENAPI
 from csms.services import Services
 from csms.services.commands import MASK, NEUTRAL_COMMANDS
-from csms.settlement import is_overridden
+from csms.services.dispatcher import CommandDispatcher, CommandRefused, Submission
+from csms.transport import rpc
+from csms.transport.server import StationNotConnectedError, StationServer
 
 log = structlog.get_logger("csms.api")
 

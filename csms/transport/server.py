@@ -27,14 +27,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from csms import interop, metrics, rpc
-from csms.admission import ConnectionPolicy, MessagePacer
-from csms.domain import MAX_STATION_ID_LENGTH
-from csms.errors import StorageError
-from csms.interop import Tolerance
+from csms.core import interop
+from csms.core.domain import MAX_STATION_ID_LENGTH
+from csms.core.errors import StorageError
+from csms.core.interop import Tolerance
+from csms.core.waiting import wait_at_most
 from csms.services import Services, StationContext
 from csms.services.stations import Admission, Credentials, Refusal
-from csms.waiting import wait_at_most
+from csms.telemetry import metrics
+from csms.transport import rpc
+from csms.transport.admission import ConnectionPolicy, MessagePacer
 from protocols.common import Adapter
 
 LISTEN_BACKLOG = 4096

@@ -11,7 +11,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from csms.records import record
+from csms.core.records import record
 
 SCHEMA_VERSION = 1
 

@@ -38,8 +38,8 @@ from typing import Any
 
 import structlog
 
-from csms import metrics
-from csms.errors import ConfigurationError
+from csms.core.errors import ConfigurationError
+from csms.telemetry import metrics
 
 log = structlog.get_logger("csms.interop")
 

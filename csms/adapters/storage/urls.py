@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-from csms.errors import ConfigurationError
-from csms.storage.migrations import Dialect
+from csms.adapters.storage.migrations import Dialect
+from csms.core.errors import ConfigurationError
 
 _FORMS = (
     "use sqlite:///relative/path, sqlite:////absolute/path "

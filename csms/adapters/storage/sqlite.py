@@ -28,8 +28,9 @@ from typing import Any, TypeVar
 
 import orjson
 
-from csms import metrics
-from csms.domain import (
+from csms.adapters.storage.batching import GroupCommitter, GroupedOps, group_ops, record_committed
+from csms.adapters.storage.migrations import load_migrations
+from csms.core.domain import (
     AuthorizationStatus,
     ChargingProfile,
     Command,
@@ -44,9 +45,9 @@ from csms.domain import (
     Station,
     Transaction,
 )
-from csms.errors import ConflictError, StorageError, StorageUnavailableError
-from csms.events.model import Event
-from csms.ports import (
+from csms.core.errors import ConflictError, StorageError, StorageUnavailableError
+from csms.core.events import Event
+from csms.core.ports import (
     UNCHANGED,
     ChargingProfileSet,
     CommandFilter,
@@ -58,8 +59,7 @@ from csms.ports import (
     TransactionFilter,
     WriteOp,
 )
-from csms.storage.batching import GroupCommitter, GroupedOps, group_ops, record_committed
-from csms.storage.migrations import load_migrations
+from csms.telemetry import metrics
 
 if sys.platform != "win32":
     import fcntl
@@ -89,7 +89,7 @@ _UNAVAILABLE_CODES = frozenset(
 
 
 class SqliteStorage:
-    """``csms.ports.Storage`` on a SQLite file; open it with ``await SqliteStorage.open(path)``."""
+    """The storage port on a SQLite file; open it with ``await SqliteStorage.open(path)``."""
 
     dialect: str = "sqlite"
 

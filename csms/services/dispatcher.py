@@ -24,13 +24,14 @@ from typing import Any
 
 import structlog
 
-from csms import metrics, rpc
-from csms.domain import Command, CommandStatus
-from csms.errors import ConflictError, InvalidRequestError, StorageError
-from csms.ports import CommandFilter, Storage
-from csms.server import StationNotConnectedError, StationServer
+from csms.core.domain import Command, CommandStatus
+from csms.core.errors import ConflictError, InvalidRequestError, StorageError
+from csms.core.ports import CommandFilter, Storage
 from csms.services import Services
 from csms.services.commands import NO_EFFECTS, CommandError, NeutralCommand
+from csms.telemetry import metrics
+from csms.transport import rpc
+from csms.transport.server import StationNotConnectedError, StationServer
 from protocols.common import Adapter
 
 log = structlog.get_logger("csms.commands")

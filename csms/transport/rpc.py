@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from csms.records import record
+from csms.core.records import record
 
 CALL = 2
 CALLRESULT = 3

@@ -23,10 +23,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from csms import metrics
-from csms.errors import StorageError, StorageUnavailableError
-from csms.events.model import EventType
-from csms.ports import (
+from csms.core.errors import StorageError, StorageUnavailableError
+from csms.core.events import EventType
+from csms.core.ports import (
     ChargingProfilesCleared,
     ChargingProfileSet,
     CommandRecorded,
@@ -46,6 +45,7 @@ from csms.ports import (
     TransactionStarted,
     WriteOp,
 )
+from csms.telemetry import metrics
 
 U = TypeVar("U")
 

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from csms.interop import InteropProfiles
-from csms.settings import Settings
-from csms.tls import PeerFacts
-from csms.waiting import wait_at_most
+from csms.core.interop import InteropProfiles
+from csms.core.settings import Settings
+from csms.core.waiting import wait_at_most
+from csms.transport.tls import PeerFacts
 
 Clock = Callable[[], float]
 

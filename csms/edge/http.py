@@ -1,4 +1,4 @@
-"""The operations listener: health, metrics (and the REST API, csms/api.py)."""
+"""The operations listener: health, metrics (and the REST API, csms/edge/api.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from csms import metrics
-from csms.errors import StorageError
-from csms.ports import Storage
+from csms.core.errors import StorageError
+from csms.core.ports import Storage
+from csms.telemetry import metrics
 
 log = structlog.get_logger("csms.http")
 

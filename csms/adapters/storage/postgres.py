@@ -26,8 +26,16 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
-from csms import metrics
-from csms.domain import (
+from csms.adapters.storage.batching import (
+    GroupCommitter,
+    GroupedOps,
+    LookupBatcher,
+    group_ops,
+    record_committed,
+)
+from csms.adapters.storage.migrations import load_migrations
+from csms.adapters.storage.urls import mask_password
+from csms.core.domain import (
     AuthorizationStatus,
     ChargingProfile,
     Command,
@@ -42,9 +50,14 @@ from csms.domain import (
     Station,
     Transaction,
 )
-from csms.errors import ConfigurationError, ConflictError, StorageError, StorageUnavailableError
-from csms.events.model import Event
-from csms.ports import (
+from csms.core.errors import (
+    ConfigurationError,
+    ConflictError,
+    StorageError,
+    StorageUnavailableError,
+)
+from csms.core.events import Event
+from csms.core.ports import (
     UNCHANGED,
     ChargingProfileSet,
     CommandFilter,
@@ -58,15 +71,7 @@ from csms.ports import (
     TransactionFilter,
     WriteOp,
 )
-from csms.storage.batching import (
-    GroupCommitter,
-    GroupedOps,
-    LookupBatcher,
-    group_ops,
-    record_committed,
-)
-from csms.storage.migrations import load_migrations
-from csms.storage.urls import mask_password
+from csms.telemetry import metrics
 
 Row = tuple[Any, ...]
 Unit = Sequence[WriteOp]
@@ -110,7 +115,7 @@ _FAILED: tuple[type[BaseException], ...] = (
 
 
 class PostgresStorage:
-    """``csms.ports.Storage`` on PostgreSQL; open it with ``await PostgresStorage.open(dsn)``."""
+    """The storage port on PostgreSQL; open it with ``await PostgresStorage.open(dsn)``."""
 
     dialect: str = "postgresql"
 

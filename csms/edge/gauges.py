@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from csms import metrics
-from csms.ports import Storage
+from csms.core.ports import Storage
+from csms.telemetry import metrics
 
 
 async def refresh(storage: Storage, *, outbox: bool) -> None:

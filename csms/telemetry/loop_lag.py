@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from csms import metrics
+from csms.telemetry import metrics
 
 INTERVAL_S = 0.25
 

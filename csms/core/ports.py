@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from csms.domain import (
+from csms.core.domain import (
     ChargingProfile,
     ChargingProfileCriteria,
     Command,
@@ -27,8 +27,8 @@ from csms.domain import (
     Station,
     Transaction,
 )
-from csms.events.model import Event
-from csms.records import record
+from csms.core.events import Event
+from csms.core.records import record
 
 # --- write ops: one unit of work is a Sequence[WriteOp] ---------------------
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import structlog
 from websockets.datastructures import Headers
 
-from csms import metrics
-from csms.errors import ConfigurationError
-from csms.settings import Settings
+from csms.core.errors import ConfigurationError
+from csms.core.settings import Settings
+from csms.telemetry import metrics
 
 log = structlog.get_logger("csms.tls")
 

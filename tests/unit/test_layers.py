@@ -1,0 +1,121 @@
+"""The layers of the tree: every import points inward (README, "How it is built")."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Each layer and the layers it may import (besides itself). Outer layers first.
+ALLOWED: dict[str, set[str]] = {
+    # composition root: wires everything
+    "csms.root": {
+        "csms.edge",
+        "csms.adapters",
+        "csms.transport",
+        "protocols",
+        "csms.services",
+        "csms.core",
+        "csms.telemetry",
+    },
+    # operator edge: HTTP, REST, CLI helpers; reaches stations through services and ports
+    "csms.edge": {"csms.services", "csms.core", "csms.telemetry"},
+    # adapters implement ports: storage, AMQP
+    "csms.adapters": {"csms.services", "csms.core", "csms.telemetry"},
+    # station transport: sockets, handshake, the OCPP-J session; protocols come injected
+    "csms.transport": {"csms.services", "csms.core", "csms.telemetry"},
+    # OCPP version adapters: the wire vocabulary of the session, services, core
+    "protocols": {"csms.transport.rpc", "csms.services", "csms.core", "csms.telemetry"},
+    "csms.services": {"csms.core", "csms.telemetry"},
+    "csms.core": {"csms.telemetry"},
+    "csms.telemetry": set(),
+}
+ROOT_MODULES = {"csms", "csms.__main__", "csms.app", "csms.cli"}
+# Third-party I/O libraries the inner layers must not touch.
+IO_LIBRARIES = {"asyncpg", "aio_pika", "aiormq", "websockets", "aiohttp", "ocpp", "sqlite3"}
+NO_IO = ("csms.core", "csms.services")
+# Arrows that point the wrong way today, each to be removed by the work that fixes it.
+KNOWN: set[tuple[str, str]] = {
+    ("csms.adapters.amqp.command_queue", "csms.edge"),
+    ("csms.edge.api", "csms.transport"),
+    ("csms.services.dispatcher", "csms.transport"),
+    ("csms.services.dispatcher", "protocols"),
+    ("csms.transport.server", "protocols"),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def layer_of(module: str) -> str | None:
+    if module in ROOT_MODULES:
+        return "csms.root"
+    for layer in sorted(ALLOWED, key=len, reverse=True):
+        if module == layer or module.startswith(layer + "."):
+            return layer
+    return None
+
+
+def imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found
+
+
+def sources() -> list[Path]:
+    return sorted([*ROOT.glob("csms/**/*.py"), *ROOT.glob("protocols/**/*.py")])
+
+
+def permitted(target: str, allowed: set[str]) -> bool:
+    return any(target == a or target.startswith(a + ".") for a in allowed)
+
+
+class TestLayers:
+    def test_every_module_belongs_to_a_layer(self) -> None:
+        """A new module in csms/ goes into one of the layer packages."""
+        assert [m for p in sources() if layer_of(m := module_name(p)) is None] == []
+
+    def test_imports_point_inward(self) -> None:
+        """No module imports a layer outside its own or the ones inside it."""
+        wrong = set()
+        for path in sources():
+            source = module_name(path)
+            layer = layer_of(source)
+            assert layer is not None
+            for target in imports(path):
+                target_layer = layer_of(target)
+                if target_layer is None or target_layer == layer:
+                    continue
+                if not permitted(target, ALLOWED[layer]):
+                    wrong.add((source, target_layer))
+        assert sorted(wrong - KNOWN) == []
+        assert sorted(KNOWN - wrong) == [], "fixed: drop these from KNOWN"
+
+    def test_version_adapters_do_not_import_each_other(self) -> None:
+        """ocpp16 and ocpp201 share only what lives below them."""
+        for path in sources():
+            source = module_name(path)
+            for version, other in (("ocpp16", "ocpp201"), ("ocpp201", "ocpp16")):
+                if source.startswith(f"protocols.{version}"):
+                    assert not any(t.startswith(f"protocols.{other}") for t in imports(path))
+
+    def test_core_and_services_do_no_io(self) -> None:
+        """The domain and the services never import a driver, a socket library or ocpp."""
+        wrong = [
+            (module_name(p), t)
+            for p in sources()
+            if module_name(p).startswith(NO_IO)
+            for t in imports(p)
+            if t.split(".")[0] in IO_LIBRARIES
+        ]
+        assert wrong == []
