@@ -6,6 +6,8 @@ import bisect
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+import structlog
+
 from csms.core import catalog
 from csms.core.domain import (
     AuthorizationStatus,
@@ -27,6 +29,9 @@ from csms.core.records import record
 from csms.core.settlement import settle_energy
 from csms.services.authorization import AuthorizationService
 from csms.services.outbox import report
+from csms.telemetry import metrics
+
+log = structlog.get_logger("csms.transactions")
 
 DEFAULT_STOP_REASON = "Local"
 MAX_KNOWN_TRANSACTIONS = 200_000
@@ -218,7 +223,8 @@ class TransactionService:
 
     async def stop(self, req: StopRequest) -> StopOutcome:
         """End a session. A repeated stop is answered and changes nothing; a
-        stop of a session never seen is booked from what it carries, flagged."""
+        stop of a session never seen is kept from what it carries, flagged, and
+        reaches billing (transaction.ended) only with its own energy readings."""
         info = None
         if req.id_token is not None:
             info = await self._authorization.authorize(req.id_token)
@@ -228,6 +234,7 @@ class TransactionService:
         unit: list[WriteOp] = []
         anomalies: list[str] = []
         registers: list[tuple[datetime, float]] = []
+        tx_is_known = tx is not None
         if tx is None:
             anomalies.append("unknown_transaction")
             started_at = min((s.timestamp for s in req.samples), default=req.ended_at)
@@ -266,17 +273,29 @@ class TransactionService:
             updated_at=self._clock(),
         )
         unit.append(TransactionChanged(ended))
-        unit.append(
-            report(
-                self._clock,
-                EventType.TRANSACTION_ENDED,
-                ended.station_id,
-                ended.ocpp_version,
-                ended.ended_at,
-                catalog.transaction_ended(ended),
+        billable = tx_is_known or _billable_orphan(ended, registers)
+        if billable:
+            unit.append(
+                report(
+                    self._clock,
+                    EventType.TRANSACTION_ENDED,
+                    ended.station_id,
+                    ended.ocpp_version,
+                    ended.ended_at,
+                    catalog.transaction_ended(ended),
+                )
             )
-        )
         await self._storage.commit(unit)
+        if not tx_is_known:
+            outcome = "billed" if billable else "ignored"
+            metrics.UNKNOWN_TRANSACTION_STOPS.labels(req.ocpp_version, outcome).inc()
+            log.warning(
+                "unknown_transaction_stopped",
+                station_id=req.station_id,
+                transaction_id=req.transaction_id,
+                outcome=outcome,
+                energy_wh=ended.energy_wh,
+            )
         return StopOutcome(ended, info, already_ended=False)
 
     async def transaction_event(self, req: TransactionEventRequest) -> TransactionEventOutcome:
@@ -431,3 +450,10 @@ class TransactionService:
         if len(self._known) > MAX_KNOWN_TRANSACTIONS:
             del self._known[next(iter(self._known))]
         return known
+
+
+def _billable_orphan(ended: Transaction, registers: list[tuple[datetime, float]]) -> bool:
+    """A stop of a session never seen started goes to billing only when its own
+    energy register readings bill a positive energy: a stranger's stop with a
+    meterStop alone proves nothing (docs/billing.md)."""
+    return bool(registers) and (ended.energy_wh or 0) > 0

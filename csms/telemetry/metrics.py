@@ -56,6 +56,13 @@ COMMANDS = Counter(
     ["command", "status"],
     registry=REGISTRY,
 )
+UNKNOWN_TRANSACTION_STOPS = Counter(
+    "csms_unknown_transaction_stops_total",
+    "Stops of transactions the CSMS never saw started, by whether their own meter"
+    " readings made them billable (outcome=billed) or not (ignored).",
+    ["ocpp_version", "outcome"],
+    registry=REGISTRY,
+)
 TRANSACTIONS_ACTIVE = Gauge(
     "csms_transactions_active",
     "Charging sessions started and not ended, across the database (read at each scrape).",

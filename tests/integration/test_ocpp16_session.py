@@ -9,7 +9,9 @@ import pytest
 
 from csms.app import Running
 from csms.core.domain import AuthorizationStatus, IdToken
+from csms.core.events import Event
 from csms.core.ports import TransactionFilter
+from csms.telemetry import metrics
 from scripts.simulate import CallError, SimStation
 from tests.integration.conftest import ws_url
 
@@ -192,11 +194,11 @@ class TestChargingSession:
         active = await csms.storage.list_transactions(TransactionFilter(station_id="CP-1"))
         assert len(active) == 1
 
-    async def test_stop_of_an_unknown_transaction_is_accepted_and_flagged(
+    async def test_stop_of_an_unknown_transaction_with_readings_is_billed_flagged(
         self, station: SimStation, csms: Running
     ) -> None:
-        """A stop for a session the CSMS never saw is answered and kept with an anomaly."""
-        await station.call(
+        """A stop the CSMS never saw started, with its own register readings, bills them."""
+        answer = await station.call(
             "StopTransaction",
             {
                 "transactionId": 987654,
@@ -207,10 +209,53 @@ class TestChargingSession:
                 ],
             },
         )
+        assert answer == {}
         tx = await csms.storage.find_transaction("CP-1", "987654")
         assert tx is not None
         assert "unknown_transaction" in tx.anomalies
         assert tx.energy_wh == 400
+        [ended] = await ended_events(csms)
+        assert ended.data["transaction_id"] == "987654"
+        assert ended.data["energy_wh"] == 400
+        assert "unknown_transaction" in ended.data["anomalies"]
+
+    async def test_a_strangers_stops_without_readings_mint_no_billing_events(
+        self, station: SimStation, csms: Running
+    ) -> None:
+        """Twenty stops of sessions never started, meterStop alone: answered, kept, not billed."""
+        before = stops_counted("1.6", "ignored")
+        for n in range(20):
+            answer = await station.call(
+                "StopTransaction",
+                {
+                    "transactionId": 5_000 + n,
+                    "idTag": "STRANGER",
+                    "meterStop": 12_000,
+                    "timestamp": "2026-11-26T09:00:00Z",
+                },
+            )
+            assert answer["idTagInfo"]["status"] == "Invalid"
+        assert await ended_events(csms) == []
+        tx = await csms.storage.find_transaction("CP-1", "5000")
+        assert tx is not None
+        assert tx.ended_at is not None
+        assert "unknown_transaction" in tx.anomalies
+        assert stops_counted("1.6", "ignored") == before + 20
+
+
+async def ended_events(csms: Running) -> list[Event]:
+    return [
+        r.event
+        for r in await csms.storage.outbox_list(100, pending_only=False)
+        if r.event.type == "transaction.ended"
+    ]
+
+
+def stops_counted(version: str, outcome: str) -> float:
+    value = metrics.REGISTRY.get_sample_value(
+        "csms_unknown_transaction_stops_total", {"ocpp_version": version, "outcome": outcome}
+    )
+    return value or 0.0
 
 
 class TestOtherStationMessages:
