@@ -199,14 +199,13 @@ class Session:
             self._count_error_sent(exc.code)
             _count_in(INVALID_ACTION, self._version, exc.code)
             return exc.frame()
-        if type(frame) is rpc.Call:
+        if isinstance(frame, rpc.Call):
             cached = self._replies.get(self.station_id, frame.unique_id, frame.action)
             if cached is not None:
                 log.info("call_repeated", action=frame.action, message_id=frame.unique_id)
                 return cached
             self._started = self._clock()
             return frame
-        assert not isinstance(frame, rpc.Call)  # narrowed by the type check above
         return self._answered(frame)
 
     def answer(self, call: rpc.Call, result: dict[str, Any]) -> bytes:
