@@ -34,6 +34,7 @@ from csms.edge.gauges import refresh
 from csms.edge.http import OpsHttp, build_app
 from csms.services import Services
 from csms.services.dispatcher import CommandDispatcher
+from csms.services.passwords import PasswordDelivery
 from csms.telemetry.loop_lag import LoopLagMonitor
 from csms.transport import tls
 from csms.transport.admission import ConnectionPolicy
@@ -126,7 +127,10 @@ async def start(settings: Settings) -> Running:
         commands = CommandDispatcher(
             storage, services, stations, versions, call_timeout=settings.call_timeout
         )
-        api = Api(storage, services, stations, commands)
+        passwords = PasswordDelivery(stations, versions)
+        stations.add_connect_listener(passwords.on_connect)
+        stations.add_connect_listener(commands.on_connect)
+        api = Api(storage, services, stations, commands, passwords)
         http = OpsHttp(
             build_app(
                 storage,

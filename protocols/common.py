@@ -25,6 +25,12 @@ AnswerReader = Callable[[dict[str, Any]], str]
 
 PROPERTY_VIOLATION = "PropertyConstraintViolation"
 
+# Actions a station does send (1.6 security extension, 2.0.1) that have no
+# handler yet: refused with NotSupported, saying so.
+STATION_ACTIONS_NOT_HANDLED = frozenset(
+    {"SignCertificate", "Get15118EVCertificate", "GetCertificateStatus"}
+)
+
 # A sampled value beyond this (in Wh, W, A, V...) is not a measurement; it
 # would also make energy arithmetic overflow to infinity, which JSON cannot carry.
 MAX_SAMPLE_MAGNITUDE = 1e15
@@ -77,6 +83,12 @@ class Adapter:
         """Validate, run the handler, check our own answer; raise RpcError."""
         handler = self.routes.get(call.action)
         if handler is None:
+            if call.action in STATION_ACTIONS_NOT_HANDLED:
+                raise RpcError(
+                    "NotSupported",
+                    f"the CSMS does not handle {call.action} yet",
+                    unique_id=call.unique_id,
+                )
             if call.action in self._known:
                 raise RpcError(
                     "NotSupported",

@@ -8,13 +8,21 @@
     │   ├── StorageUnavailableError   cannot reach it at all
     │   └── ConflictError             a conditional write found the row changed
     ├── NotFoundError             get_x() of something that does not exist
-    └── InvalidRequestError       an operator's request cannot be carried out as asked
+    ├── InvalidRequestError       an operator's request cannot be carried out as asked
+    ├── OcppError                 an OCPP rule broken, with its OCPP-J error code
+    └── StationLinkError          a CALL to a station got no CALLRESULT (ports.StationLink)
+        ├── StationNotConnectedError   no open connection to the station
+        ├── StationDisconnectedError   its connection closed before it answered
+        ├── CallTimeoutError           no answer within the call timeout
+        └── CallErrorReceived          it answered with a CALLERROR
 
 A business "no" (a blocked token, a rejected boot) is a value, not one of
 these.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class CsmsError(Exception):
@@ -44,3 +52,52 @@ class NotFoundError(CsmsError):
 class InvalidRequestError(CsmsError):
     """An operator's request (a command's fields) cannot be carried out as asked;
     the message says which field and why."""
+
+
+class OcppError(CsmsError):
+    """A payload or frame breaks an OCPP rule; ``code`` is the OCPP-J error code
+    (the peer's fault unless it is InternalError)."""
+
+    def __init__(self, code: str, description: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+        self.details = details or {}
+
+
+class StationLinkError(CsmsError):
+    """A CALL the CSMS sent (or meant to send) to a station got no CALLRESULT."""
+
+
+class StationNotConnectedError(StationLinkError):
+    """The station has no open connection: the CALL was not sent."""
+
+    def __init__(self, station_id: str) -> None:
+        super().__init__(f"station {station_id!r} is not connected")
+        self.station_id = station_id
+
+
+class StationDisconnectedError(StationLinkError):
+    """The station's connection closed after the CALL went out, before its answer."""
+
+    def __init__(self, station_id: str) -> None:
+        super().__init__(f"station {station_id!r} disconnected before answering")
+        self.station_id = station_id
+
+
+class CallTimeoutError(StationLinkError):
+    """The station did not answer the CALL in time."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(f"no answer to {action} in time")
+        self.action = action
+
+
+class CallErrorReceived(StationLinkError):
+    """The station answered the CALL with a CALLERROR."""
+
+    def __init__(self, code: str, description: str, details: dict[str, Any]) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+        self.details = details

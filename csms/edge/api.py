@@ -35,17 +35,22 @@ from csms.core.domain import (
     Station,
     Transaction,
 )
-from csms.core.errors import StorageError
+from csms.core.errors import (
+    CallErrorReceived,
+    CallTimeoutError,
+    StationDisconnectedError,
+    StationNotConnectedError,
+    StorageError,
+)
 from csms.core.events import iso
-from csms.core.ports import UNCHANGED, CommandFilter, Storage, TransactionFilter
+from csms.core.ports import UNCHANGED, CommandFilter, StationLink, Storage, TransactionFilter
 from csms.core.security import hash_password
 from csms.core.settlement import is_overridden
 from csms.edge.openapi import OPENAPI
 from csms.services import Services
 from csms.services.commands import MASK, NEUTRAL_COMMANDS
 from csms.services.dispatcher import CommandDispatcher, CommandRefused, Submission
-from csms.transport import rpc
-from csms.transport.server import StationNotConnectedError, StationServer
+from csms.services.passwords import PasswordDelivery
 
 log = structlog.get_logger("csms.api")
 
@@ -97,19 +102,21 @@ def auth_middleware(api_token: str) -> Any:
 
 
 class Api:
-    """Route handlers; each one reads, calls a service or the station server, answers."""
+    """Route handlers; each one reads, calls a service or the station link, answers."""
 
     def __init__(
         self,
         storage: Storage,
         services: Services,
-        stations: StationServer,
+        stations: StationLink,
         commands: CommandDispatcher,
+        passwords: PasswordDelivery,
     ) -> None:
         self._storage = storage
         self._services = services
         self._stations = stations
         self._commands = commands
+        self._passwords = passwords
 
     def routes(self) -> list[web.RouteDef]:
         station = f"{PREFIX}/stations/{{station_id}}"
@@ -249,19 +256,19 @@ class Api:
         await self._station(station_id)
         await self._services.stations.rotate_password(station_id, password)
         try:
-            status = await self._stations.change_password(station_id, password)
-        except StationNotConnectedError:
-            status = None
-        except rpc.CallErrorReceived as exc:
+            status = await self._passwords.change(station_id, password)
+        except (StationNotConnectedError, StationDisconnectedError):
+            status = None  # it waits for the station's next connection
+        except CallErrorReceived as exc:
             raise ApiError(
                 502,
                 "station_call_error",
                 "the station refused the new password",
-                code=exc.error.code,
-                description=exc.error.description,
-                details=exc.error.details,
+                code=exc.code,
+                description=exc.description,
+                details=exc.details,
             ) from None
-        except rpc.CallTimeoutError:
+        except CallTimeoutError:
             raise ApiError(504, "station_timeout", "the station did not answer in time") from None
         log.info("password_rotated", station_id=station_id, delivered=status is not None)
         if status is None:
@@ -412,11 +419,10 @@ class Api:
         return station
 
     def _is_connected(self, station_id: str) -> bool:
-        return self._stations.find_link(station_id) is not None
+        return self._stations.is_connected(station_id)
 
     def _version(self, station: Station) -> str | None:
-        link = self._stations.find_link(station.id)
-        return link.ocpp_version if link is not None else station.ocpp_version
+        return self._stations.ocpp_version(station.id) or station.ocpp_version
 
     async def _station_json(self, s: Station) -> dict[str, Any]:
         connectors = await self._storage.list_connectors(s.id)

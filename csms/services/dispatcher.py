@@ -9,15 +9,17 @@ changes is stored with it.
 
 Errors are ``CommandRefused`` with the HTTP status the REST API answers
 (the RabbitMQ reply carries the same): 404 unknown station, 409 not
-connected, 422 invalid request, 502 CALLERROR or invalid answer, 503
-database down, 504 no answer in time.
+connected or disconnected before answering, 422 invalid request, 502
+CALLERROR or invalid answer, 503 database down, 504 no answer in time.
+Stations are reached through the ``StationLink`` port; each OCPP version
+through the ``OcppVersion`` protocol (csms.services.versions), both injected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,14 +27,21 @@ from typing import Any
 import structlog
 
 from csms.core.domain import Command, CommandStatus
-from csms.core.errors import ConflictError, InvalidRequestError, StorageError
-from csms.core.ports import CommandFilter, Storage
+from csms.core.errors import (
+    CallErrorReceived,
+    CallTimeoutError,
+    ConflictError,
+    InvalidRequestError,
+    OcppError,
+    StationDisconnectedError,
+    StationNotConnectedError,
+    StorageError,
+)
+from csms.core.ports import CommandFilter, LinkOpened, StationLink, Storage
 from csms.services import Services
 from csms.services.commands import NO_EFFECTS, CommandError, NeutralCommand
+from csms.services.versions import OcppVersion
 from csms.telemetry import metrics
-from csms.transport import rpc
-from csms.transport.server import StationNotConnectedError, StationServer
-from protocols.common import Adapter
 
 log = structlog.get_logger("csms.commands")
 
@@ -86,14 +95,15 @@ class Outcome:
 
 
 class CommandDispatcher:
-    """Sends and queues commands; ``start()`` its expiry sweeper, later ``stop()``."""
+    """Sends and queues commands; ``start()`` its expiry sweeper, later ``stop()``.
+    ``on_connect`` is the StationLink connect listener that drains the queue."""
 
     def __init__(
         self,
         storage: Storage,
         services: Services,
-        stations: StationServer,
-        adapters: dict[str, Adapter],
+        stations: StationLink,
+        versions: Mapping[str, OcppVersion],
         *,
         call_timeout: float = 30.0,
         sweep_interval: float = SWEEP_INTERVAL,
@@ -102,13 +112,12 @@ class CommandDispatcher:
         self._services = services
         self._commands = services.commands
         self._stations = stations
-        self._by_version = {a.ocpp_version: a for a in adapters.values()}
+        self._by_version = {v.ocpp_version: v for v in versions.values()}
         self._sweep_interval = sweep_interval
         self._orphaned_after = timedelta(seconds=call_timeout) + ORPHAN_GRACE
         self._draining: set[str] = set()
         self._drain_again: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        stations.add_connect_listener(self.drain)
 
     def start(self) -> None:
         self._spawn(self._sweep_forever())
@@ -118,6 +127,14 @@ class CommandDispatcher:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def on_connect(self, opened: LinkOpened) -> None:
+        await self.drain(opened.station_id)
+
+    def _connected_version(self, station_id: str) -> OcppVersion | None:
+        """The version of the station's open connection; None when it has none."""
+        version = self._stations.ocpp_version(station_id)
+        return self._by_version.get(version) if version is not None else None
+
     # --- submitting ----------------------------------------------------------
 
     async def submit(self, sub: Submission) -> Outcome:
@@ -126,9 +143,9 @@ class CommandDispatcher:
             station = await self._storage.find_station(sub.station_id)
             if station is None:
                 raise CommandRefused(404, "station_not_found", f"no station {sub.station_id!r}")
-            link = self._stations.find_link(sub.station_id)
-            if link is not None:
-                return await self._send_now(sub, link.adapter)
+            connected = self._connected_version(sub.station_id)
+            if connected is not None:
+                return await self._send_now(sub, connected)
             if not sub.queue:
                 raise CommandRefused(
                     409, "station_not_connected", f"station {sub.station_id!r} is not connected"
@@ -148,7 +165,7 @@ class CommandDispatcher:
                 503, "storage_unavailable", "the CSMS cannot reach its database; retry later"
             ) from None
 
-    async def _queue(self, sub: Submission, adapter: Adapter) -> Outcome:
+    async def _queue(self, sub: Submission, adapter: OcppVersion) -> Outcome:
         now = self._services.clock()
         expires_at = sub.expires_at or now + DEFAULT_QUEUE_EXPIRY
         if expires_at <= now:
@@ -177,12 +194,12 @@ class CommandDispatcher:
         await self._commands.queue(command)
         metrics.COMMANDS.labels(_label(command), "queued").inc()
         log.info("command_queued", station_id=sub.station_id, command_id=command.id)
-        if self._stations.find_link(sub.station_id) is not None:
+        if self._stations.is_connected(sub.station_id):
             # It connected while we queued: its drain may have looked already.
             self._spawn(self.drain(sub.station_id))
         return Outcome(command, queued=True)
 
-    async def _send_now(self, sub: Submission, adapter: Adapter) -> Outcome:
+    async def _send_now(self, sub: Submission, adapter: OcppVersion) -> Outcome:
         request, action, payload = self._prepare(sub, adapter)
         secret = adapter.commands.password(action, payload)
         if secret is not None:
@@ -216,7 +233,7 @@ class CommandDispatcher:
         await self._services.stations.rotate_password(station_id, password)
 
     def _prepare(
-        self, sub: Submission, adapter: Adapter
+        self, sub: Submission, adapter: OcppVersion
     ) -> tuple[dict[str, Any], str, dict[str, Any]]:
         """(request as recorded, action, payload) for ``adapter``'s protocol; 422 if invalid."""
         if sub.name is not None:
@@ -231,7 +248,7 @@ class CommandDispatcher:
             action, payload, request = sub.action, sub.body, sub.body
         try:
             adapter.validate_request(action, payload)
-        except rpc.RpcError as exc:
+        except OcppError as exc:
             raise CommandRefused(
                 422,
                 "invalid_payload",
@@ -243,38 +260,39 @@ class CommandDispatcher:
         return request, action, payload
 
     async def _exchange(
-        self, command: Command, adapter: Adapter, action: str, payload: dict[str, Any]
+        self, command: Command, adapter: OcppVersion, action: str, payload: dict[str, Any]
     ) -> Command:
         """Send a recorded command, record its outcome; CommandRefused unless answered."""
         station_id = command.station_id
         try:
             response = await self._stations.call(station_id, action, payload)
-        except StationNotConnectedError:
+        except (StationNotConnectedError, StationDisconnectedError):
+            # Either way the command was recorded as sent and gets no answer.
             error = CommandError(
                 "station_not_connected", f"station {station_id!r} disconnected before answering"
             )
             raise await self._failed(command, error, 409) from None
-        except rpc.CallErrorReceived as exc:
+        except CallErrorReceived as exc:
             error = CommandError(
                 "station_call_error",
                 "the station answered with a CALLERROR",
-                exc.error.code,
-                exc.error.description,
-                exc.error.details,
+                exc.code,
+                exc.description,
+                exc.details,
             )
             raise await self._failed(command, error, 502) from None
-        except rpc.CallTimeoutError:
+        except CallTimeoutError:
             error = CommandError("station_timeout", "the station did not answer in time")
             raise await self._failed(command, error, 504) from None
         masked = adapter.commands.mask(action, response, True)
         try:
             adapter.validate_response(action, response)
-        except rpc.RpcError as exc:
+        except OcppError as exc:
             error = CommandError("invalid_station_answer", exc.description)
             raise await self._failed(command, error, 502, answer=masked) from None
         try:
             effects = adapter.commands.effects(station_id, action, payload, response)
-        except rpc.RpcError as exc:  # a date the schema let through but we cannot read
+        except OcppError as exc:  # a date the schema let through but we cannot read
             log.warning("command_answer_not_applied", action=action, error=exc.description)
             effects = NO_EFFECTS
         done = await self._commands.completed(command, masked, effects)
@@ -341,10 +359,9 @@ class CommandDispatcher:
 
     async def _deliver(self, command: Command) -> bool:
         """Send one queued command; False when the station is gone."""
-        link = self._stations.find_link(command.station_id)
-        if link is None:
+        adapter = self._connected_version(command.station_id)
+        if adapter is None:
             return False
-        adapter = link.adapter
         with contextlib.suppress(ConflictError):  # the sweeper or another instance moved it
             if command.expires_at is not None and command.expires_at <= self._services.clock():
                 await self._expire(command)
@@ -394,7 +411,7 @@ class CommandDispatcher:
             with contextlib.suppress(ConflictError):
                 await self._expire(command)
         for station_id in await self._storage.list_stations_with_queued_commands():
-            if self._stations.find_link(station_id) is not None:
+            if self._stations.is_connected(station_id):
                 self._spawn(self.drain(station_id))
 
     async def _sweep_forever(self) -> None:

@@ -9,13 +9,11 @@ only sane one for 1.6 too).
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from csms.core.errors import OcppError
 from csms.core.records import record
 
 CALL = 2
@@ -38,6 +36,9 @@ class ErrorCodes:
     occurrence: str
     framework: str
     message_type_not_supported: str
+    # Every code the version's spec names (a metric label for a station's
+    # CALLERROR is one of these or "other": a station cannot invent series).
+    spec: frozenset[str]
 
 
 @record
@@ -64,7 +65,7 @@ class CallError:
 Frame = Call | CallResult | CallError
 
 
-class RpcError(Exception):
+class RpcError(OcppError):
     """Answer the CALL with this CALLERROR (the peer's fault unless InternalError)."""
 
     def __init__(
@@ -74,10 +75,7 @@ class RpcError(Exception):
         details: dict[str, Any] | None = None,
         unique_id: str = UNKNOWN_MESSAGE_ID,
     ) -> None:
-        super().__init__(f"{code}: {description}")
-        self.code = code
-        self.description = description
-        self.details = details or {}
+        super().__init__(code, description, details)
         self.unique_id = unique_id
 
     def frame(self, unique_id: str | None = None) -> bytes:
@@ -212,87 +210,3 @@ def encode_call_error(
     unique_id: str, code: str, description: str, details: dict[str, Any]
 ) -> bytes:
     return orjson.dumps([CALLERROR, unique_id, code, description[:255], details])
-
-
-class CallTimeoutError(Exception):
-    """The station did not answer the CSMS's CALL in time."""
-
-
-class CallErrorReceived(Exception):
-    """The station answered the CSMS's CALL with a CALLERROR."""
-
-    def __init__(self, error: CallError) -> None:
-        super().__init__(f"{error.code}: {error.description}")
-        self.error = error
-
-
-@dataclass(slots=True)
-class OutgoingCalls:
-    """The CSMS's own CALLs to one station: at most one outstanding at a time."""
-
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _prefix: str = ""
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _pending: tuple[str, asyncio.Future[dict[str, Any]]] | None = None
-
-    def __post_init__(self) -> None:
-        self._prefix = hex(id(self))[-6:] + "-"
-
-    @property
-    def lock(self) -> asyncio.Lock:
-        """Held for the whole round trip of one CALL."""
-        return self._lock
-
-    def begin(self, action: str, payload: dict[str, Any]) -> tuple[bytes, asyncio.Future[Any]]:
-        unique_id = f"{self._prefix}{next(self._ids)}"
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending = (unique_id, future)
-        return encode_call(unique_id, action, payload), future
-
-    def end(self) -> None:
-        self._pending = None
-
-    def resolve(self, frame: CallResult | CallError) -> bool:
-        """Deliver a station's answer; False if it answers nothing we asked."""
-        if self._pending is None or self._pending[0] != frame.unique_id:
-            return False
-        future = self._pending[1]
-        if not future.done():
-            if isinstance(frame, CallResult):
-                future.set_result(frame.payload)
-            else:
-                future.set_exception(CallErrorReceived(frame))
-        return True
-
-    def cancel(self) -> None:
-        if self._pending is not None and not self._pending[1].done():
-            self._pending[1].cancel()
-
-
-class ReplyCache:
-    """The last answers sent to each station, so a CALL resent with the same
-    message id (the station lost our answer) gets the identical answer again
-    instead of being handled twice. Kept per station id, across reconnects."""
-
-    def __init__(self, per_station: int = 4, max_stations: int = 100_000) -> None:
-        self._per_station = per_station
-        self._max_stations = max_stations
-        # A short list per station, oldest first: a few hundred bytes less per
-        # station than a dict (19,000 idle stations, docs/benchmarks.md).
-        self._replies: dict[str, list[tuple[str, str, bytes]]] = {}
-
-    def get(self, station_id: str, unique_id: str, action: str) -> bytes | None:
-        for known_id, known_action, reply in self._replies.get(station_id, ()):
-            if known_id == unique_id and known_action == action:
-                return reply
-        return None
-
-    def put(self, station_id: str, unique_id: str, action: str, reply: bytes) -> None:
-        replies = self._replies.get(station_id)
-        if replies is None:
-            replies = self._replies[station_id] = []
-            if len(self._replies) > self._max_stations:
-                del self._replies[next(iter(self._replies))]  # the longest known station
-        replies.append((unique_id, action, reply))
-        if len(replies) > self._per_station:
-            del replies[0]

@@ -1,9 +1,14 @@
-"""The station listener: websockets glue around the RPC rules.
+"""The station listener: websockets glue around the sans-I/O OCPP-J session.
 
 Handshake: station id from the last path segment (percent-decoded), a
 supported subprotocol, registration and Basic auth, all before the upgrade.
-Then one task per connection reads frames and answers each CALL in turn; a
-station sends at most one CALL at a time, so this is also its backpressure.
+Then one task per connection feeds its frames to the connection's
+``Session`` (csms.transport.session) and carries out what it returns: send
+a frame, run a handler, resolve the CSMS's outgoing CALL. A station sends
+at most one CALL at a time, so this is also its backpressure.
+
+``StationServer`` implements the ``StationLink`` port (csms.core.ports) for
+the stations connected to this process.
 """
 
 from __future__ import annotations
@@ -12,9 +17,8 @@ import asyncio
 import base64
 import binascii
 import ssl
-import time
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, NamedTuple
@@ -29,15 +33,28 @@ from websockets.typing import Subprotocol
 
 from csms.core import interop
 from csms.core.domain import MAX_STATION_ID_LENGTH
-from csms.core.errors import StorageError
+from csms.core.errors import (
+    CallTimeoutError,
+    StationDisconnectedError,
+    StationNotConnectedError,
+    StorageError,
+)
 from csms.core.interop import Tolerance
+from csms.core.ports import ConnectListener, LinkOpened
 from csms.core.waiting import wait_at_most
 from csms.services import Services, StationContext
 from csms.services.stations import Admission, Credentials, Refusal
 from csms.telemetry import metrics
 from csms.transport import rpc
-from csms.transport.admission import ConnectionPolicy, MessagePacer
-from protocols.common import Adapter
+from csms.transport.admission import ConnectionPolicy
+from csms.transport.session import (
+    ABUSE_CLOSE_CODE,
+    ABUSE_CLOSE_REASON,
+    Answered,
+    OcppVersion,
+    ReplyCache,
+    Session,
+)
 
 LISTEN_BACKLOG = 4096
 log = structlog.get_logger("csms.server")
@@ -81,24 +98,34 @@ class _StationConnection(ServerConnection):
         vars(self.protocol).pop("select_subprotocol", None)
 
 
-class StationNotConnectedError(Exception):
-    """A CALL was meant for a station that has no open connection."""
-
-
-@dataclass(slots=True)
-class StationLink:
-    """One open station connection, as the rest of the CSMS may use it."""
+@dataclass(slots=True, eq=False)
+class Connection:
+    """One open station connection: its socket, its session, the CSMS's call to it."""
 
     station_id: str
-    adapter: Adapter
     ws: ServerConnection
-    outgoing: rpc.OutgoingCalls = field(default_factory=rpc.OutgoingCalls)
+    session: Session
+    # Held for the whole round trip of one outgoing CALL.
+    calling: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Resolved by the session's Answered (or its close()).
+    waiter: asyncio.Future[dict[str, Any]] | None = None
     # Set once the connection is closed and its disconnection recorded.
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def ocpp_version(self) -> str:
-        return self.adapter.ocpp_version
+        return self.session.version.ocpp_version
+
+    def settle(self, answered: Answered | None) -> None:
+        """Hand the session's verdict on the outgoing CALL to its waiting caller."""
+        waiter = self.waiter
+        if answered is None or waiter is None or waiter.done():
+            return
+        if answered.error is not None:
+            waiter.set_exception(answered.error)
+        else:
+            assert answered.result is not None
+            waiter.set_result(answered.result)
 
 
 def station_id_from_path(path: str) -> str:
@@ -132,12 +159,13 @@ def basic_credentials(headers: Headers) -> tuple[str, str] | None:
 
 
 class StationServer:
-    """Accepts stations and routes their frames to the protocol adapters."""
+    """Accepts stations and routes their frames to the protocol adapters
+    (``versions``: subprotocol -> adapter, newest first); the StationLink port."""
 
     def __init__(
         self,
         services: Services,
-        adapters: dict[str, Adapter],
+        versions: Mapping[str, OcppVersion],
         *,
         call_timeout: float,
         ping_interval: float,
@@ -149,26 +177,20 @@ class StationServer:
         self._policy = policy or ConnectionPolicy()
         self._gate = self._policy.gate()
         metrics.HANDSHAKES_QUEUED.set_function(lambda: self._gate.waiting)
-        self._adapters = adapters
+        self._adapters = versions
         self._call_timeout = call_timeout
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
         self._max_frame_bytes = max_frame_bytes
-        self._links: dict[str, StationLink] = {}
+        self._links: dict[str, Connection] = {}
         # Weak: a handshake admitted here may still fail in websockets (426).
         self._admitted: weakref.WeakKeyDictionary[ServerConnection, _Admitted] = (
             weakref.WeakKeyDictionary()
         )
-        # New passwords waiting for their station to connect (memory only: a
-        # secret is not written to disk in clear; see README "Passwords").
-        self._pending_passwords: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._connect_listeners: list[Callable[[str], Coroutine[Any, Any, None]]] = []
-        self._replies = rpc.ReplyCache()
+        self._connect_listeners: list[ConnectListener] = []
+        self._replies = ReplyCache()
         self._server: Server | None = None
-        # Metric children by label values: .labels() takes a lock and builds a key per call.
-        self._message_counters: dict[tuple[str, str, str], Callable[[], None]] = {}
-        self._handler_timers: dict[tuple[str, str], Callable[[float], None]] = {}
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -216,16 +238,23 @@ class StationServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    # --- what the rest of the CSMS may ask ----------------------------------
+    # --- the StationLink port, and what tests may look at ---------------------
 
-    def links(self) -> Iterable[StationLink]:
+    def links(self) -> Iterable[Connection]:
         return self._links.values()
 
-    def find_link(self, station_id: str) -> StationLink | None:
+    def find_link(self, station_id: str) -> Connection | None:
         return self._links.get(station_id)
 
-    def add_connect_listener(self, listener: Callable[[str], Coroutine[Any, Any, None]]) -> None:
-        """Run ``listener(station_id)`` on a tracked task each time a station's
+    def is_connected(self, station_id: str) -> bool:
+        return station_id in self._links
+
+    def ocpp_version(self, station_id: str) -> str | None:
+        link = self._links.get(station_id)
+        return link.ocpp_version if link is not None else None
+
+    def add_connect_listener(self, listener: ConnectListener) -> None:
+        """Run ``listener(LinkOpened)`` on a tracked task each time a station's
         connection is set up (registered and recorded), e.g. to send it what waits."""
         self._connect_listeners.append(listener)
 
@@ -248,63 +277,29 @@ class StationServer:
     ) -> dict[str, Any]:
         """Send a CALL to a connected station and return its CALLRESULT payload.
 
-        Raises StationNotConnectedError, rpc.CallErrorReceived or
-        rpc.CallTimeoutError. One CALL at a time per station: a second caller
-        waits its turn.
+        Raises a StationLinkError (csms.core.errors): not connected,
+        disconnected before answering, timed out, CALLERROR. One CALL at a
+        time per station: a second caller waits its turn.
         """
         link = self._links.get(station_id)
         if link is None:
             raise StationNotConnectedError(station_id)
-        version = link.ocpp_version
-        async with link.outgoing.lock:
-            frame, answer = link.outgoing.begin(action, payload)
+        session = link.session
+        async with link.calling:
+            frame = session.send_call(action, payload)
+            waiter = link.waiter = asyncio.get_running_loop().create_future()
             try:
                 await link.ws.send(frame, text=True)
-                result: dict[str, Any] = await asyncio.wait_for(
-                    answer, answer_timeout or self._call_timeout
-                )
+                return await asyncio.wait_for(waiter, answer_timeout or self._call_timeout)
             except TimeoutError:
-                metrics.CALL_TIMEOUTS.labels(action, version).inc()
-                metrics.MESSAGES.labels("out", action, version, "timeout").inc()
-                raise rpc.CallTimeoutError(action) from None
-            except rpc.CallErrorReceived as exc:
-                metrics.CALL_ERRORS.labels("in", exc.error.code, version).inc()
-                metrics.MESSAGES.labels("out", action, version, "call_error").inc()
-                raise
+                session.call_timed_out()
+                raise CallTimeoutError(action) from None
             except ConnectionClosed:
-                raise StationNotConnectedError(station_id) from None
+                # The close may have settled the waiter first; the outcome is the same.
+                raise StationDisconnectedError(station_id) from None
             finally:
-                link.outgoing.end()
-        metrics.MESSAGES.labels("out", action, version, "ok").inc()
-        return result
-
-    async def change_password(self, station_id: str, password: str) -> str | None:
-        """Send a rotated password to the station if it is connected; return its
-        answer (Accepted, Rejected...), or None when it waits for the station.
-
-        The station keeps being admitted with its old password until it
-        reconnects with the new one (see StationService.rotate_password).
-        """
-        self._pending_passwords[station_id] = password
-        if station_id not in self._links:
-            return None
-        return await self._send_password(station_id)
-
-    async def _send_password(self, station_id: str) -> str:
-        link = self._links[station_id]
-        action, payload = link.adapter.set_password(self._pending_passwords[station_id])
-        answer = await self.call(station_id, action, payload)
-        status = link.adapter.password_status(answer)
-        if status == "Accepted":
-            self._pending_passwords.pop(station_id, None)
-        log.info("password_sent", station_id=station_id, status=status)
-        return status
-
-    async def _deliver_password(self, station_id: str) -> None:
-        try:
-            await self._send_password(station_id)
-        except (StationNotConnectedError, rpc.CallErrorReceived, rpc.CallTimeoutError) as exc:
-            log.warning("password_not_delivered", station_id=station_id, error=repr(exc))
+                link.waiter = None
+                session.abandon_call()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -487,7 +482,8 @@ class StationServer:
         ws.response = None
         adapter = self._adapters[subprotocol]
         version = adapter.ocpp_version
-        link = StationLink(station_id, adapter, ws)
+        session = Session(station_id, adapter, self._replies, self._policy.pacer())
+        link = Connection(station_id, ws, session)
         structlog.contextvars.bind_contextvars(station_id=station_id, ocpp_version=version)
         previous = self._links.get(station_id)
         self._links[station_id] = link
@@ -499,24 +495,20 @@ class StationServer:
         remote = ws.remote_address[0] if ws.remote_address else None
         log.info("station_connected", remote=remote)
         ctx = StationContext(station_id, version, self._services, tolerances)
-        pacer = self._policy.pacer()
         self._services.transactions.forget_station(station_id)
         try:
             await self._services.stations.connected(station_id, version, remote)
-            if uses_previous_password and station_id in self._pending_passwords:
-                self._spawn(self._deliver_password(station_id))
+            opened = LinkOpened(station_id, version, uses_previous_password)
             for listener in self._connect_listeners:
-                self._spawn(listener(station_id))
-            async for frame in ws:
-                if not await self._pace(link, pacer):
-                    break
-                await self._on_frame(link, ctx, frame)
+                self._spawn(listener(opened))
+            await self._converse(link, adapter, ctx)
         except ConnectionClosed:
             pass
         except StorageError as exc:
             log.error("station_dropped", error=str(exc))
         finally:
-            link.outgoing.cancel()
+            # Whoever waits for this station's answer learns at once that none comes.
+            link.settle(session.close())
             if self._links.get(station_id) is link:
                 del self._links[station_id]
             metrics.STATIONS_CONNECTED.labels(version).dec()
@@ -531,89 +523,31 @@ class StationServer:
             finally:
                 link.finished.set()
 
-    async def _pace(self, link: StationLink, pacer: MessagePacer) -> bool:
-        """Hold the station's next frame back while it is over its message
-        rate; close it (1008) and return False once it has been for too long."""
-        delay = pacer.delay()
-        if delay is None:
-            metrics.CONNECTIONS_CLOSED_FOR_ABUSE.labels("message_rate").inc()
-            log.warning("station_closed_for_abuse", reason="message_rate")
-            await link.ws.close(1008, "message rate limit exceeded for too long")
-            return False
-        if delay > 0:
-            metrics.MESSAGES_DELAYED.labels(link.ocpp_version).inc()
-            await asyncio.sleep(delay)
-        return True
+    async def _converse(self, link: Connection, adapter: OcppVersion, ctx: StationContext) -> None:
+        """Feed the station's frames to its session and carry out its actions."""
+        ws, session = link.ws, link.session
+        async for raw in ws:
+            delay = session.pace()
+            if delay is None:
+                await ws.close(ABUSE_CLOSE_CODE, ABUSE_CLOSE_REASON)
+                return
+            if delay > 0:
+                await asyncio.sleep(delay)
+            action = session.receive(raw)
+            if type(action) is rpc.Call:
+                await ws.send(await self._handle(adapter, ctx, session, action), text=True)
+            elif type(action) is bytes:
+                await ws.send(action, text=True)
+            elif type(action) is Answered:
+                link.settle(action)
 
-    async def _on_frame(self, link: StationLink, ctx: StationContext, raw: str | bytes) -> None:
-        adapter = link.adapter
-        try:
-            frame = rpc.decode(raw, adapter.codes)
-        except rpc.RpcError as exc:
-            self._count_error(adapter, "(invalid)", exc.code)
-            log.info("frame_refused", code=exc.code, reason=exc.description)
-            await link.ws.send(exc.frame(), text=True)
-            return
-        if not isinstance(frame, rpc.Call):
-            if not link.outgoing.resolve(frame):
-                log.info("unexpected_answer", message_id=frame.unique_id)
-            return
-        cached = self._replies.get(link.station_id, frame.unique_id, frame.action)
-        if cached is not None:
-            log.info("call_repeated", action=frame.action, message_id=frame.unique_id)
-            await link.ws.send(cached, text=True)
-            return
-        started = time.perf_counter()
-        reply, outcome = await self._answer(adapter, ctx, frame)
-        if outcome != "InternalError":
-            self._replies.put(link.station_id, frame.unique_id, frame.action, reply)
-        await link.ws.send(reply, text=True)
-        action = adapter.action_label(frame.action)
-        timer = self._handler_timers.get((action, adapter.ocpp_version))
-        if timer is None:
-            timer = metrics.HANDLER_SECONDS.labels(action, adapter.ocpp_version).observe
-            self._handler_timers[(action, adapter.ocpp_version)] = timer
-        timer(time.perf_counter() - started)
-        self._count(adapter, action, outcome)
-
-    async def _answer(
-        self, adapter: Adapter, ctx: StationContext, call: rpc.Call
-    ) -> tuple[bytes, str]:
+    @staticmethod
+    async def _handle(
+        adapter: OcppVersion, ctx: StationContext, session: Session, call: rpc.Call
+    ) -> bytes:
+        """Run the handler; the session turns its result or failure into the frame."""
         try:
             result = await adapter.handle(ctx, call)
-        except rpc.RpcError as exc:
-            log.info(
-                "call_refused",
-                action=call.action,
-                message_id=call.unique_id,
-                code=exc.code,
-                reason=exc.description,
-            )
-            self._count_error(adapter, adapter.action_label(call.action), exc.code)
-            return exc.frame(call.unique_id), exc.code
-        except StorageError as exc:
-            log.error("call_failed", action=call.action, message_id=call.unique_id, error=str(exc))
-            return self._internal_error(adapter, call), "InternalError"
-        except Exception:
-            log.exception("call_crashed", action=call.action, message_id=call.unique_id)
-            return self._internal_error(adapter, call), "InternalError"
-        return rpc.encode_call_result(call.unique_id, result), "ok"
-
-    def _internal_error(self, adapter: Adapter, call: rpc.Call) -> bytes:
-        self._count_error(adapter, adapter.action_label(call.action), "InternalError")
-        return rpc.encode_call_error(
-            call.unique_id, "InternalError", "the CSMS could not handle this message", {}
-        )
-
-    def _count(self, adapter: Adapter, action: str, outcome: str) -> None:
-        key = (action, adapter.ocpp_version, outcome)
-        inc = self._message_counters.get(key)
-        if inc is None:
-            inc = metrics.MESSAGES.labels("in", action, adapter.ocpp_version, outcome).inc
-            self._message_counters[key] = inc
-        inc()
-
-    def _count_error(self, adapter: Adapter, action: str, code: str) -> None:
-        metrics.CALL_ERRORS.labels("out", code, adapter.ocpp_version).inc()
-        if action == "(invalid)":
-            self._count(adapter, action, code)
+        except Exception as exc:  # every failure is answered; CancelledError is not an Exception
+            return session.fail(call, exc)
+        return session.answer(call, result)

@@ -17,6 +17,23 @@ CODES = ErrorCodes(
     occurrence="OccurrenceConstraintViolation",
     framework="FormationViolation",
     message_type_not_supported="FormationViolation",
+    # OCPP-J 1.6 section 4.2.3, with its typo "Occurence" (errata: kept for
+    # compatibility) and the spelling the CSMS itself sends (ADR 0003).
+    spec=frozenset(
+        {
+            "NotImplemented",
+            "NotSupported",
+            "InternalError",
+            "ProtocolError",
+            "SecurityError",
+            "FormationViolation",
+            "PropertyConstraintViolation",
+            "OccurenceConstraintViolation",
+            "OccurrenceConstraintViolation",
+            "TypeConstraintViolation",
+            "GenericError",
+        }
+    ),
 )
 
 

@@ -19,6 +19,24 @@ CODES = ErrorCodes(
     occurrence="OccurrenceConstraintViolation",
     framework="FormationViolation",
     message_type_not_supported="MessageTypeNotSupported",
+    # OCPP-J 2.0.1 section 4.3, and FormationViolation, which the CSMS sends (ADR 0003).
+    spec=frozenset(
+        {
+            "FormatViolation",
+            "FormationViolation",
+            "GenericError",
+            "InternalError",
+            "MessageTypeNotSupported",
+            "NotImplemented",
+            "NotSupported",
+            "OccurrenceConstraintViolation",
+            "PropertyConstraintViolation",
+            "ProtocolError",
+            "RpcFrameworkError",
+            "SecurityError",
+            "TypeConstraintViolation",
+        }
+    ),
 )
 
 

@@ -210,3 +210,44 @@ class TestBadFrames:
         second = await station.send_raw(frame.decode())
         assert first == second
         assert first[0] == 3
+
+
+class TestActionsWithoutAHandler:
+    @pytest.mark.parametrize(
+        ("protocol", "action", "payload"),
+        [
+            ("ocpp1.6", "SignCertificate", {"csr": "-----BEGIN CERTIFICATE REQUEST-----"}),
+            ("ocpp2.0.1", "SignCertificate", {"csr": "-----BEGIN CERTIFICATE REQUEST-----"}),
+            (
+                "ocpp2.0.1",
+                "Get15118EVCertificate",
+                {
+                    "iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef",
+                    "action": "Install",
+                    "exiRequest": "AA==",
+                },
+            ),
+            (
+                "ocpp2.0.1",
+                "GetCertificateStatus",
+                {
+                    "ocspRequestData": {
+                        "hashAlgorithm": "SHA256",
+                        "issuerNameHash": "a",
+                        "issuerKeyHash": "b",
+                        "serialNumber": "1",
+                        "responderURL": "http://ocsp.example",
+                    }
+                },
+            ),
+        ],
+    )
+    async def test_a_station_action_the_csms_does_not_handle_says_so(
+        self, csms: Running, protocol: str, action: str, payload: dict[str, Any]
+    ) -> None:
+        """A station's certificate request is NotSupported because the CSMS lacks it, not
+        because stations never send it; the station stays connected."""
+        async with SimStation(ws_url(csms), f"CERT-{protocol}", protocol=protocol) as station:
+            answer = await station.send_raw(orjson.dumps([2, "c1", action, payload]).decode())
+            assert answer[:4] == [4, "c1", "NotSupported", f"the CSMS does not handle {action} yet"]
+            assert "currentTime" in await station.heartbeat()

@@ -15,6 +15,7 @@ from csms.app import Running
 from scripts.simulate import OCPP201, SimStation
 from tests.integration.broker import BROKER_ERRORS, unique_name
 from tests.integration.conftest import StartCsms, ws_url
+from tests.integration.vanishing import WAYS, SilentStation, vanish
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -144,3 +145,46 @@ class TestCommandQueue:
             assert (bad["status"], bad["body"]["error"]) == (422, "invalid_payload")
         offline = await requester.send({"station_id": "AMQP-2", "command": "reset", "type": "soft"})
         assert (offline["status"], offline["body"]["error"]) == (409, "station_not_connected")
+
+
+class TestVanishedStations:
+    async def test_stations_that_leave_mid_call_do_not_block_the_queue(
+        self, running: Running, requester: Requester, amqp_url: str
+    ) -> None:
+        """20 commands (more than the prefetch) to stations that leave with the CALL
+        unanswered are all answered 409 and acknowledged, their outcomes recorded at
+        once, and the next command is still served."""
+
+        async def one(n: int) -> tuple[dict[str, Any], str]:
+            station_id = f"VANISH-{n}"
+            async with SilentStation(ws_url(running), station_id) as cp:
+                await cp.boot()
+                asking = asyncio.create_task(
+                    requester.send({"station_id": station_id, "command": "reset", "type": "soft"})
+                )
+                await cp.wait_for_call("Reset")
+                newer = await vanish(cp, WAYS[n % len(WAYS)])
+                reply = await asking
+                if newer is not None:
+                    await newer.close()
+            return reply, station_id
+
+        for reply, station_id in await asyncio.gather(*(one(n) for n in range(20))):
+            assert reply["status"] == 409, reply
+            message = f"station {station_id!r} disconnected before answering"
+            assert reply["body"]["message"] == message
+            record = await running.storage.find_command(reply["command_id"])
+            assert record is not None
+            assert record.status.value == "failed"
+        async with SimStation(ws_url(running), "AFTER", protocol=OCPP201) as cp:
+            await cp.boot201()
+            after = await requester.send(
+                {"station_id": "AFTER", "command": "reset", "type": "hard"}
+            )
+            assert after["status"] == 200, after
+        await running.stop()  # an unacknowledged message would go back to the queue now
+        connection = await aio_pika.connect(amqp_url, timeout=5)
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(requester.queue, passive=True)
+            assert queue.declaration_result.message_count == 0

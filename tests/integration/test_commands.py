@@ -23,6 +23,7 @@ from csms.core.security import hash_password
 from scripts.simulate import OCPP16, OCPP201, SimStation
 from tests.integration.conftest import StartCsms, http_url, ws_url
 from tests.integration.polling import poll_until
+from tests.integration.vanishing import WAYS, SilentStation, vanish
 from tests.ocpp_samples import REQUESTS, schema_errors
 
 TOKEN = "test-commands-token-0123456789"
@@ -197,6 +198,31 @@ class TestNeutralCommands:
             "ChangeAvailability",
             "TriggerMessage",
         ]
+
+
+class TestVanishedStation:
+    @pytest.mark.parametrize("way", WAYS)
+    async def test_a_station_that_leaves_before_answering_gets_the_caller_a_409(
+        self, api: Api, running: Running, way: str
+    ) -> None:
+        """The REST caller is answered 409 "disconnected before answering" at once, and
+        the command shows it failed that way."""
+        async with SilentStation(ws_url(running), "LEAVER") as cp:
+            await cp.boot()
+            asking = asyncio.create_task(
+                api.post("/api/v1/stations/LEAVER/commands/reset", {"type": "soft"})
+            )
+            await cp.wait_for_call("Reset")
+            newer = await vanish(cp, way)
+            status, body = await asyncio.wait_for(asking, 5)
+            if newer is not None:
+                await newer.close()
+        assert status == 409, body
+        assert body["error"] == "station_not_connected"
+        assert body["message"] == "station 'LEAVER' disconnected before answering"
+        command = await api.get(f"/api/v1/commands/{body['command_id']}")
+        assert command["status"] == "failed"
+        assert command["error"]["message"] == "station 'LEAVER' disconnected before answering"
 
 
 class TestSecrets:

@@ -89,19 +89,6 @@ class TestDecode:
         )
 
 
-class TestReplyCache:
-    def test_remembers_last_answers_per_station(self) -> None:
-        """A resent CALL id finds the answer sent before; old ones age out."""
-        cache = rpc.ReplyCache(per_station=2)
-        cache.put("CP1", "a", "Heartbeat", b"A")
-        cache.put("CP1", "b", "Heartbeat", b"B")
-        cache.put("CP1", "c", "Heartbeat", b"C")
-        assert cache.get("CP1", "a", "Heartbeat") is None
-        assert cache.get("CP1", "c", "Heartbeat") == b"C"
-        assert cache.get("CP1", "c", "Authorize") is None
-        assert cache.get("CP2", "c", "Heartbeat") is None
-
-
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True)
 CODES_OF = {"1.6": ocpp16.CODES, "2.0.1": ocpp201.CODES}
 FRAME_LIKE = st.lists(
@@ -202,33 +189,3 @@ class TestDecodeHostileInput:
         for _ in range(rpc.MAX_PAYLOAD_DEPTH - 1):
             data = {"a": data}
         assert isinstance(rpc.decode(to_json([2, "m", "DataTransfer", data]), CODES), rpc.Call)
-
-
-class TestOutOfOrderAnswers:
-    @FUZZ
-    @given(
-        stray=st.lists(st.tuples(st.booleans(), st.text(min_size=1, max_size=36)), max_size=8),
-        position=st.integers(0, 8),
-    )
-    async def test_only_the_pending_id_resolves_the_call(
-        self, stray: list[tuple[bool, str]], position: int
-    ) -> None:
-        """Answers with other ids, before or after the right one, resolve nothing."""
-        outgoing = rpc.OutgoingCalls()
-        frame, future = outgoing.begin("GetConfiguration", {})
-        unique_id = orjson.loads(frame)[1]
-        answers: list[rpc.CallResult | rpc.CallError] = [
-            rpc.CallResult(uid, {"n": i}) if is_result else rpc.CallError(uid, "X", "", {})
-            for i, (is_result, uid) in enumerate(stray)
-            if uid != unique_id
-        ]
-        answers.insert(min(position, len(answers)), rpc.CallResult(unique_id, {"right": True}))
-        resolved = [outgoing.resolve(answer) for answer in answers]
-        assert resolved.count(True) == 1
-        assert future.result() == {"right": True}
-        outgoing.end()
-        assert not outgoing.resolve(rpc.CallResult(unique_id, {"late": True}))
-
-    def test_answer_without_a_pending_call_resolves_nothing(self) -> None:
-        """A CALLRESULT when the CSMS asked nothing is ignored."""
-        assert not rpc.OutgoingCalls().resolve(rpc.CallResult("1", {}))

@@ -183,7 +183,15 @@ class CommandConsumer:
         self._spawn(self._handle(message))
 
     async def _handle(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        reply = await answer(self._dispatcher, message.body, redelivered=bool(message.redelivered))
+        """Answer and acknowledge every message: one left unacknowledged holds
+        a prefetch slot until the broker connection ends."""
+        try:
+            reply = await answer(
+                self._dispatcher, message.body, redelivered=bool(message.redelivered)
+            )
+        except Exception:  # our bug: the sender still gets an answer (CancelledError passes)
+            log.exception("command_message_crashed", correlation_id=message.correlation_id)
+            reply = _refusal(500, "internal_error", "the CSMS could not handle this command")
         log.info(
             "command_message_answered",
             status=reply["status"],
