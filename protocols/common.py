@@ -27,9 +27,7 @@ PROPERTY_VIOLATION = "PropertyConstraintViolation"
 
 # Actions a station does send (1.6 security extension, 2.0.1) that have no
 # handler yet: refused with NotSupported, saying so.
-STATION_ACTIONS_NOT_HANDLED = frozenset(
-    {"SignCertificate", "Get15118EVCertificate", "GetCertificateStatus"}
-)
+STATION_ACTIONS_NOT_HANDLED = frozenset({"Get15118EVCertificate", "GetCertificateStatus"})
 
 # A sampled value beyond this (in Wh, W, A, V...) is not a measurement; it
 # would also make energy arithmetic overflow to infinity, which JSON cannot carry.

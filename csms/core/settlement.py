@@ -14,13 +14,15 @@ falls by more than ``ROUNDING_WH``.
 
 Rules that override (the figure billed is not the station's):
 
-- ``meter_start_placeholder``: the first register reading is further above
-  meterStart than the bound allows in the time between them (a start of 0
-  sent after an offline start while the register reads its lifetime value);
-  the first reading is the start.
+- ``meter_start_placeholder``: the register rose further than the bound
+  allows, from meterStart to a reading or between two readings, and meterStop
+  agrees with the readings after that rise (a start of 0, or a Begin sample
+  of 0, sent after an offline start while the register reads its lifetime
+  value); the reading after the last such rise is the start. A negative
+  meterStart with readings is one too (a register is never negative).
 - ``meter_stop_placeholder``: meterStop below the settled start (negative
-  energy) while the readings went on at or above the start; the last
-  reading is the stop.
+  energy) while readings went on at or above the start; the last of those
+  is the stop.
 - ``meter_stop_implausible``: meterStop further above the last reading than
   the bound allows in the time between them; the last reading is the stop.
 - ``meter_stop_below_start``: meterStop below the start with no reading to
@@ -31,18 +33,23 @@ Rules that override (the figure billed is not the station's):
 
 Rules that change the evidence, never the station's figures:
 
-- ``register_unit_mismatch``: readings below meterStart whose 1000-fold lies
-  between meterStart and meterStop (kWh sent as Wh); rescaled.
-- ``register_is_session_counter``: readings counting from 0 for this session
-  while meterStart is the lifetime register; not used as evidence.
+- ``register_unit_mismatch``: readings all below meterStart whose 1000-folds
+  all lie between meterStart and meterStop (kWh sent as Wh); rescaled.
+- ``register_is_session_counter``: readings all below half of meterStart and
+  no higher than the session's energy (a per-session counter beside a
+  lifetime meterStart); not used as evidence.
 
 Rules that only flag:
 
 - ``register_went_backwards``: a reading lower than the start or the one
   before it.
 - ``meter_stop_below_register``: meterStop lower than the last reading.
+- ``register_implausible_rise``: the readings rose further than the bound
+  allows, but meterStop agrees with the readings before that rise (an
+  outlier reading); nothing is replaced.
 - ``energy_implausible``: the settled energy exceeds the bound over the whole
   session, and no reading shows which figure is wrong.
+- ``negative_register``: a negative meterStart and no reading to replace it.
 """
 
 from __future__ import annotations
@@ -113,17 +120,28 @@ def settle_energy(
         if readings:
             started_at, start_wh = readings[0]
             anomalies.append("meter_start_missing")
-    elif readings and not bound.allows((started_at, start_wh), readings[0]):
-        started_at, start_wh = readings[0]
-        anomalies.append("meter_start_placeholder")
+    else:
+        after = _after_impossible_rise(bound, (started_at, start_wh), readings)
+        # The rise is the start's fault only if the stop agrees with what follows it.
+        if after is not None and (stop_wh is None or stop_wh >= after[1] - ROUNDING_WH):
+            started_at, start_wh = after
+            anomalies.append("meter_start_placeholder")
+        elif after is not None:
+            anomalies.append("register_implausible_rise")
+        elif start_wh < 0 and readings:
+            started_at, start_wh = readings[0]
+            anomalies.append("meter_start_placeholder")
+        elif start_wh < 0:
+            anomalies.append("negative_register")
 
     if stop_wh is None:
         if readings:
             ended_at, stop_wh = readings[-1]
             anomalies.append("meter_stop_missing")
     elif start_wh is not None and stop_wh < start_wh:
-        if readings and readings[-1][1] >= start_wh:
-            ended_at, stop_wh = readings[-1]
+        went_on = [r for r in readings if r[1] >= start_wh]
+        if went_on:
+            ended_at, stop_wh = went_on[-1]
             anomalies.append("meter_stop_placeholder")
         else:
             anomalies.append("meter_stop_below_start")
@@ -140,6 +158,20 @@ def settle_energy(
     if not bound.allows((started_at, start_wh), (ended_at, stop_wh)):
         anomalies.append("energy_implausible")
     return Settlement(float(max(stop_wh - start_wh, 0.0)), tuple(anomalies))
+
+
+def _after_impossible_rise(
+    bound: _Bound, start: Reading, readings: Sequence[Reading]
+) -> Reading | None:
+    """The reading just after the last rise the bound rules out (from the start
+    or between readings), or None: everything before it is a placeholder."""
+    found = None
+    previous = start
+    for reading in readings:
+        if not bound.allows(previous, reading):
+            found = reading
+        previous = reading
+    return found
 
 
 def is_overridden(anomalies: Sequence[str]) -> bool:
@@ -164,20 +196,15 @@ class _Bound:
 def _rescaled(
     start: float | None, stop: float | None, readings: list[Reading], anomalies: list[str]
 ) -> list[Reading]:
-    """Readings below meterStart whose 1000-fold fits the session: kWh sent as Wh."""
-    if not start or not readings:
+    """Readings that are all below meterStart while their 1000-fold lies between
+    meterStart and meterStop: kWh sent as Wh. All or none are rescaled."""
+    if not start or stop is None or stop < start or not readings:
         return readings
-    ceiling = (stop if stop is not None and stop >= start else float("inf")) + ROUNDING_WH
-
-    def fixed(wh: float) -> float:
-        if wh < start - ROUNDING_WH and start - ROUNDING_WH <= wh * 1000 <= ceiling:
-            return wh * 1000
-        return wh
-
-    rescaled = [(at, fixed(wh)) for at, wh in readings]
-    if rescaled != readings:
-        anomalies.append("register_unit_mismatch")
-    return rescaled
+    low, high = start - ROUNDING_WH, stop + ROUNDING_WH
+    if not all(wh < low <= wh * 1000 <= high for _, wh in readings):
+        return readings
+    anomalies.append("register_unit_mismatch")
+    return [(at, wh * 1000) for at, wh in readings]
 
 
 def _is_session_counter(start: float | None, stop: float | None, readings: list[Reading]) -> bool:

@@ -249,9 +249,9 @@ class TransactionService:
                 ocpp_version=req.ocpp_version,
             )
             unit.append(TransactionStarted(tx))
-        else:
-            stored = await self._storage.list_meter_samples(tx.station_id, tx.transaction_id)
-            registers = [(s.timestamp, s.value) for s in stored if s.is_energy_register()]
+        # Also for a session never seen started: MeterValues may have named it.
+        stored = await self._storage.list_meter_samples(tx.station_id, tx.transaction_id)
+        registers = [(s.timestamp, s.value) for s in stored if s.is_energy_register()]
         if req.samples:
             unit.extend(
                 self._meter_ops(
@@ -273,7 +273,7 @@ class TransactionService:
             updated_at=self._clock(),
         )
         unit.append(TransactionChanged(ended))
-        billable = tx_is_known or _billable_orphan(ended, registers)
+        billable = tx_is_known or _billable_orphan(ended)
         if billable:
             unit.append(
                 report(
@@ -287,15 +287,7 @@ class TransactionService:
             )
         await self._storage.commit(unit)
         if not tx_is_known:
-            outcome = "billed" if billable else "ignored"
-            metrics.UNKNOWN_TRANSACTION_STOPS.labels(req.ocpp_version, outcome).inc()
-            log.warning(
-                "unknown_transaction_stopped",
-                station_id=req.station_id,
-                transaction_id=req.transaction_id,
-                outcome=outcome,
-                energy_wh=ended.energy_wh,
-            )
+            _orphan_stopped(ended, billable)
         return StopOutcome(ended, info, already_ended=False)
 
     async def transaction_event(self, req: TransactionEventRequest) -> TransactionEventOutcome:
@@ -318,6 +310,8 @@ class TransactionService:
         now = self._clock()
         unit: list[WriteOp] = []
         registers = [(s.timestamp, s.value) for s in req.samples if s.is_energy_register()]
+        # An Ended as the first event seen of a transaction: its start was never seen.
+        orphan = known is None and req.event_type == TransactionEventType.ENDED
         if known is None:
             first = min(registers, default=None)
             tx = Transaction(
@@ -329,20 +323,13 @@ class TransactionService:
                 meter_start_wh=first[1] if first else None,
                 started_at=req.timestamp,
                 ocpp_version=req.ocpp_version,
+                anomalies=("unknown_transaction",) if orphan else (),
                 updated_at=now,
             )
             known = _Known(tx, set(), [])
             unit.append(TransactionStarted(tx))
-            unit.append(
-                report(
-                    self._clock,
-                    EventType.TRANSACTION_STARTED,
-                    tx.station_id,
-                    tx.ocpp_version,
-                    tx.started_at,
-                    catalog.transaction_started(tx),
-                )
-            )
+            if not orphan:
+                unit.append(self._started_event(tx))
         tx = known.transaction
         if req.samples:
             unit.extend(
@@ -369,19 +356,24 @@ class TransactionService:
             last_meter_wh=readings[-1][1] if readings else tx.last_meter_wh,
             updated_at=now,
         )
+        billable = True
         if req.event_type == TransactionEventType.ENDED and tx.ended_at is None:
             tx = self._settle(tx, req, known.seq_nos | {req.seq_no}, readings)
             unit.append(TransactionChanged(tx))
-            unit.append(
-                report(
-                    self._clock,
-                    EventType.TRANSACTION_ENDED,
-                    tx.station_id,
-                    tx.ocpp_version,
-                    tx.ended_at,
-                    catalog.transaction_ended(tx),
+            billable = not orphan or _billable_orphan(tx)
+            if orphan and billable:
+                unit.append(self._started_event(tx))
+            if billable:
+                unit.append(
+                    report(
+                        self._clock,
+                        EventType.TRANSACTION_ENDED,
+                        tx.station_id,
+                        tx.ocpp_version,
+                        tx.ended_at,
+                        catalog.transaction_ended(tx),
+                    )
                 )
-            )
         else:
             unit.append(TransactionChanged(tx))
             if req.event_type == TransactionEventType.UPDATED:
@@ -407,9 +399,21 @@ class TransactionService:
             )
         )
         await self._storage.commit(unit)
+        if orphan:
+            _orphan_stopped(tx, billable)
         known.transaction = tx
         known.seq_nos.add(req.seq_no)
         return TransactionEventOutcome(tx, info, duplicate=False)
+
+    def _started_event(self, tx: Transaction) -> WriteOp:
+        return report(
+            self._clock,
+            EventType.TRANSACTION_STARTED,
+            tx.station_id,
+            tx.ocpp_version,
+            tx.started_at,
+            catalog.transaction_started(tx),
+        )
 
     def _settle(
         self,
@@ -452,8 +456,21 @@ class TransactionService:
         return known
 
 
-def _billable_orphan(ended: Transaction, registers: list[tuple[datetime, float]]) -> bool:
+def _billable_orphan(ended: Transaction) -> bool:
     """A stop of a session never seen started goes to billing only when its own
     energy register readings bill a positive energy: a stranger's stop with a
     meterStop alone proves nothing (docs/billing.md)."""
-    return bool(registers) and (ended.energy_wh or 0) > 0
+    return (ended.energy_wh or 0) > 0
+
+
+def _orphan_stopped(ended: Transaction, billable: bool) -> None:
+    # Info, not warning: a confused station may send hundreds; the counter alarms.
+    outcome = "billed" if billable else "ignored"
+    metrics.UNKNOWN_TRANSACTION_STOPS.labels(ended.ocpp_version, outcome).inc()
+    log.info(
+        "unknown_transaction_stopped",
+        station_id=ended.station_id,
+        transaction_id=ended.transaction_id,
+        outcome=outcome,
+        energy_wh=ended.energy_wh,
+    )

@@ -99,10 +99,13 @@ async def data_transfer(ctx: StationContext, req: dict[str, Any]) -> dict[str, A
     return {"status": "UnknownVendorId"}
 
 
-def _notification(action: str) -> Handler:
+def _notification(action: str, answer: dict[str, Any] | None = None) -> Handler:
+    """A notification kept as received and acknowledged."""
+    reply = answer or {}
+
     async def record(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
         await ctx.services.stations.notified(ctx.station_id, ctx.ocpp_version, action, req)
-        return {}
+        return dict(reply)
 
     record.__name__ = action
     return record
@@ -135,4 +138,7 @@ ROUTES: dict[str, Handler] = {
     "LogStatusNotification": _notification("LogStatusNotification"),
     "SignedFirmwareStatusNotification": _notification("SignedFirmwareStatusNotification"),
     "SecurityEventNotification": security_event_notification,
+    # Security extension. No certificate authority is configured (the contract:
+    # Rejected without CSMS_CA_CERT / CSMS_CA_KEY); the request is kept.
+    "SignCertificate": _notification("SignCertificate", {"status": "Rejected"}),
 }

@@ -123,4 +123,9 @@ ROUTES: dict[str, Handler] = {
     "NotifyDisplayMessages": _stored("NotifyDisplayMessages"),
     "ReportChargingProfiles": _stored("ReportChargingProfiles"),
     "PublishFirmwareStatusNotification": _stored("PublishFirmwareStatusNotification"),
+    # No certificate authority is configured (the contract: Rejected without
+    # CSMS_CA_CERT / CSMS_CA_KEY); the request is kept.
+    "SignCertificate": _stored(
+        "SignCertificate", {"status": "Rejected", "statusInfo": {"reasonCode": "NoCA"}}
+    ),
 }

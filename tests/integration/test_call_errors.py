@@ -216,8 +216,6 @@ class TestActionsWithoutAHandler:
     @pytest.mark.parametrize(
         ("protocol", "action", "payload"),
         [
-            ("ocpp1.6", "SignCertificate", {"csr": "-----BEGIN CERTIFICATE REQUEST-----"}),
-            ("ocpp2.0.1", "SignCertificate", {"csr": "-----BEGIN CERTIFICATE REQUEST-----"}),
             (
                 "ocpp2.0.1",
                 "Get15118EVCertificate",
@@ -251,3 +249,15 @@ class TestActionsWithoutAHandler:
             answer = await station.send_raw(orjson.dumps([2, "c1", action, payload]).decode())
             assert answer[:4] == [4, "c1", "NotSupported", f"the CSMS does not handle {action} yet"]
             assert "currentTime" in await station.heartbeat()
+
+    @pytest.mark.parametrize("protocol", ["ocpp1.6", "ocpp2.0.1"])
+    async def test_sign_certificate_without_a_ca_is_rejected(
+        self, csms: Running, protocol: str
+    ) -> None:
+        """Without CSMS_CA_CERT / CSMS_CA_KEY a SignCertificate is answered Rejected and kept."""
+        csr = "-----BEGIN CERTIFICATE REQUEST-----"
+        async with SimStation(ws_url(csms), f"SIGN-{protocol}", protocol=protocol) as station:
+            answer = await station.call("SignCertificate", {"csr": csr})
+            assert answer["status"] == "Rejected"
+        [kept] = await csms.storage.list_notifications(f"SIGN-{protocol}", "SignCertificate")
+        assert kept.payload == {"csr": csr}

@@ -219,6 +219,27 @@ class TestChargingSession:
         assert ended.data["energy_wh"] == 400
         assert "unknown_transaction" in ended.data["anomalies"]
 
+    async def test_a_stop_of_a_session_never_started_bills_its_earlier_meter_values(
+        self, station: SimStation, csms: Running
+    ) -> None:
+        """MeterValues that named the transaction are the stop's evidence too."""
+        await station.call(
+            "MeterValues",
+            {
+                "connectorId": 1,
+                "transactionId": 4242,
+                "meterValue": [
+                    {"timestamp": "2026-11-26T08:00:00Z", "sampledValue": [{"value": "7000"}]}
+                ],
+            },
+        )
+        await station.call(
+            "StopTransaction",
+            {"transactionId": 4242, "meterStop": 9_500, "timestamp": "2026-11-26T09:00:00Z"},
+        )
+        [ended] = await ended_events(csms)
+        assert ended.data["energy_wh"] == 2_500
+
     async def test_a_strangers_stops_without_readings_mint_no_billing_events(
         self, station: SimStation, csms: Running
     ) -> None:
@@ -318,6 +339,8 @@ class TestBillingIntegrity:
             (0, [("49.12", "Wh")], 49, 49, []),
             (0, [("40", "Wh")], 100, 100, []),
             (12_000, [("12030", "Wh")], 12_049, 49, []),
+            # 30 kWh one minute after the start: possible at 1 MW (the time counts from the start)
+            (1_000, [("31000", "Wh")], 40_000, 39_000, []),
             # kWh sent without a unit (so read as Wh)
             (52_000, [("52.3", None), ("53.9", None)], 55_000, 3_000, ["register_unit_mismatch"]),
             # a session counter instead of the lifetime register

@@ -181,6 +181,60 @@ class TestSession:
         assert len(await events(csms, "EV-201", "transaction.started")) == 1
 
 
+class TestEndedNeverStarted:
+    async def test_an_ended_alone_is_flagged_and_reaches_no_bill(
+        self, csms: Running, cp201: SimStation
+    ) -> None:
+        """An Ended for a transaction never seen, one reading: answered, kept, flagged, unbilled."""
+        answer = await cp201.transaction_event(
+            "Ended", "TX-GHOST", 7, "StopAuthorized", energy_wh=12_000, timestamp=at(5)
+        )
+        assert answer == {}
+        tx = await csms.storage.find_transaction("EV-201", "TX-GHOST")
+        assert tx is not None
+        assert tx.ended_at is not None
+        assert "unknown_transaction" in tx.anomalies
+        assert await events(csms, "EV-201", "transaction.ended") == []
+        assert await events(csms, "EV-201", "transaction.started") == []
+
+    async def test_an_ended_alone_with_its_own_readings_is_billed(
+        self, csms: Running, cp201: SimStation
+    ) -> None:
+        """Begin and End registers in the Ended itself bill their difference, flagged."""
+        await cp201.call(
+            "TransactionEvent",
+            {
+                "eventType": "Ended",
+                "timestamp": at(30),
+                "triggerReason": "StopAuthorized",
+                "seqNo": 3,
+                "transactionInfo": {"transactionId": "TX-LATE"},
+                "evse": {"id": 1, "connectorId": 1},
+                "meterValue": [
+                    {
+                        "timestamp": stamp,
+                        "sampledValue": [
+                            {
+                                "value": wh,
+                                "context": context,
+                                "measurand": "Energy.Active.Import.Register",
+                                "unitOfMeasure": {"unit": "Wh"},
+                            }
+                        ],
+                    }
+                    for stamp, wh, context in [
+                        (at(0), 40_000, "Transaction.Begin"),
+                        (at(30), 46_500, "Transaction.End"),
+                    ]
+                ],
+            },
+        )
+        [ended] = await events(csms, "EV-201", "transaction.ended")
+        assert ended.data["energy_wh"] == 6_500
+        assert "unknown_transaction" in ended.data["anomalies"]
+        assert len(await events(csms, "EV-201", "transaction.started")) == 1
+
+
 class TestOfflineReplay:
     async def test_offline_replay_and_duplicate_end_book_one_transaction(
         self, csms: Running

@@ -125,3 +125,32 @@ class TestRepairHostileInput:
             return
         fixed, _ = fix(version, action, payload)
         assert isinstance(fixed, dict)
+
+
+class TestBootIdentityTooLong:
+    SERIAL = "S" * 26  # the 1.6 schema allows 25
+
+    def boot(self, serial: str) -> dict[str, Any]:
+        return {"chargePointVendor": "V", "chargePointModel": "M", "chargeBoxSerialNumber": serial}
+
+    def test_an_over_long_serial_is_truncated_with_the_tolerance(self) -> None:
+        """26 characters become the first 25, and the note keeps the original."""
+        fixed, notes = fix("1.6", "BootNotification", self.boot(self.SERIAL))
+        assert fixed["chargeBoxSerialNumber"] == self.SERIAL[:25]
+        assert notes == [(Tolerance.BOOT_IDENTITY_TOO_LONG, "chargeBoxSerialNumber", self.SERIAL)]
+
+    def test_other_tolerances_do_not_truncate(self) -> None:
+        """A profile with only enum_spelling leaves the serial for validation to refuse."""
+        on = frozenset({Tolerance.ENUM_SPELLING})
+        fixed, notes = fix("1.6", "BootNotification", self.boot(self.SERIAL), on)
+        assert (fixed["chargeBoxSerialNumber"], notes) == (self.SERIAL, [])
+
+    def test_a_serial_of_exactly_the_limit_is_not_repaired(self) -> None:
+        """25 characters are valid: nothing to note."""
+        fixed, notes = fix("1.6", "BootNotification", self.boot("S" * 25))
+        assert (fixed["chargeBoxSerialNumber"], notes) == ("S" * 25, [])
+
+    def test_over_long_strings_elsewhere_are_left_alone(self) -> None:
+        """An over-long idTag in Authorize is not a BootNotification identity string."""
+        fixed, notes = fix("1.6", "Authorize", {"idTag": "X" * 21})
+        assert (fixed["idTag"], notes) == ("X" * 21, [])

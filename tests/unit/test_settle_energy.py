@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from csms.core.settlement import (
     CLOCK_SLACK_S,
+    OVERRIDING_RULES,
     PHYSICAL_MAX_POWER_W,
+    ROUNDING_WH,
     Settlement,
     is_overridden,
     settle_energy,
@@ -125,6 +127,125 @@ class TestPlaceholders:
     ) -> None:
         """A stop of a session never seen (no meterStart) uses the first sample."""
         assert settle(start, stop, readings) == expected
+
+
+class TestTheBound:
+    CEILING_AT_ONE_MINUTE = PHYSICAL_MAX_POWER_W * (60 + CLOCK_SLACK_S) / 3600 + ROUNDING_WH
+
+    def test_a_rise_just_within_the_bound_is_the_stations(self) -> None:
+        """A first reading 0.01 Wh under 1 MW x (60 s + slack) + rounding keeps meterStart 0."""
+        reading = self.CEILING_AT_ONE_MINUTE - 0.01
+        settled = settle(0, reading + 100, [(1, reading)])
+        assert settled == Settlement(reading + 100, ())
+
+    def test_a_rise_just_beyond_the_bound_is_a_placeholder(self) -> None:
+        """0.01 Wh more and meterStart 0 cannot be true: the reading is the start."""
+        reading = self.CEILING_AT_ONE_MINUTE + 0.01
+        settled = settle(0, reading + 100, [(1, reading)])
+        assert settled == Settlement(100, ("meter_start_placeholder",))
+        assert abs(self.CEILING_AT_ONE_MINUTE - 33_334.33) < 0.01  # the documented figure
+
+    def test_the_time_counted_is_from_the_start_to_the_reading(self) -> None:
+        """30 kWh a minute after the start is possible at 1 MW; a reading stamped before
+        the start counts as no time at all (only the slack)."""
+        assert settle(1_000, 40_000, [(1, 31_000)]).anomalies == ()
+        settled = settle(1_000, 40_000, [(-0.5, 21_000)])
+        assert settled.anomalies == ("meter_start_placeholder",)
+
+
+class TestWhatBillingIsTold:
+    @pytest.mark.parametrize(
+        ("case", "rule"),
+        [
+            ((0, 3_097_000, [(1, 3_096_681)]), "meter_start_placeholder"),
+            ((10_000, 0, [(10, 12_000), (50, 14_000)]), "meter_stop_placeholder"),
+            ((1_000, 3_100_000, [(30, 2_000), (59, 2_400)]), "meter_stop_implausible"),
+            ((10_000, 9_997, []), "meter_stop_below_start"),
+            ((None, 5_000, [(5, 1_000)]), "meter_start_missing"),
+            ((1_000, None, [(5, 4_000)]), "meter_stop_missing"),
+            ((None, None, []), "no_meter_readings"),
+        ],
+    )
+    def test_each_overriding_rule_marks_the_energy_overridden(
+        self, case: tuple[float | None, float | None, list[tuple[float, float]]], rule: str
+    ) -> None:
+        """Every rule that replaces a station's figure says so (energy_overridden)."""
+        settled = settle(*case)
+        assert rule in settled.anomalies
+        assert rule in OVERRIDING_RULES
+        assert is_overridden(settled.anomalies)
+
+    @pytest.mark.parametrize(
+        ("case", "rule"),
+        [
+            ((1_000, 3_000, [(10, 2_000), (20, 1_500)]), "register_went_backwards"),
+            ((10_000, 13_000, [(30, 14_000)]), "meter_stop_below_register"),
+            ((0, 3_000_000, []), "energy_implausible"),
+            ((52_000, 55_000, [(10, 52.3)]), "register_unit_mismatch"),
+            ((52_000, 55_000, [(1, 0), (20, 1_500)]), "register_is_session_counter"),
+            ((1_000, 1_500, [(10, 1_200), (11, 3_000_000)]), "register_implausible_rise"),
+            ((-500, 1_000, []), "negative_register"),
+        ],
+    )
+    def test_a_suspicion_changes_nothing_billed(
+        self, case: tuple[float | None, float | None, list[tuple[float, float]]], rule: str
+    ) -> None:
+        """A rule that only suspects flags the session and bills the station's stop - start."""
+        start, stop, readings = case
+        settled = settle(start, stop, readings, minutes=10 if rule == "energy_implausible" else 60)
+        assert rule in settled.anomalies
+        assert settled.energy_wh == max((stop or 0) - (start or 0), 0)
+        assert not is_overridden(settled.anomalies)
+
+
+class TestReviewedEdgeCases:
+    def test_a_zero_stop_never_rescales_readings_below_the_start(self) -> None:
+        """meterStop 0 after 12000 and a reading of 9000: no 9 MWh from a kWh guess."""
+        settled = settle(10_000, 0, [(10, 12_000), (50, 9_000)])
+        assert settled.energy_wh == 2_000
+        assert "register_unit_mismatch" not in settled.anomalies
+
+    def test_one_low_reading_among_good_ones_is_not_rescaled(self) -> None:
+        """A single reading of 50 beside 20000 and 40000 is not kWh: the station's 50 kWh."""
+        settled = settle(10_000, 60_000, [(5, 50), (20, 20_000), (40, 40_000)])
+        assert settled.energy_wh == 50_000
+        assert not is_overridden(settled.anomalies)
+
+    def test_a_begin_sample_equal_to_a_placeholder_start_does_not_hide_it(self) -> None:
+        """meterStart 0 and a Begin sample of 0, then 3,096,681 a minute later: 319 Wh."""
+        settled = settle(0, 3_097_000, [(0, 0), (1, 3_096_681)], minutes=5)
+        assert (settled.energy_wh, settled.anomalies) == (319, ("meter_start_placeholder",))
+
+    def test_an_outlier_reading_the_stop_disagrees_with_is_only_flagged(self) -> None:
+        """A reading of 3 MWh between 1200 and a stop of 1500: the station's 500 Wh, flagged."""
+        settled = settle(1_000, 1_500, [(10, 1_200), (11, 3_000_000)])
+        assert settled == Settlement(
+            500, ("register_implausible_rise", "meter_stop_below_register")
+        )
+
+    def test_a_201_end_register_of_zero_is_replaced_by_the_last_good_reading(self) -> None:
+        """2.0.1: start and stop are the first and last readings; an End of 0 is a placeholder."""
+        readings = [(at(0), 10_000.0), (at(30), 14_000.0), (at(60), 0.0)]
+        settled = settle_energy(readings[0], readings[-1], readings)
+        assert settled.energy_wh == 4_000
+        assert "meter_stop_placeholder" in settled.anomalies
+
+    def test_a_201_begin_register_of_zero_before_the_lifetime_value_is_a_placeholder(
+        self,
+    ) -> None:
+        """2.0.1: Begin 0, then the lifetime register a minute later: billed from the latter."""
+        readings = [(at(0), 0.0), (at(1), 3_096_681.0), (at(30), 3_100_000.0)]
+        settled = settle_energy(readings[0], readings[-1], readings)
+        assert (settled.energy_wh, settled.anomalies) == (3_319, ("meter_start_placeholder",))
+
+    def test_readings_arrive_in_any_order(self) -> None:
+        """Stored samples and the stop's own are merged by time, not by arrival."""
+        assert settle(0, 3_097_000, [(3, 3_096_900), (1, 3_096_681)], minutes=5).energy_wh == 319
+
+    def test_a_negative_start_with_readings_is_replaced(self) -> None:
+        """meterStart -500 cannot be a register: the first reading is the start."""
+        settled = settle(-500, 1_500, [(1, 0)])
+        assert (settled.energy_wh, settled.anomalies) == (1_500, ("meter_start_placeholder",))
 
 
 class TestSuspicionsChangeNothing:
