@@ -29,6 +29,12 @@ from csms.core.errors import ConflictError, InvalidRequestError, StorageError
 from csms.core.ports import CommandFilter, Storage
 from csms.services import Services
 from csms.services.commands import NO_EFFECTS, CommandError, NeutralCommand
+from csms.services.operator.rules import (
+    DEFAULT_QUEUE_EXPIRY,
+    MAX_PASSWORD,
+    MAX_QUEUE_EXPIRY,
+    MIN_PASSWORD,
+)
 from csms.telemetry import metrics
 from csms.transport import rpc
 from csms.transport.server import StationNotConnectedError, StationServer
@@ -36,13 +42,10 @@ from protocols.common import Adapter
 
 log = structlog.get_logger("csms.commands")
 
-DEFAULT_QUEUE_EXPIRY = timedelta(hours=24)
-MAX_QUEUE_EXPIRY = timedelta(days=30)
 SWEEP_INTERVAL = 5.0
 # A command still "sent" this long past the call timeout lost its answer (the
 # CSMS stopped while waiting): it is failed when its station connects again.
 ORPHAN_GRACE = timedelta(seconds=5)
-MIN_PASSWORD, MAX_PASSWORD = 16, 40
 
 
 class CommandRefused(Exception):

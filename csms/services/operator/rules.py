@@ -1,0 +1,90 @@
+"""The operator edge's rules, each defined once: what a station password,
+a queued command's expiry, a page and a date-time may be, and the error an
+edge answers when a request breaks one.
+
+Where a rule is broken decides the answer: a value the *query string*
+cannot hold (a bad boolean, number or date-time, a page out of range) is
+400 ``invalid_query``; a bad value in a *body* or an AMQP message is 422
+with that body's kind (``invalid_value``, ``invalid_queue``...). An expiry
+the queue cannot honour (past, or beyond MAX_QUEUE_EXPIRY) is 422
+``invalid_queue`` wherever it was written.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, StringConstraints, TypeAdapter, ValidationError
+
+from csms.core.domain import MAX_STATION_ID_LENGTH
+
+# A station's Basic-auth password: at most what OCPP carries to a station
+# (2.0.1 BasicAuthPassword and 1.6 AuthorizationKey hold 40 characters). No
+# minimum beyond one character: `csms stations add --password` always took any
+# and the contract keeps that command as it is.
+MIN_PASSWORD, MAX_PASSWORD = 1, 40
+# How long a queued command may wait for its station.
+DEFAULT_QUEUE_EXPIRY = timedelta(hours=24)
+MAX_QUEUE_EXPIRY = timedelta(days=30)
+MAX_PAGE, DEFAULT_PAGE = 1000, 100
+MAX_ID_TOKEN_LENGTH = 36  # OCPP 2.0.1's IdToken string length
+
+QUERY_STATUS, QUERY_KIND = 400, "invalid_query"
+BODY_STATUS = 422
+
+
+class OperatorError(Exception):
+    """A request an edge refuses: ``status`` (HTTP, and the AMQP reply's) and
+    ``body`` ``{"error": kind, "message": text, ...}``."""
+
+    def __init__(self, status: int, kind: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"error": kind, "message": message, **extra}
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A naive date-time is taken as UTC; an aware one is converted to UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
+"""An ISO 8601 date-time as an operator writes it (without an offset: UTC)."""
+Password = Annotated[str, StringConstraints(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)]
+StationId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_STATION_ID_LENGTH)]
+IdTokenValue = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_TOKEN_LENGTH)]
+
+PASSWORD: TypeAdapter[str] = TypeAdapter(Password)
+STATION_ID: TypeAdapter[str] = TypeAdapter(StationId)
+ID_TOKEN: TypeAdapter[str] = TypeAdapter(IdTokenValue)
+TIME: TypeAdapter[datetime] = TypeAdapter(UtcDateTime)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+def explain(error: ValidationError, name: str = "") -> str:
+    """One line naming each wrong field and why (``password: String should have...``)."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(p) for p in (name, *item["loc"]) if p != "")
+        message = "unknown field" if item["type"] == "extra_forbidden" else item["msg"]
+        parts.append(f"{where or 'value'}: {message}")
+    return "; ".join(parts)
+
+
+def check(adapter: TypeAdapter[T], value: Any, *, name: str, status: int, kind: str) -> T:
+    """``value`` as ``adapter`` reads it, or OperatorError(status, kind) naming ``name``."""
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        raise OperatorError(status, kind, explain(exc, name)) from None
+
+
+def read(model: type[M], value: Any, *, status: int, kind: str) -> M:
+    """A request body or query string as ``model``, or OperatorError(status, kind)."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise OperatorError(status, kind, explain(exc)) from None
