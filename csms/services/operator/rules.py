@@ -15,7 +15,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 
 from csms.core.domain import MAX_STATION_ID_LENGTH
 
@@ -49,7 +56,19 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
+def _iso_8601(value: Any) -> Any:
+    # Text is read as ISO 8601 only: pydantic alone would take "2" as a Unix time.
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("not an ISO 8601 date-time") from None
+    if not isinstance(value, datetime):
+        raise ValueError("an ISO 8601 date-time string")  # noqa: TRY004 - pydantic wants ValueError
+    return value
+
+
+UtcDateTime = Annotated[datetime, BeforeValidator(_iso_8601), AfterValidator(as_utc)]
 """An ISO 8601 date-time as an operator writes it (without an offset: UTC)."""
 Password = Annotated[str, StringConstraints(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)]
 StationId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_STATION_ID_LENGTH)]
