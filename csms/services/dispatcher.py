@@ -29,7 +29,7 @@ from csms.core.errors import ConflictError, InvalidRequestError, StorageError
 from csms.core.ports import CommandFilter, Storage
 from csms.services import Services
 from csms.services.commands import NO_EFFECTS, CommandError, NeutralCommand
-from csms.services.operator.rules import (
+from csms.services.operator.limits import (
     DEFAULT_QUEUE_EXPIRY,
     MAX_PASSWORD,
     MAX_QUEUE_EXPIRY,

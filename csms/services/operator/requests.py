@@ -31,15 +31,13 @@ from csms.core.domain import (
     IdTokenType,
     OcppVersion,
 )
-from csms.services.operator.rules import (
+from csms.services.operator.limits import (
     DEFAULT_PAGE,
     MAX_ID_TOKEN_LENGTH,
     MAX_PAGE,
     MAX_QUEUE_EXPIRY,
-    Password,
-    StationId,
-    UtcDateTime,
 )
+from csms.services.operator.rules import Password, StationId, UtcDateTime
 
 
 class Body(BaseModel):

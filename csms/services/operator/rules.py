@@ -1,6 +1,7 @@
-"""The operator edge's rules, each defined once: what a station password,
-a queued command's expiry, a page and a date-time may be, and the error an
-edge answers when a request breaks one.
+"""The operator edge's rules, each defined once: what a station password, a
+queued command's expiry, a page and a date-time may be (the bounds are in
+csms.services.operator.limits), and the error an edge answers when a request
+breaks one.
 
 Where a rule is broken decides the answer: a value the *query string*
 cannot hold (a bad boolean, number or date-time, a page out of range) is
@@ -12,7 +13,7 @@ the queue cannot honour (past, or beyond MAX_QUEUE_EXPIRY) is 422
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
@@ -25,17 +26,7 @@ from pydantic import (
 )
 
 from csms.core.domain import MAX_STATION_ID_LENGTH
-
-# A station's Basic-auth password: at most what OCPP carries to a station
-# (2.0.1 BasicAuthPassword and 1.6 AuthorizationKey hold 40 characters). No
-# minimum beyond one character: `csms stations add --password` always took any
-# and the contract keeps that command as it is.
-MIN_PASSWORD, MAX_PASSWORD = 1, 40
-# How long a queued command may wait for its station.
-DEFAULT_QUEUE_EXPIRY = timedelta(hours=24)
-MAX_QUEUE_EXPIRY = timedelta(days=30)
-MAX_PAGE, DEFAULT_PAGE = 1000, 100
-MAX_ID_TOKEN_LENGTH = 36  # OCPP 2.0.1's IdToken string length
+from csms.services.operator.limits import MAX_ID_TOKEN_LENGTH, MAX_PASSWORD, MIN_PASSWORD
 
 QUERY_STATUS, QUERY_KIND = 400, "invalid_query"
 BODY_STATUS = 422
