@@ -24,7 +24,7 @@ pytestmark = pytest.mark.rabbitmq
 
 TOO_LONG = "p" * 41  # one past the rule (1-40 characters)
 LONGEST = "p" * 40
-README_PASSWORD = "a-long-secret"  # the README's example
+README_PASSWORD = "a-long-secret-pw"  # the README's example
 DAYS_31, DAYS_30 = 31 * 86400, 30 * 86400
 
 
@@ -131,7 +131,7 @@ class TestPassword:
     async def test_the_readme_password_and_the_longest_are_taken_everywhere(
         self, rest: Rest, requester: Requester, running: Running
     ) -> None:
-        """The README's 13-character example and a 40-character password pass every edge."""
+        """The README's example and a 40-character password pass every edge."""
         code, err = await cli(running, "stations", "add", "PW-2", "--password", README_PASSWORD)
         assert code == 0, err
         status, _ = await rest("PUT", "/api/v1/stations/PW-3", {"password": README_PASSWORD})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -53,8 +55,11 @@ class TestPassword:
             assert allowed
 
     def test_the_readme_example_is_a_valid_password(self) -> None:
-        """The README's `--password 'a-long-secret'` passes the rule."""
-        assert PASSWORD.validate_python("a-long-secret") == "a-long-secret"
+        """Every `--password '...'` the README shows passes the rule."""
+        readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+        examples = re.findall(r"--password '([^']+)'", readme)
+        assert examples
+        assert [PASSWORD.validate_python(p) for p in examples] == examples
 
 
 class TestQueryValues:
