@@ -24,6 +24,7 @@ from csms.core.events import iso
 from csms.core.ports import UNCHANGED, CommandFilter, Storage, TransactionFilter
 from csms.core.security import hash_password
 from csms.core.settings import Settings, env_name, flag_name
+from csms.services.operator.errors import OperatorError
 from csms.services.operator.requests import EXPIRES_IN, IdTokenRegistration
 from csms.services.operator.rules import (
     BODY_STATUS,
@@ -31,7 +32,6 @@ from csms.services.operator.rules import (
     PASSWORD,
     STATION_ID,
     TIME,
-    OperatorError,
     check,
     read,
 )

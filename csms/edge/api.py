@@ -29,16 +29,16 @@ from csms.edge import docs_page
 from csms.edge.document import Answer, Route, Schema, openapi
 from csms.services import Services
 from csms.services.commands import NEUTRAL_COMMANDS
-from csms.services.dispatcher import CommandDispatcher, CommandRefused, Submission
+from csms.services.dispatcher import CommandDispatcher, Submission
 from csms.services.operator import requests as rq
 from csms.services.operator import resources as rs
+from csms.services.operator.errors import OperatorError
 from csms.services.operator.rules import (
     BODY_STATUS,
     ID_TOKEN,
     QUERY_KIND,
     QUERY_STATUS,
     STATION_ID,
-    OperatorError,
     check,
     read,
 )
@@ -373,7 +373,7 @@ class Api:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             try:
                 return await handler(request)
-            except (OperatorError, CommandRefused) as exc:
+            except OperatorError as exc:  # CommandRefused included
                 return _json(exc.body, exc.status)
             except StorageError as exc:
                 log.error("api_storage_failed", path=request.path, error=str(exc))

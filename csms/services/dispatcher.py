@@ -29,6 +29,7 @@ from csms.core.errors import ConflictError, InvalidRequestError, StorageError
 from csms.core.ports import CommandFilter, Storage
 from csms.services import Services
 from csms.services.commands import NO_EFFECTS, CommandError, NeutralCommand
+from csms.services.operator.errors import OperatorError
 from csms.services.operator.limits import (
     DEFAULT_QUEUE_EXPIRY,
     MAX_PASSWORD,
@@ -48,15 +49,13 @@ SWEEP_INTERVAL = 5.0
 ORPHAN_GRACE = timedelta(seconds=5)
 
 
-class CommandRefused(Exception):
+class CommandRefused(OperatorError):
     """The command was not carried out; ``status`` is the HTTP status to answer."""
 
     def __init__(
         self, status: int, kind: str, message: str, command_id: str | None = None, **extra: Any
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: dict[str, Any] = {"error": kind, "message": message, **extra}
+        super().__init__(status, kind, message, **extra)
         if command_id is not None:
             self.body["command_id"] = command_id
 

@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from csms.services.operator import requests as rq
+from csms.services.operator.errors import OperatorError
 from csms.services.operator.limits import MAX_PASSWORD, MAX_QUEUE_EXPIRY, MIN_PASSWORD
 from csms.services.operator.rules import (
     PASSWORD,
     QUERY_KIND,
     QUERY_STATUS,
     TIME,
-    OperatorError,
     read,
 )
 

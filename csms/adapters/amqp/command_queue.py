@@ -27,10 +27,11 @@ from csms.adapters.amqp.publisher import BROKER_ERRORS
 from csms.adapters.amqp.relay import Backoff
 from csms.adapters.storage.urls import mask_password
 from csms.services.commands import NEUTRAL_COMMANDS
-from csms.services.dispatcher import CommandDispatcher, CommandRefused, Submission
+from csms.services.dispatcher import CommandDispatcher, Submission
+from csms.services.operator.errors import OperatorError
 from csms.services.operator.requests import QUEUE, QueueWindow, queue_of
 from csms.services.operator.resources import CommandResource
-from csms.services.operator.rules import BODY_STATUS, STATION_ID, OperatorError, check
+from csms.services.operator.rules import BODY_STATUS, STATION_ID, check
 
 log = structlog.get_logger("csms.command_queue")
 
@@ -102,7 +103,7 @@ async def answer(
                 source=source,
             )
         )
-    except (CommandRefused, OperatorError) as exc:
+    except OperatorError as exc:  # CommandRefused included
         return _reply(exc.status, exc.body, exc.body.get("command_id"))
     command = outcome.command
     if outcome.queued:

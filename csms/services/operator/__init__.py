@@ -4,9 +4,12 @@ The REST API (csms/edge/api.py), the CLI (csms/cli.py) and the AMQP command
 consumer (csms/adapters/amqp/command_queue.py) read requests, check them and
 write records through these modules, so the three cannot drift apart:
 
-- ``rules``: the bounds (password length, queue expiry, page size), the
-  error every edge answers (``OperatorError``: status, kind, message) and
-  how a pydantic verdict becomes one;
+- ``limits``: the bounds as plain numbers (password length, queue expiry,
+  page size); ``errors``: the error every edge answers (``OperatorError``:
+  status, kind, message; the dispatcher's ``CommandRefused`` is one). Neither
+  imports pydantic, so the command dispatcher can use them;
+- ``rules``: the shared types (date-time, password, ids) and how a pydantic
+  verdict becomes an ``OperatorError``;
 - ``requests``: the typed request bodies and query strings;
 - ``resources``: the typed records the edges answer, built from domain objects.
 

@@ -26,20 +26,11 @@ from pydantic import (
 )
 
 from csms.core.domain import MAX_STATION_ID_LENGTH
+from csms.services.operator.errors import OperatorError
 from csms.services.operator.limits import MAX_ID_TOKEN_LENGTH, MAX_PASSWORD, MIN_PASSWORD
 
 QUERY_STATUS, QUERY_KIND = 400, "invalid_query"
 BODY_STATUS = 422
-
-
-class OperatorError(Exception):
-    """A request an edge refuses: ``status`` (HTTP, and the AMQP reply's) and
-    ``body`` ``{"error": kind, "message": text, ...}``."""
-
-    def __init__(self, status: int, kind: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: dict[str, Any] = {"error": kind, "message": message, **extra}
 
 
 def as_utc(moment: datetime) -> datetime:
