@@ -165,6 +165,19 @@ class TestOpenApi:
         assert_documented(document, "put", token, status, stored)
         status, error = await api.request("GET", "/api/v1/stations/NOPE", one)
         assert_documented(document, "get", one, status, error)
+        for path, template in (
+            ("/api/v1/transactions", "/api/v1/transactions"),
+            ("/api/v1/id-tokens", "/api/v1/id-tokens"),
+            ("/api/v1/stations/DOC-201/commands", "/api/v1/stations/{station_id}/commands"),
+        ):
+            status, listed = await api.request("GET", path, template)
+            assert listed["items"], path
+            assert_documented(document, "get", template, status, listed)
+        status, bad = await api.request(
+            "GET", "/api/v1/transactions", "/api/v1/transactions", started_after="soon"
+        )
+        assert (status, bad["error"]) == (400, "invalid_query")
+        assert_documented(document, "get", "/api/v1/transactions", status, bad)
 
     async def test_the_api_page_and_its_assets_are_served(self, api: Client) -> None:
         """/api/v1/docs is Swagger UI for our document, its scripts from this server."""
