@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from csms.core.errors import InvalidRequestError
+from csms.services.commands import NEUTRAL_COMMANDS, NeutralCommand
 from csms.services.operator import requests as rq
 from csms.services.operator.errors import OperatorError
 from csms.services.operator.limits import MAX_PASSWORD, MAX_QUEUE_EXPIRY, MIN_PASSWORD
@@ -23,6 +25,15 @@ from csms.services.operator.rules import (
 )
 
 ZONES: list[tzinfo | None] = [None, timezone(timedelta(hours=5))]
+# A valid value of each command's required fields, so that one field is judged at a time.
+REQUIRED: dict[str, dict[str, object]] = {
+    "start": {"id_token": "TAG"},
+    "stop": {"transaction_id": "7"},
+    "reset": {"type": "soft"},
+    "unlock": {"evse_id": 1},
+    "change-availability": {"operative": True},
+    "trigger-message": {"message": "Heartbeat"},
+}
 SETTINGS = settings(derandomize=True, max_examples=200, deadline=None)
 
 
@@ -122,3 +133,36 @@ class TestTimes:
         assert read_back.tzinfo == UTC
         expected = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
         assert read_back == expected
+
+
+# Values at the edges of what the neutral fields take (None, booleans, OCPP integer bounds...).
+NEUTRAL_VALUES: list[object] = [
+    None, True, False, -1, 0, 1, 2**31 - 1, 2**31, 0.0, 1.5, "", "hard", "soft", "Heartbeat", "7",
+]  # fmt: skip
+
+
+class TestNeutralFields:
+    def test_the_documented_fields_take_what_the_command_parser_takes(self) -> None:
+        """A documented neutral field is valid exactly when NeutralCommand takes it."""
+        fields = sorted(set(rq.NeutralFields.model_fields) - {"queue"})
+        disagree = []
+        for name in NEUTRAL_COMMANDS:
+            for key in fields:
+                for value in NEUTRAL_VALUES:
+                    documented = (
+                        verdict(rq.NeutralFields, {key: value}, 422, "invalid_command") is None
+                    )
+                    parsed = parses(name, {**REQUIRED[name], key: value})
+                    if parsed is not None and parsed != documented:
+                        disagree.append((name, key, value))
+        assert disagree == []
+
+
+def parses(name: str, body: dict[str, object]) -> bool | None:
+    """Whether NeutralCommand takes ``body``; None when it refuses for another reason
+    than the field's value (a field ``name`` does not take, a required one left out)."""
+    try:
+        NeutralCommand.parse(name, body)
+    except InvalidRequestError as exc:
+        return None if " takes " in str(exc) or " needs " in str(exc) else False
+    return True

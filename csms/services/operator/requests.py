@@ -157,23 +157,30 @@ def queue_of(spec: bool | QueueWindow | None, now: datetime) -> tuple[bool, date
     return bool(spec), None
 
 
+Int32 = Annotated[int, Strict(), Field(ge=0, le=2**31 - 1)]
+Word = Annotated[str, Strict(), StringConstraints(min_length=1)]
+
+
 class NeutralFields(Body):
     """The fields a neutral command takes: start (id_token, id_token_type, evse_id,
     connector_id, remote_start_id), stop (transaction_id), reset (type, evse_id),
     unlock (evse_id, connector_id), change-availability (operative, evse_id,
-    connector_id), trigger-message (message, evse_id, connector_id). Checked per
-    command by csms.services.commands.NeutralCommand."""
+    connector_id), trigger-message (message, evse_id, connector_id).
+
+    csms.services.commands.NeutralCommand checks them per command (the
+    dispatcher does, for REST and AMQP alike); this model describes them for
+    the document and a test holds it to that parser, field by field."""
 
     kind: ClassVar[str] = "invalid_command"
-    evse_id: int | None = Field(None, ge=0)
-    connector_id: int | None = Field(None, ge=0)
-    id_token: str | None = None
-    id_token_type: str | None = Field(None, description="2.0.1; default Central")
-    remote_start_id: int | None = Field(None, ge=1)
-    transaction_id: str | int | None = None
+    evse_id: Int32 | None = None
+    connector_id: Int32 | None = None
+    id_token: Word | None = None
+    id_token_type: Word | None = Field(None, description="2.0.1; default Central")
+    remote_start_id: Int32 | None = None
+    transaction_id: Word | Annotated[int, Strict()] | None = None
     type: Literal["hard", "soft"] | None = None
-    operative: bool | None = None
-    message: str | None = Field(
+    operative: Annotated[bool, Strict()] | None = None
+    message: Word | None = Field(
         None, description="the OCPP message to trigger, e.g. StatusNotification"
     )
     queue: QueueSpec = Field(None, description="queue it while the station is offline")
