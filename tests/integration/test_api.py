@@ -14,7 +14,7 @@ from openapi_spec_validator import validate
 
 from csms.app import Running
 from csms.core.security import hash_password
-from csms.edge.api import OPENAPI
+from csms.edge.routes import OPENAPI
 from scripts.simulate import CallError, SimStation
 from tests.integration.conftest import StartCsms, http_url, ws_url
 from tests.integration.polling import poll_until
