@@ -13,20 +13,34 @@ import urllib.request
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter
 
 from csms.adapters.storage import migrate, open_storage
-from csms.core.domain import REGISTRABLE_TOKEN_STATUSES, AuthorizationStatus, IdToken, IdTokenType
+from csms.core.domain import REGISTRABLE_TOKEN_STATUSES, AuthorizationStatus, IdTokenType
 from csms.core.errors import ConfigurationError, CsmsError
 from csms.core.events import iso
 from csms.core.ports import UNCHANGED, CommandFilter, Storage, TransactionFilter
 from csms.core.security import hash_password
 from csms.core.settings import Settings, env_name, flag_name
+from csms.services.operator.errors import OperatorError
+from csms.services.operator.requests import EXPIRES_IN, IdTokenRegistration
+from csms.services.operator.rules import (
+    BODY_STATUS,
+    ID_TOKEN,
+    PASSWORD,
+    STATION_ID,
+    TIME,
+    check,
+    read,
+)
 from csms.telemetry import log
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
 CALL_TIMEOUT_MARGIN = 10.0  # seconds beyond the server's CSMS_CALL_TIMEOUT
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,8 +96,8 @@ async def _stations_add(settings: Settings, args: argparse.Namespace) -> int:
     password: str | None = args.password
     if password == "-":  # noqa: S105 - "-" means "read it from stdin"
         password = sys.stdin.readline().rstrip("\n")
-    if password is not None and not password:
-        raise ConfigurationError("--password must not be empty")
+    if password is not None:
+        password = _checked(PASSWORD, password, "password")
     storage = await _with_storage(settings)
     try:
         station = await storage.register_station(
@@ -315,18 +329,19 @@ def _post(request: urllib.request.Request, timeout: float) -> tuple[int | None, 
 
 
 async def _tokens_add(settings: Settings, args: argparse.Namespace) -> int:
+    fields = {"status": args.status, "type": args.type, "expires_at": args.expires}
+    try:  # the REST API's PUT /api/v1/id-tokens/{id_token} reads the same model
+        entry = read(
+            IdTokenRegistration,
+            {**fields, "group_id": args.group_id},
+            status=BODY_STATUS,
+            kind=IdTokenRegistration.kind,
+        )
+    except OperatorError as exc:
+        raise ConfigurationError(str(exc)) from None
     storage = await _with_storage(settings)
     try:
-        token = await storage.put_id_token(
-            IdToken(
-                id_token=args.token,
-                status=AuthorizationStatus(args.status),
-                type=IdTokenType(args.type),
-                expires_at=args.expires,
-                group_id=args.group_id,
-                updated_at=datetime.now(UTC),
-            )
-        )
+        token = await storage.put_id_token(entry.entry(args.token, datetime.now(UTC)))
     finally:
         await storage.close()
     expiry = f", expires {iso(token.expires_at)}" if token.expires_at else ""
@@ -414,18 +429,42 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
         print("  ".join(cells).rstrip())
 
 
-def _expiry(text: str) -> datetime:
+def _checked(adapter: TypeAdapter[T], value: Any, name: str) -> T:
+    """``value`` under the operator edge's rule (the REST API's), or a configuration error."""
     try:
-        moment = datetime.fromisoformat(text)
+        return check(adapter, value, name=name, status=BODY_STATUS, kind="invalid_value")
+    except OperatorError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def _argument(adapter: TypeAdapter[T], name: str) -> Callable[[str], T]:
+    """An argparse type that applies the operator edge's rule for ``name``."""
+
+    def parse(text: str) -> T:
+        try:
+            return check(adapter, text, name=name, status=BODY_STATUS, kind="invalid_value")
+        except OperatorError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _expires_in(text: str) -> float:
+    try:
+        seconds = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 date-time: {text!r}") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    try:
+        return check(
+            EXPIRES_IN, seconds, name="expires_in", status=BODY_STATUS, kind="invalid_queue"
+        )
+    except OperatorError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _station_id(text: str) -> str:
-    if not 1 <= len(text) <= 48:
-        raise argparse.ArgumentTypeError("a station id has 1 to 48 characters")
-    return text
+_expiry = _argument(TIME, "expires")
+_station_id = _argument(STATION_ID, "station_id")
+_id_token = _argument(ID_TOKEN, "token")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -480,7 +519,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="tokens_command", required=True, metavar="ACTION"
     )
     add = db_command(tokens, "add", _tokens_add, "register or update an id token")
-    add.add_argument("token", metavar="TOKEN")
+    add.add_argument("token", type=_id_token, metavar="TOKEN")
     add.add_argument(
         "--status",
         default=AuthorizationStatus.ACCEPTED.value,
@@ -514,7 +553,9 @@ def _parser() -> argparse.ArgumentParser:
         "--url", help="the server's operations HTTP (default: http://127.0.0.1:$CSMS_HTTP_PORT)"
     )
     call.add_argument("--queue", action="store_true", help="queue it if the station is offline")
-    call.add_argument("--expires-in", type=_positive, help="with --queue: seconds it may wait")
+    call.add_argument(
+        "--expires-in", type=_expires_in, help="with --queue: seconds it may wait (<= 30 days)"
+    )
     call.set_defaults(run=_call)
     return parser
 

@@ -25,7 +25,7 @@ READY_TIMEOUT = 2.0
 def build_app(
     storage: Storage,
     broker_state: BrokerState,
-    extra_routes: list[web.RouteDef] | None = None,
+    extra_routes: list[web.AbstractRouteDef] | None = None,
     middlewares: list[Any] | None = None,
     refresh: Callable[[], Awaitable[None]] | None = None,
 ) -> web.Application:
@@ -80,6 +80,11 @@ class OpsHttp:
             app, access_log=None, handle_signals=False, shutdown_timeout=2.0
         )
         self._site: web.TCPSite | None = None
+
+    @property
+    def app(self) -> web.Application:
+        """The application served (its router lists every route)."""
+        return self._runner.app
 
     async def start(self, host: str, port: int) -> None:
         await self._runner.setup()

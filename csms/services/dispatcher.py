@@ -40,29 +40,31 @@ from csms.core.errors import (
 from csms.core.ports import CommandFilter, LinkOpened, StationLink, Storage
 from csms.services import Services
 from csms.services.commands import NO_EFFECTS, CommandError, NeutralCommand
+from csms.services.operator.errors import OperatorError
+from csms.services.operator.limits import (
+    DEFAULT_QUEUE_EXPIRY,
+    MAX_PASSWORD,
+    MAX_QUEUE_EXPIRY,
+    MIN_PASSWORD,
+)
 from csms.services.versions import OcppVersion
 from csms.telemetry import metrics
 
 log = structlog.get_logger("csms.commands")
 
-DEFAULT_QUEUE_EXPIRY = timedelta(hours=24)
-MAX_QUEUE_EXPIRY = timedelta(days=30)
 SWEEP_INTERVAL = 5.0
 # A command still "sent" this long past the call timeout lost its answer (the
 # CSMS stopped while waiting): it is failed when its station connects again.
 ORPHAN_GRACE = timedelta(seconds=5)
-MIN_PASSWORD, MAX_PASSWORD = 16, 40
 
 
-class CommandRefused(Exception):
+class CommandRefused(OperatorError):
     """The command was not carried out; ``status`` is the HTTP status to answer."""
 
     def __init__(
         self, status: int, kind: str, message: str, command_id: str | None = None, **extra: Any
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: dict[str, Any] = {"error": kind, "message": message, **extra}
+        super().__init__(status, kind, message, **extra)
         if command_id is not None:
             self.body["command_id"] = command_id
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -13,11 +14,13 @@ from openapi_spec_validator import validate
 
 from csms.app import Running
 from csms.core.security import hash_password
-from csms.edge.openapi import OPENAPI
+from csms.edge.routes import OPENAPI
 from scripts.simulate import CallError, SimStation
 from tests.integration.conftest import StartCsms, http_url, ws_url
 from tests.integration.polling import poll_until
 
+# jsonschema is a dev dependency and ships no type hints: import it as Any.
+jsonschema: Any = importlib.import_module("jsonschema")
 TOKEN = "test-api-token-0123456789"
 EXERCISED: set[tuple[str, str]] = set()
 
@@ -89,12 +92,111 @@ class TestAuthentication:
             assert r.status == 200
 
 
+def answer_schema(document: dict[str, Any], method: str, path: str, status: int) -> Any:
+    """The documented body of ``status`` for ``method path``, resolvable on its own."""
+    answer = document["paths"][path][method]["responses"][str(status)]
+    [content] = answer["content"].values()
+    return {**content["schema"], "components": document["components"]}
+
+
+def assert_documented(
+    document: dict[str, Any], method: str, path: str, status: int, body: Any
+) -> None:
+    jsonschema.validate(
+        body,
+        answer_schema(document, method, path, status),
+        cls=jsonschema.Draft202012Validator,
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+    )
+
+
 class TestOpenApi:
     async def test_document_is_served_and_valid(self, api: Client) -> None:
         """/api/v1/openapi.json is a valid OpenAPI 3.1 document."""
         status, body = await api.request("GET", "/api/v1/openapi.json", "/api/v1/openapi.json")
         assert status == 200
         validate(body)
+
+    async def test_every_served_route_is_documented_and_every_documented_one_served(
+        self, csms_api: Running
+    ) -> None:
+        """The document and the router list the same /api/v1 operations."""
+        served = {
+            (route.method.lower(), route.resource.canonical)
+            for route in csms_api.http.app.router.routes()
+            if route.resource is not None
+            and route.resource.canonical.startswith("/api/v1/")
+            and route.method != "HEAD"
+            and not route.resource.canonical.startswith("/api/v1/docs/static")
+        }
+        documented = {(m, path) for path, item in OPENAPI["paths"].items() for m in item}
+        assert served == documented
+
+    async def test_answers_match_their_documented_schema(
+        self, api: Client, csms_api: Running
+    ) -> None:
+        """Real answers (station, page, transaction, token, command, error) fit the document."""
+        _, document = await api.request("GET", "/api/v1/openapi.json", "/api/v1/openapi.json")
+        one, token = "/api/v1/stations/{station_id}", "/api/v1/id-tokens/{id_token}"
+        async with SimStation(ws_url(csms_api), "DOC-201", protocol="ocpp2.0.1") as cp:
+            await cp.boot201()
+            await cp.status201(1, 1, "Available")
+            status, station = await api.request("GET", "/api/v1/stations/DOC-201", one)
+            assert_documented(document, "get", one, status, station)
+            assert station["evses"][0]["connectors"][0]["updated_at"].endswith("Z")
+            status, page = await api.request("GET", "/api/v1/stations", "/api/v1/stations")
+            assert_documented(document, "get", "/api/v1/stations", status, page)
+            path = "/api/v1/stations/{station_id}/commands/{command}"
+            status, record = await api.request(
+                "POST", "/api/v1/stations/DOC-201/commands/reset", path, {"type": "soft"}
+            )
+            assert_documented(document, "post", path, status, record)
+        async with SimStation(ws_url(csms_api), "DOC-16") as cp16:
+            tx = await cp16.start(1, "TAG-D", 100)
+            await cp16.meter_values(1, tx, 600)
+            await cp16.stop(tx, 1_100)
+        path = "/api/v1/transactions/{transaction_id}"
+        status, detail = await api.request("GET", f"/api/v1/transactions/{tx}", path)
+        assert detail["meter_samples"]
+        assert_documented(document, "get", path, status, detail)
+        body = {"status": "Blocked", "expires_at": "2030-01-01T00:00:00+01:00"}
+        status, stored = await api.request("PUT", "/api/v1/id-tokens/DOC-T", token, body)
+        assert stored["expires_at"] == "2029-12-31T23:00:00.000Z"
+        assert_documented(document, "put", token, status, stored)
+        status, error = await api.request("GET", "/api/v1/stations/NOPE", one)
+        assert_documented(document, "get", one, status, error)
+        for path, template in (
+            ("/api/v1/transactions", "/api/v1/transactions"),
+            ("/api/v1/id-tokens", "/api/v1/id-tokens"),
+            ("/api/v1/stations/DOC-201/commands", "/api/v1/stations/{station_id}/commands"),
+        ):
+            status, listed = await api.request("GET", path, template)
+            assert listed["items"], path
+            assert_documented(document, "get", template, status, listed)
+        status, bad = await api.request(
+            "GET", "/api/v1/transactions", "/api/v1/transactions", started_after="soon"
+        )
+        assert (status, bad["error"]) == (400, "invalid_query")
+        assert_documented(document, "get", "/api/v1/transactions", status, bad)
+
+    async def test_the_api_page_and_its_assets_are_served(self, api: Client) -> None:
+        """/api/v1/docs is Swagger UI for our document, its scripts from this server."""
+        EXERCISED.add(("get", "/api/v1/docs"))
+        base = http_url(api.running, "")
+        async with api.session.get(f"{base}/api/v1/docs", headers=api.headers) as r:
+            assert (r.status, r.content_type) == (200, "text/html")
+            page = await r.text()
+        assert '"/api/v1/openapi.json"' in page
+        assert "://" not in page  # nothing from a CDN
+        for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-standalone-preset.js"):
+            assert f"/api/v1/docs/static/{asset}" in page
+            async with api.session.get(
+                f"{base}/api/v1/docs/static/{asset}", headers=api.headers
+            ) as r:
+                assert r.status == 200, asset
+                assert len(await r.read()) > 1000
+            async with api.session.get(f"{base}/api/v1/docs/static/{asset}") as r:
+                assert r.status == 401, asset  # the same rule as the API
 
 
 class TestStations:
@@ -162,7 +264,7 @@ class TestStations:
         assert (created["has_password"], created["configuration"]) == (False, [])
         status, body = await api.request("POST", collection, collection, {"id": "REG-1"})
         assert (status, body["error"]) == (409, "station_exists")
-        for bad in ({"id": ""}, {"id": "X", "password": "short"}, {"id": "X", "color": "red"}):
+        for bad in ({"id": ""}, {"id": "X", "password": "x" * 41}, {"id": "X", "color": "red"}):
             status, _ = await api.request("POST", collection, collection, bad)
             assert status == 422, bad
         status, updated = await api.request(
@@ -311,11 +413,12 @@ class TestPasswordRotation:
             assert call.payload["setVariableData"][0]["attributeValue"] == "new-password-abcdef"
 
     async def test_bad_body_and_unknown_station(self, api: Client) -> None:
-        """A short password is 422, an unknown station 404."""
-        status, _ = await api.request(
-            "POST", "/api/v1/stations/X/password", self.PATH, {"password": "short"}
-        )
-        assert status == 422
+        """An empty or over-long password is 422, an unknown station 404."""
+        for bad in ("", "x" * 41):
+            status, _ = await api.request(
+                "POST", "/api/v1/stations/X/password", self.PATH, {"password": bad}
+            )
+            assert status == 422
         status, _ = await api.request(
             "POST", "/api/v1/stations/X/password", self.PATH, {"password": "long-enough-password-1"}
         )

@@ -249,7 +249,7 @@ class TestSecrets:
             assert received.payload["value"] == "new-password-abcdef"
             status, queued = await api.post(
                 "/api/v1/stations/SECRET-16/ocpp/ChangeConfiguration",
-                {"key": "AuthorizationKey", "value": "short"},
+                {"key": "AuthorizationKey", "value": "x" * 41},
             )
             assert (status, queued["error"]) == (422, "invalid_password")
         record = await api.get(headers["Location"])

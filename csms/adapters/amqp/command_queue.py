@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -25,9 +26,12 @@ import structlog
 from csms.adapters.amqp.publisher import BROKER_ERRORS
 from csms.adapters.amqp.relay import Backoff
 from csms.adapters.storage.urls import mask_password
-from csms.edge.api import ApiError, body_queue, command_json
 from csms.services.commands import NEUTRAL_COMMANDS
-from csms.services.dispatcher import CommandDispatcher, CommandRefused, Submission
+from csms.services.dispatcher import CommandDispatcher, Submission
+from csms.services.operator.errors import OperatorError
+from csms.services.operator.requests import QUEUE, QueueWindow, queue_of
+from csms.services.operator.resources import CommandResource
+from csms.services.operator.rules import BODY_STATUS, STATION_ID, check
 
 log = structlog.get_logger("csms.command_queue")
 
@@ -59,8 +63,12 @@ async def answer(
         message.get("command"),
         message.get("action"),
     )
-    if not isinstance(station_id, str) or not station_id:
-        return _refusal(422, "invalid_value", "station_id is a non-empty string")
+    try:
+        station_id = check(
+            STATION_ID, station_id, name="station_id", status=BODY_STATUS, kind="invalid_value"
+        )
+    except OperatorError as exc:
+        return _reply(exc.status, exc.body)
     if (name is None) == (action is None) or not isinstance(name or action, str):
         return _refusal(422, "invalid_value", "give either command (neutral) or action (OCPP)")
     if name is not None and name not in NEUTRAL_COMMANDS:
@@ -80,7 +88,10 @@ async def answer(
             "carried out; see the station's commands and send it again if it was not",
         )
     try:
-        queue, expires_at = body_queue(message.get("queue"))
+        spec = check(
+            QUEUE, message.get("queue"), name="queue", status=BODY_STATUS, kind=QueueWindow.kind
+        )
+        queue, expires_at = queue_of(spec, datetime.now(UTC))
         outcome = await dispatcher.submit(
             Submission(
                 station_id,
@@ -92,13 +103,13 @@ async def answer(
                 source=source,
             )
         )
-    except (CommandRefused, ApiError) as exc:
+    except OperatorError as exc:  # CommandRefused included
         return _reply(exc.status, exc.body, exc.body.get("command_id"))
     command = outcome.command
     if outcome.queued:
-        return _reply(202, command_json(command), command.id)
+        return _reply(202, CommandResource.of(command).dump(), command.id)
     if name is not None:
-        return _reply(200, command_json(command), command.id)
+        return _reply(200, CommandResource.of(command).dump(), command.id)
     return _reply(200, outcome.response, command.id)
 
 
