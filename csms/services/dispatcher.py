@@ -26,7 +26,7 @@ import structlog
 
 from csms.core.domain import Command, CommandStatus
 from csms.core.errors import ConflictError, InvalidRequestError, StorageError
-from csms.core.ports import CommandFilter, Storage
+from csms.core.ports import CommandFilter, CommandQueueStore
 from csms.services import Services
 from csms.services.commands import NO_EFFECTS, CommandError, NeutralCommand
 from csms.telemetry import metrics
@@ -90,7 +90,7 @@ class CommandDispatcher:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: CommandQueueStore,
         services: Services,
         stations: StationServer,
         adapters: dict[str, Adapter],
