@@ -11,6 +11,8 @@ log = structlog.get_logger("csms.authorization")
 
 
 class AuthorizationService:
+    """Answers for id tokens from the registry; reads a ``TokenStore`` only."""
+
     def __init__(self, tokens: TokenStore, clock: Clock) -> None:
         self._tokens = tokens
         self._clock = clock

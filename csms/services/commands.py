@@ -180,7 +180,9 @@ class CommandError:
 
 
 class CommandService:
-    """Records commands through their life; each move reports itself when final."""
+    """Records commands through their life; each move reports itself when final.
+
+    Writes through a ``UnitOfWork``; reads a ``StationStateStore`` (reservations)."""
 
     def __init__(self, writes: UnitOfWork, state: StationStateStore, clock: Clock) -> None:
         self._writes = writes

@@ -94,6 +94,9 @@ class BootDecision:
 
 
 class StationService:
+    """Admission, boot, liveness, status: the registry is a ``StationStore``, writes go
+    through a ``UnitOfWork``."""
+
     def __init__(
         self,
         stations: StationStore,

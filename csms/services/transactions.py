@@ -118,6 +118,9 @@ class _Known:
 
 
 class TransactionService:
+    """Sessions: reads a ``TransactionStore``, writes through a ``UnitOfWork``;
+    id tokens are checked by the ``AuthorizationService``."""
+
     def __init__(
         self,
         transactions: TransactionStore,

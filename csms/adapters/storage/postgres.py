@@ -27,22 +27,12 @@ import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from csms.adapters.storage import rows
-from csms.adapters.storage.batching import (
-    GroupCommitter,
-    GroupedOps,
-    LookupBatcher,
-    group_ops,
-    record_committed,
-)
+from csms.adapters.storage.batching import GroupCommitter, GroupedOps, LookupBatcher, group_ops
 from csms.adapters.storage.migrations import load_migrations
-from csms.adapters.storage.reads import SqlReads
 from csms.adapters.storage.rows import NATIVE, Decode, Row
+from csms.adapters.storage.shared import SqlStorage
 from csms.adapters.storage.urls import mask_password
-from csms.core.domain import (
-    CommandStatus,
-    IdToken,
-    Station,
-)
+from csms.core.domain import CommandStatus, IdToken, Station
 from csms.core.errors import (
     ConfigurationError,
     ConflictError,
@@ -50,7 +40,6 @@ from csms.core.errors import (
     StorageUnavailableError,
 )
 from csms.core.ports import (
-    UNCHANGED,
     ChargingProfileSet,
     OutboxBacklog,
     OutboxRow,
@@ -101,7 +90,7 @@ _FAILED: tuple[type[BaseException], ...] = (
 )
 
 
-class PostgresStorage(SqlReads):
+class PostgresStorage(SqlStorage):
     """The storage port on PostgreSQL; open it with ``await PostgresStorage.open(dsn)``."""
 
     dialect: str = "postgresql"
@@ -142,21 +131,14 @@ class PostgresStorage(SqlReads):
             ) from exc
         return cls(pool, dsn)
 
-    async def close(self) -> None:
-        """Flush pending commits, then close the pool (terminating it if that hangs)."""
-        if self._closed:
-            return
-        self._closed = True
+    async def _release(self) -> None:
+        """Close the pool, terminating it if that hangs."""
+        await self._station_lookups.close()
         try:
-            await self._committer.close()
-        finally:
-            await self._station_lookups.close()
-            await self.outbox_resign()
-            try:
-                async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                    await self._pool.close()
-            except TimeoutError:
-                self._pool.terminate()
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self._pool.close()
+        except TimeoutError:
+            self._pool.terminate()
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations in one transaction under an advisory lock."""
@@ -188,10 +170,6 @@ class PostgresStorage(SqlReads):
 
     # --- hot path ----------------------------------------------------------
 
-    async def commit(self, unit: Sequence[WriteOp]) -> None:
-        if unit:
-            await self._committer.submit(unit)
-
     async def _apply_batch(self, units: Sequence[Unit]) -> None:
         ops = group_ops(units)
         now = datetime.now(UTC)
@@ -208,10 +186,7 @@ class PostgresStorage(SqlReads):
                     await conn.execute(_APPLY_BATCH, document)
                 if ordered:
                     await _apply_ordered(conn, ops, now)
-        if ops.events:
-            for listener in self._outbox_listeners:
-                listener()
-        record_committed(ops)
+        self._committed(ops)
 
     def pool_stats(self) -> PoolStats | None:
         pool = self._pool
@@ -230,26 +205,9 @@ class PostgresStorage(SqlReads):
             found = await self._pool.fetch(sql, station_ids, timeout=LOOKUP_TIMEOUT_S)
         return {row[0]: rows.station(row, NATIVE) for row in found}
 
-    async def register_station(
-        self,
-        station_id: str,
-        *,
-        password_hash: str | None = UNCHANGED,
-        security_profile: int = UNCHANGED,
-        at: datetime,
-    ) -> Station:
-        keep_password = password_hash is UNCHANGED
-        keep_profile = security_profile is UNCHANGED
+    async def _register_station(self, station_id: str, params: Row) -> Station:
         with _translate(f"register station {station_id!r}"):
-            row = await self._pool.fetchrow(
-                _REGISTER_STATION,
-                station_id,
-                None if keep_password else password_hash,
-                1 if keep_profile else security_profile,
-                at,
-                keep_password,
-                keep_profile,
-            )
+            row = await self._pool.fetchrow(_REGISTER_STATION, *params)
         assert row is not None  # an upsert always returns its row
         return rows.station(row, NATIVE)
 
@@ -285,7 +243,7 @@ class PostgresStorage(SqlReads):
     async def delete_id_token(self, id_token: str) -> bool:
         return await self._write("delete id token", rows.DELETE_ID_TOKEN, id_token)
 
-    # --- charging state (its reads are SqlReads') --------------------------
+    # --- charging state (its reads are SqlStorage's) --------------------------
 
     async def next_transaction_number(self) -> int:
         with _translate("allocate a 1.6 transaction id"):
@@ -335,9 +293,6 @@ class PostgresStorage(SqlReads):
             row = await self._pool.fetchrow(sql)
         assert row is not None  # an aggregate always returns one row
         return OutboxStats(row[0], row[1], row[2])
-
-    def outbox_subscribe(self, listener: Callable[[], None]) -> None:
-        self._outbox_listeners.append(listener)
 
     async def outbox_lead(self) -> bool:
         conn = self._relay_lock

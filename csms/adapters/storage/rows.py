@@ -1,23 +1,22 @@
-"""Rows <-> domain values and the SELECT column lists, shared by the SQLite and
-PostgreSQL adapters.
+"""Rows <-> domain values, the SELECT column lists and the SQL both dialects
+run, shared by the SQLite and PostgreSQL adapters (docs/storage.md).
 
 Both dialects keep the same columns in the same order (the migrations of
-each), so one function per table turns a domain value into its row and back.
+each), so one function per table turns domain values into rows and back.
 Where the drivers differ is how a timestamp, a JSON value and a boolean
 travel:
 
 - writing, not at all here: a row holds datetimes, dicts, lists and bools as
   they are. asyncpg takes them natively (jsonb through orjson, see
-  postgres.py); SQLite's adapters (registered in sqlite.py) turn them into
-  fixed-width UTC text, JSON text and integers as the values are bound. So
-  the group-commit path builds exactly the tuples it built before, with no
-  per-value conversion call in Python for PostgreSQL.
-- reading, by a ``Decoding``: what a dialect's driver hands back is turned
-  into the domain's types (identity for PostgreSQL, parsing for SQLite).
+  postgres.py); SQLite's adapters (registered in sqlite.py) bind them as
+  fixed-width UTC text, JSON text and integers. The group-commit path builds
+  the same tuples for both, one comprehension per kind of op (no call per
+  row, no conversion in Python for PostgreSQL).
+- reading, by a ``Decoding``: what a dialect's driver hands back becomes the
+  domain's types (identity for PostgreSQL, parsing for SQLite's text).
 
-SQL text that is the same in both dialects is written once, with
-PostgreSQL's ``$n`` placeholders; ``sqlite_placeholders`` renders it with
-SQLite's numbered ``?n`` when the SQLite module loads.
+SQL that is the same in both dialects is written once, with PostgreSQL's
+``$n`` placeholders; ``sqlite_placeholders`` renders SQLite's numbered ``?n``.
 """
 
 from __future__ import annotations

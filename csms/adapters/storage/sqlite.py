@@ -30,18 +30,13 @@ from typing import Any, TypeVar
 import orjson
 
 from csms.adapters.storage import rows
-from csms.adapters.storage.batching import GroupCommitter, GroupedOps, group_ops, record_committed
+from csms.adapters.storage.batching import GroupCommitter, GroupedOps, group_ops
 from csms.adapters.storage.migrations import load_migrations
-from csms.adapters.storage.reads import SqlReads
 from csms.adapters.storage.rows import Decode, Decoding, Row
-from csms.core.domain import (
-    CommandStatus,
-    IdToken,
-    Station,
-)
+from csms.adapters.storage.shared import SqlStorage
+from csms.core.domain import CommandStatus, IdToken, Station
 from csms.core.errors import ConflictError, StorageError, StorageUnavailableError
 from csms.core.ports import (
-    UNCHANGED,
     ChargingProfileSet,
     OutboxBacklog,
     OutboxRow,
@@ -77,7 +72,7 @@ _UNAVAILABLE_CODES = frozenset(
 )
 
 
-class SqliteStorage(SqlReads):
+class SqliteStorage(SqlStorage):
     """The storage port on a SQLite file; open it with ``await SqliteStorage.open(path)``."""
 
     dialect: str = "sqlite"
@@ -115,20 +110,13 @@ class SqliteStorage(SqlReads):
             raise
         return cls(path, executor, conn)
 
-    async def close(self) -> None:
-        """Flush pending commits, then close the connection and its thread."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await self._committer.close()
-        finally:
-            await self.outbox_resign()
-            conn, self._conn = self._conn, None
-            assert conn is not None  # only close() clears it, once
-            with contextlib.suppress(sqlite3.Error):
-                await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
-            self._executor.shutdown(wait=False)
+    async def _release(self) -> None:
+        """Close the connection and its thread."""
+        conn, self._conn = self._conn, None
+        assert conn is not None  # only close() clears it, once
+        with contextlib.suppress(sqlite3.Error):
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=False)
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations in one write transaction; return their names."""
@@ -144,16 +132,10 @@ class SqliteStorage(SqlReads):
 
     # --- hot path ----------------------------------------------------------
 
-    async def commit(self, unit: Sequence[WriteOp]) -> None:
-        if unit:
-            await self._committer.submit(unit)
-
     async def _apply_batch(self, units: Sequence[Unit]) -> None:
         ops = group_ops(units)
-        if await self._call("commit", lambda conn: _apply_batch(conn, ops)):
-            for listener in self._outbox_listeners:
-                listener()
-        record_committed(ops)
+        await self._call("commit", lambda conn: _apply_batch(conn, ops))
+        self._committed(ops)
 
     def pool_stats(self) -> PoolStats | None:
         return None
@@ -163,25 +145,8 @@ class SqliteStorage(SqlReads):
     async def find_station(self, station_id: str) -> Station | None:
         return await self._call("find station", lambda conn: _find_station(conn, station_id))
 
-    async def register_station(
-        self,
-        station_id: str,
-        *,
-        password_hash: str | None = UNCHANGED,
-        security_profile: int = UNCHANGED,
-        at: datetime,
-    ) -> Station:
+    async def _register_station(self, station_id: str, params: Row) -> Station:
         def register(conn: sqlite3.Connection) -> Station:
-            keep_password = password_hash is UNCHANGED
-            keep_profile = security_profile is UNCHANGED
-            params = (
-                station_id,
-                None if keep_password else password_hash,
-                1 if keep_profile else security_profile,
-                at,
-                keep_password,
-                keep_profile,
-            )
             with _write_transaction(conn):
                 conn.execute(_sql(rows.REGISTER_STATION), params)
                 station = _find_station(conn, station_id)
@@ -228,7 +193,7 @@ class SqliteStorage(SqlReads):
     async def delete_id_token(self, id_token: str) -> bool:
         return await self._write("delete id token", rows.DELETE_ID_TOKEN, (id_token,))
 
-    # --- charging state (its reads are SqlReads') --------------------------
+    # --- charging state (its reads are SqlStorage's) --------------------------
 
     async def next_transaction_number(self) -> int:
         return await self._call("allocate a 1.6 transaction id", _next_transaction_number)
@@ -271,9 +236,6 @@ class SqliteStorage(SqlReads):
 
     async def outbox_stats(self) -> OutboxStats:
         return await self._call("count the outbox", _outbox_stats)
-
-    def outbox_subscribe(self, listener: Callable[[], None]) -> None:
-        self._outbox_listeners.append(listener)
 
     async def outbox_lead(self) -> bool:
         if self._relay_lock is not None:
@@ -483,17 +445,13 @@ def _find_station(conn: sqlite3.Connection, station_id: str) -> Station | None:
 # --- the batch ------------------------------------------------------------------
 
 
-def _apply_batch(conn: sqlite3.Connection, ops: GroupedOps) -> bool:
-    """Apply a batch in one transaction, one ``executemany`` per kind, in GroupedOps order.
-
-    Returns whether it appended outbox rows.
-    """
+def _apply_batch(conn: sqlite3.Connection, ops: GroupedOps) -> None:
+    """Apply a batch in one transaction, one ``executemany`` per kind, in GroupedOps order."""
     now = datetime.now(UTC)
     with _write_transaction(conn):
         for sql, batch in _batch_statements(ops, now):
             conn.executemany(sql, batch)
         _apply_ordered(conn, ops, now)
-    return bool(ops.events)
 
 
 def _apply_ordered(conn: sqlite3.Connection, ops: GroupedOps, now: datetime) -> None:

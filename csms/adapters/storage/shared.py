@@ -1,20 +1,23 @@
-"""The reads of the storage port, written once for the SQLite and PostgreSQL
-adapters over the SQL and row codecs of rows.py.
+"""What the SQLite and PostgreSQL adapters share above their drivers: the
+entry into group commit, the outbox listeners, and every read, written once
+over the SQL and row codecs of rows.py.
 
-An adapter supplies how one statement runs (``_one``, ``_all``: its driver,
+An adapter supplies how one batch is applied (``_apply_batch`` behind its
+``GroupCommitter``), how one statement runs (``_one``, ``_all``: its driver,
 its error translation, its placeholders) and how its driver returns values
-(``decoding``); everything else a read does is the same in both dialects.
+(``decoding``); everything else is the same in both dialects.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from csms.adapters.storage import rows
-from csms.adapters.storage.rows import Decode, Decoding
+from csms.adapters.storage.batching import GroupCommitter, GroupedOps, record_committed
+from csms.adapters.storage.rows import Decode, Decoding, Row
 from csms.core.domain import (
     ChargingProfile,
     Command,
@@ -27,15 +30,89 @@ from csms.core.domain import (
     Station,
     Transaction,
 )
-from csms.core.ports import CommandFilter, OutboxRow, StationNotified, TransactionFilter
+from csms.core.ports import (
+    UNCHANGED,
+    CommandFilter,
+    OutboxRow,
+    StationNotified,
+    TransactionFilter,
+    WriteOp,
+)
 
 T = TypeVar("T")
 
 
-class SqlReads(ABC):
-    """Reads by shared SQL; subclasses run the statements."""
+class SqlStorage(ABC):
+    """The shared part of a SQL adapter; subclasses apply batches and run statements."""
 
     decoding: Decoding
+    _committer: GroupCommitter[Sequence[WriteOp]]
+    _outbox_listeners: list[Callable[[], None]]
+
+    _closed: bool
+
+    async def close(self) -> None:
+        """Flush pending commits, give the relay role up, then release the database; once."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._committer.close()
+        finally:
+            await self.outbox_resign()
+            await self._release()
+
+    @abstractmethod
+    async def _release(self) -> None:
+        """Release the connections (last step of ``close``)."""
+
+    @abstractmethod
+    async def outbox_resign(self) -> None:
+        """Give the relay role up (idempotent), so a standby may take it."""
+
+    # --- hot path ----------------------------------------------------------
+
+    async def commit(self, unit: Sequence[WriteOp]) -> None:
+        if unit:
+            await self._committer.submit(unit)
+
+    def _committed(self, ops: GroupedOps) -> None:
+        """After a batch committed: wake the outbox listeners if it appended events, count it."""
+        if ops.events:
+            for listener in self._outbox_listeners:
+                listener()
+        record_committed(ops)
+
+    def outbox_subscribe(self, listener: Callable[[], None]) -> None:
+        self._outbox_listeners.append(listener)
+
+    # --- registry ----------------------------------------------------------
+
+    async def register_station(
+        self,
+        station_id: str,
+        *,
+        password_hash: str | None = UNCHANGED,
+        security_profile: int = UNCHANGED,
+        at: datetime,
+    ) -> Station:
+        keep_password = password_hash is UNCHANGED
+        keep_profile = security_profile is UNCHANGED
+        params = (
+            station_id,
+            None if keep_password else password_hash,
+            1 if keep_profile else security_profile,
+            at,
+            keep_password,
+            keep_profile,
+        )
+        return await self._register_station(station_id, params)
+
+    @abstractmethod
+    async def _register_station(self, station_id: str, params: Row) -> Station:
+        """Run rows.REGISTER_STATION with ``params`` and return the station as stored."""
+
+    # --- statements --------------------------------------------------------
 
     @abstractmethod
     async def _one(
