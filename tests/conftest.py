@@ -8,6 +8,9 @@
 - ``database_url``: each of the above in turn (test ids ``sqlite`` and
   ``postgres``); depend on it to run a test against both adapters.
 - ``storage``: an opened, migrated ``Storage`` on ``database_url``, closed afterwards.
+- ``any_storage``: a fresh ``Storage`` of each kind in turn, the in-memory one
+  (``MemoryStorage``, test id ``memory``) too; a module that holds a store to
+  the storage contract overrides ``storage`` with it.
 - ``amqp_url``: the RabbitMQ named by ``CSMS_TEST_AMQP_URL`` (default: the
   local broker), checked reachable; skipped (failed under ``CI=true``) if not.
   Tests isolate themselves with their own exchange and queue names.
@@ -28,6 +31,7 @@ import asyncpg
 import pytest
 
 from csms.adapters.storage import mask_password, open_storage
+from csms.adapters.storage.memory import MemoryStorage
 from csms.core.ports import Storage
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -111,3 +115,28 @@ async def amqp_url() -> str:
         service_missing(f"RabbitMQ at {mask_password(url)} is unreachable: {exc}")
     await connection.close()
     return url
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+        pytest.param("memory", id="memory"),
+    ]
+)
+def storage_url(request: pytest.FixtureRequest) -> str | None:
+    """The URL of a fresh database of each kind in turn; None for the in-memory storage."""
+    if request.param == "memory":
+        return None
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture
+async def any_storage(storage_url: str | None) -> AsyncIterator[Storage]:
+    """A fresh Storage of each kind in turn (SQLite, PostgreSQL, in memory); closed after."""
+    opened = MemoryStorage() if storage_url is None else await open_storage(storage_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()

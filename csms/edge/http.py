@@ -11,7 +11,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from csms.core.errors import StorageError
-from csms.core.ports import Storage
+from csms.core.ports import StorageHealth
 from csms.telemetry import metrics
 
 log = structlog.get_logger("csms.http")
@@ -23,7 +23,7 @@ READY_TIMEOUT = 2.0
 
 
 def build_app(
-    storage: Storage,
+    storage: StorageHealth,
     broker_state: BrokerState,
     extra_routes: list[web.AbstractRouteDef] | None = None,
     middlewares: list[Any] | None = None,

@@ -38,9 +38,11 @@ class Services:
         clock: Clock = utc_now,
         interop: InteropProfiles = STRICT,
     ) -> Services:
+        # The one storage object serves as each narrow store a service declares.
         authorization = AuthorizationService(storage, clock)
         return cls(
             stations=StationService(
+                storage,
                 storage,
                 clock,
                 heartbeat_interval=heartbeat_interval,
@@ -48,8 +50,8 @@ class Services:
                 interop=interop,
             ),
             authorization=authorization,
-            transactions=TransactionService(storage, clock, authorization),
-            commands=CommandService(storage, clock),
+            transactions=TransactionService(storage, storage, clock, authorization),
+            commands=CommandService(storage, storage, clock),
             clock=clock,
         )
 

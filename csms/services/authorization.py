@@ -5,14 +5,16 @@ from __future__ import annotations
 import structlog
 
 from csms.core.domain import AuthorizationStatus, IdTokenInfo
-from csms.core.ports import Clock, Storage
+from csms.core.ports import Clock, TokenStore
 
 log = structlog.get_logger("csms.authorization")
 
 
 class AuthorizationService:
-    def __init__(self, storage: Storage, clock: Clock) -> None:
-        self._storage = storage
+    """Answers for id tokens from the registry; reads a ``TokenStore`` only."""
+
+    def __init__(self, tokens: TokenStore, clock: Clock) -> None:
+        self._tokens = tokens
         self._clock = clock
 
     async def authorize(
@@ -20,7 +22,7 @@ class AuthorizationService:
     ) -> IdTokenInfo:
         """The registry's verdict on ``id_token`` now; ``unknown`` is what a
         token that is not registered gets (1.6 says Invalid, 2.0.1 Unknown)."""
-        token = await self._storage.find_id_token(id_token)
+        token = await self._tokens.find_id_token(id_token)
         if token is None:
             info = IdTokenInfo(unknown)
         else:

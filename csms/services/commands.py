@@ -38,7 +38,8 @@ from csms.core.ports import (
     DeviceModelValuesSet,
     LocalListVersionSet,
     ReservationChanged,
-    Storage,
+    StationStateStore,
+    UnitOfWork,
     WriteOp,
 )
 from csms.services.outbox import report
@@ -179,10 +180,13 @@ class CommandError:
 
 
 class CommandService:
-    """Records commands through their life; each move reports itself when final."""
+    """Records commands through their life; each move reports itself when final.
 
-    def __init__(self, storage: Storage, clock: Clock) -> None:
-        self._storage = storage
+    Writes through a ``UnitOfWork``; reads a ``StationStateStore`` (reservations)."""
+
+    def __init__(self, writes: UnitOfWork, state: StationStateStore, clock: Clock) -> None:
+        self._writes = writes
+        self._state = state
         self._clock = clock
 
     def new(
@@ -215,7 +219,7 @@ class CommandService:
         )
 
     async def queue(self, command: Command) -> Command:
-        await self._storage.commit([CommandRecorded(command)])
+        await self._writes.commit([CommandRecorded(command)])
         return command
 
     async def sending(
@@ -238,7 +242,7 @@ class CommandService:
             sent_at=self._clock(),
         )
         expected = CommandStatus.QUEUED if recorded else None
-        await self._storage.commit([CommandRecorded(sent, expected)])
+        await self._writes.commit([CommandRecorded(sent, expected)])
         return sent
 
     async def completed(
@@ -254,7 +258,7 @@ class CommandService:
         unit: list[WriteOp] = [CommandRecorded(done, command.status)]
         unit.extend(await self._effect_ops(command.station_id, effects))
         unit.append(self._report(done))
-        await self._storage.commit(unit)
+        await self._writes.commit(unit)
         return done
 
     async def failed(self, command: Command, error: CommandError) -> Command:
@@ -265,15 +269,13 @@ class CommandService:
             error=error.as_dict(),
             completed_at=self._clock(),
         )
-        await self._storage.commit([CommandRecorded(done, command.status), self._report(done)])
+        await self._writes.commit([CommandRecorded(done, command.status), self._report(done)])
         return done
 
     async def expired(self, command: Command) -> Command:
         """A queued command's station did not come in time (ConflictError if it moved on)."""
         done = replace(command, status=CommandStatus.EXPIRED, completed_at=self._clock())
-        await self._storage.commit(
-            [CommandRecorded(done, CommandStatus.QUEUED), self._report(done)]
-        )
+        await self._writes.commit([CommandRecorded(done, CommandStatus.QUEUED), self._report(done)])
         return done
 
     def _report(self, command: Command) -> WriteOp:
@@ -298,7 +300,7 @@ class CommandService:
         if effects.reservation is not None:
             ops.append(ReservationChanged(replace(effects.reservation, updated_at=now)))
         if effects.reservation_cancelled is not None:
-            for reservation in await self._storage.list_reservations(station_id):
+            for reservation in await self._state.list_reservations(station_id):
                 if reservation.reservation_id == effects.reservation_cancelled:
                     cancelled = replace(reservation, status="Cancelled", updated_at=now)
                     ops.append(ReservationChanged(cancelled))

@@ -37,7 +37,7 @@ from csms.core.errors import (
     StationNotConnectedError,
     StorageError,
 )
-from csms.core.ports import CommandFilter, LinkOpened, StationLink, Storage
+from csms.core.ports import CommandFilter, CommandQueueStore, LinkOpened, StationLink
 from csms.services import Services
 from csms.services.commands import NO_EFFECTS, CommandError, NeutralCommand
 from csms.services.operator.errors import OperatorError
@@ -102,7 +102,7 @@ class CommandDispatcher:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: CommandQueueStore,
         services: Services,
         stations: StationLink,
         versions: Mapping[str, OcppVersion],

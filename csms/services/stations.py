@@ -19,7 +19,8 @@ from csms.core.ports import (
     StationBooted,
     StationNotified,
     StationSeen,
-    Storage,
+    StationStore,
+    UnitOfWork,
 )
 from csms.core.records import record
 from csms.core.security import PasswordVerifier, hash_password
@@ -93,16 +94,21 @@ class BootDecision:
 
 
 class StationService:
+    """Admission, boot, liveness, status: the registry is a ``StationStore``, writes go
+    through a ``UnitOfWork``."""
+
     def __init__(
         self,
-        storage: Storage,
+        stations: StationStore,
+        writes: UnitOfWork,
         clock: Clock,
         *,
         heartbeat_interval: int,
         accept_unknown: bool,
         interop: InteropProfiles = STRICT,
     ) -> None:
-        self._storage = storage
+        self._stations = stations
+        self._writes = writes
         self._clock = clock
         self._interval = heartbeat_interval
         self._accept_unknown = accept_unknown
@@ -123,7 +129,7 @@ class StationService:
         if station is None:
             if not self._accept_unknown:
                 return Admission(None, Refusal.UNKNOWN_STATION)
-            station = await self._storage.register_station(station_id, at=self._clock())
+            station = await self._stations.register_station(station_id, at=self._clock())
         cn = credentials.certificate_cn
         if cn is not None and not self._names(cn, station, station_id):
             return Admission(station, Refusal.CLIENT_CERTIFICATE_MISMATCH)
@@ -140,9 +146,9 @@ class StationService:
         return await self._check_password(station, station_id, credentials)
 
     async def _find(self, station_id: str) -> Station | None:
-        station = await self._storage.find_station(station_id)
+        station = await self._stations.find_station(station_id)
         if station is None and self.interop.is_global(Tolerance.STATION_ID_CASE):
-            station = await self._storage.find_station_ignoring_case(station_id)
+            station = await self._stations.find_station_ignoring_case(station_id)
             if station is not None:
                 interop.applied(
                     Tolerance.STATION_ID_CASE, station_id=station.id, requested_id=station_id
@@ -175,7 +181,7 @@ class StationService:
         if await self._passwords.verify(station_id, password, station.password_hash):
             if station.previous_password_hash is not None:
                 # The station has the rotated password: the old one is retired.
-                await self._storage.retire_previous_password(station_id)
+                await self._stations.retire_previous_password(station_id)
             admission = Admission(station)
         elif station.previous_password_hash is not None and await self._passwords.verify(
             station_id, password, station.previous_password_hash
@@ -192,12 +198,12 @@ class StationService:
         """Store a new password; the old one stays valid until the station
         reconnects with the new one. False for an unknown station."""
         digest = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
-        return await self._storage.rotate_station_password(station_id, digest)
+        return await self._stations.rotate_station_password(station_id, digest)
 
     async def connected(self, station_id: str, ocpp_version: str, remote: str | None) -> None:
         now = self._clock()
         self._seen_written[station_id] = now
-        await self._storage.commit(
+        await self._writes.commit(
             [
                 StationSeen(station_id, ocpp_version, now),
                 report(
@@ -216,7 +222,7 @@ class StationService:
     ) -> None:
         now = self._clock()
         self._seen_written.pop(station_id, None)
-        await self._storage.commit(
+        await self._writes.commit(
             [
                 StationSeen(station_id, ocpp_version, now),
                 report(
@@ -235,9 +241,9 @@ class StationService:
         Rejected station retries after a jittered interval, so a fleet held
         back does not come back all at once."""
         now = self._clock()
-        station = await self._storage.find_station(station_id)
+        station = await self._stations.find_station(station_id)
         status = station.boot_status if station is not None else "Accepted"
-        await self._storage.commit(
+        await self._writes.commit(
             [
                 StationBooted(
                     station_id,
@@ -275,13 +281,13 @@ class StationService:
         last = self._seen_written.get(station_id)
         if last is None or now - last >= SEEN_WRITE_INTERVAL:
             self._seen_written[station_id] = now
-            await self._storage.commit([StationSeen(station_id, ocpp_version, now)])
+            await self._writes.commit([StationSeen(station_id, ocpp_version, now)])
         return now
 
     async def status_changed(
         self, status: ConnectorStatus, ocpp_version: str, occurred_at: datetime | None
     ) -> None:
-        await self._storage.commit(
+        await self._writes.commit(
             [
                 ConnectorStatusChanged(status),
                 report(
@@ -310,7 +316,7 @@ class StationService:
         if event is not None:
             kind, data, occurred_at = event
             unit.append(report(self._clock, kind, station_id, ocpp_version, occurred_at, data))
-        await self._storage.commit(unit)
+        await self._writes.commit(unit)
 
     async def device_model_reported(
         self,
@@ -321,7 +327,7 @@ class StationService:
     ) -> None:
         """Keep a report part as received and upsert its entries into the model."""
         now = self._clock()
-        await self._storage.commit(
+        await self._writes.commit(
             [
                 StationNotified(station_id, action, payload, now),
                 DeviceModelReported(station_id, entries, now),

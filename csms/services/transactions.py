@@ -19,10 +19,11 @@ from csms.core.events import EventType
 from csms.core.ports import (
     Clock,
     MeterSamplesRecorded,
-    Storage,
     TransactionChanged,
     TransactionEventRecorded,
     TransactionStarted,
+    TransactionStore,
+    UnitOfWork,
     WriteOp,
 )
 from csms.core.records import record
@@ -122,8 +123,18 @@ class _Known:
 
 
 class TransactionService:
-    def __init__(self, storage: Storage, clock: Clock, authorization: AuthorizationService) -> None:
-        self._storage = storage
+    """Sessions: reads a ``TransactionStore``, writes through a ``UnitOfWork``;
+    id tokens are checked by the ``AuthorizationService``."""
+
+    def __init__(
+        self,
+        transactions: TransactionStore,
+        writes: UnitOfWork,
+        clock: Clock,
+        authorization: AuthorizationService,
+    ) -> None:
+        self._transactions = transactions
+        self._writes = writes
         self._clock = clock
         self._authorization = authorization
         # 2.0.1 transactions this process is serving, by (station, id): a
@@ -145,13 +156,13 @@ class TransactionService:
         if req.id_token is not None:
             info = await self._authorization.authorize(req.id_token, unknown=unknown)
         if req.transaction_id is None:
-            existing = await self._storage.find_open_transaction_like(
+            existing = await self._transactions.find_open_transaction_like(
                 req.station_id, req.evse_id, req.id_token or "", req.started_at
             )
             transaction_id = None if existing else str(await self._new_number(req.station_id))
         else:
             transaction_id = req.transaction_id
-            existing = await self._storage.find_transaction(req.station_id, transaction_id)
+            existing = await self._transactions.find_transaction(req.station_id, transaction_id)
         if existing is not None:
             return StartOutcome(existing, info, created=False)
         assert transaction_id is not None
@@ -166,7 +177,7 @@ class TransactionService:
             ocpp_version=req.ocpp_version,
             updated_at=self._clock(),
         )
-        await self._storage.commit(
+        await self._writes.commit(
             [
                 TransactionStarted(tx),
                 report(
@@ -185,8 +196,8 @@ class TransactionService:
         # A number a station used for a session we never assigned (an orphan
         # stop) must not be handed out again to that station.
         while True:
-            number = await self._storage.next_transaction_number()
-            if await self._storage.find_transaction(station_id, str(number)) is None:
+            number = await self._transactions.next_transaction_number()
+            if await self._transactions.find_transaction(station_id, str(number)) is None:
                 return number
 
     async def record_meter_values(
@@ -197,7 +208,7 @@ class TransactionService:
         evse_id: int,
         samples: tuple[MeterSample, ...],
     ) -> None:
-        await self._storage.commit(
+        await self._writes.commit(
             self._meter_ops(station_id, ocpp_version, transaction_id, evse_id, samples)
         )
 
@@ -228,7 +239,7 @@ class TransactionService:
         info = None
         if req.id_token is not None:
             info = await self._authorization.authorize(req.id_token)
-        tx = await self._storage.find_transaction(req.station_id, req.transaction_id)
+        tx = await self._transactions.find_transaction(req.station_id, req.transaction_id)
         if tx is not None and tx.ended_at is not None:
             return StopOutcome(tx, info, already_ended=True)
         unit: list[WriteOp] = []
@@ -250,7 +261,7 @@ class TransactionService:
             )
             unit.append(TransactionStarted(tx))
         # Also for a session never seen started: MeterValues may have named it.
-        stored = await self._storage.list_meter_samples(tx.station_id, tx.transaction_id)
+        stored = await self._transactions.list_meter_samples(tx.station_id, tx.transaction_id)
         registers = [(s.timestamp, s.value) for s in stored if s.is_energy_register()]
         if req.samples:
             unit.extend(
@@ -285,7 +296,7 @@ class TransactionService:
                     catalog.transaction_ended(ended),
                 )
             )
-        await self._storage.commit(unit)
+        await self._writes.commit(unit)
         if not tx_is_known:
             _orphan_stopped(ended, billable)
         return StopOutcome(ended, info, already_ended=False)
@@ -398,7 +409,7 @@ class TransactionService:
                 req.offline,
             )
         )
-        await self._storage.commit(unit)
+        await self._writes.commit(unit)
         if orphan:
             _orphan_stopped(tx, billable)
         known.transaction = tx
@@ -444,11 +455,11 @@ class TransactionService:
         known = self._known.get(key)
         if known is not None:
             return known
-        tx = await self._storage.find_transaction(station_id, transaction_id)
+        tx = await self._transactions.find_transaction(station_id, transaction_id)
         if tx is None:
             return None
-        seq_nos = await self._storage.list_transaction_seq_nos(station_id, transaction_id)
-        samples = await self._storage.list_meter_samples(station_id, transaction_id)
+        seq_nos = await self._transactions.list_transaction_seq_nos(station_id, transaction_id)
+        samples = await self._transactions.list_meter_samples(station_id, transaction_id)
         registers = sorted((s.timestamp, s.value) for s in samples if s.is_energy_register())
         known = self._known[key] = _Known(tx, seq_nos, registers)
         if len(self._known) > MAX_KNOWN_TRANSACTIONS:

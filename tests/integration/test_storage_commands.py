@@ -34,6 +34,13 @@ from csms.core.ports import (
     Storage,
 )
 
+
+@pytest.fixture
+def storage(any_storage: Storage) -> Storage:
+    """The contract holds for the in-memory storage as for the databases."""
+    return any_storage
+
+
 AT = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
 

@@ -42,6 +42,13 @@ from csms.core.ports import (
 )
 from tests.integration.polling import poll_until
 
+
+@pytest.fixture
+def storage(any_storage: Storage) -> Storage:
+    """The contract holds for the in-memory storage as for the databases."""
+    return any_storage
+
+
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 INT32_MAX = 2**31 - 1
 
@@ -635,8 +642,9 @@ class TestOutboxForTheRelay:
         await storage.commit([StationSeen("CP-1", "1.6", T0), EventAppended(event())])
         assert calls == [1]
 
-    async def test_one_storage_at_a_time_leads(self, storage: Storage, database_url: str) -> None:
+    async def test_one_storage_at_a_time_leads(self, database_url: str) -> None:
         """Of two storages on one database one leads; resigning or closing hands the role on."""
+        storage = await open_storage(database_url)
         other = await open_storage(database_url)
         try:
             assert await storage.outbox_lead()
@@ -647,7 +655,10 @@ class TestOutboxForTheRelay:
             assert not await storage.outbox_lead()
         finally:
             await other.close()
-        assert await storage.outbox_lead()
+        try:
+            assert await storage.outbox_lead()
+        finally:
+            await storage.close()
 
     @pytest.mark.postgres
     async def test_a_lost_lock_session_ends_the_lead(self, postgres_url: str) -> None:

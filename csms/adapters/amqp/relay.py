@@ -2,7 +2,7 @@
 
 One loop per process. It connects to the broker (exponential backoff,
 capped and jittered, through outages and restarts of either side), then
-competes for the relay role (``Storage.outbox_lead``): the leader publishes,
+competes for the relay role (``OutboxStore.outbox_lead``): the leader publishes,
 the others stay connected as warm standbys and retry every few seconds.
 
 The leader reads pending rows oldest first, publishes a batch with every
@@ -12,7 +12,7 @@ confirmed, reading it without the rows in flight (ADR 0007). On a failed
 batch it drops the link and resends from the first unconfirmed row:
 duplicates, and a station's events are first delivered in order unless the
 broker refused one and accepted a later one (a nack mid-batch; ADR 0002).
-It wakes when this process commits events (``Storage.outbox_subscribe``),
+It wakes when this process commits events (``OutboxStore.outbox_subscribe``),
 lingers briefly after a batch that emptied the outbox, and polls for those
 of other processes.
 
@@ -36,7 +36,7 @@ import structlog
 
 from csms.adapters.amqp.publisher import BrokerError, Connect, Published, Publisher
 from csms.core.errors import StorageError
-from csms.core.ports import Clock, OutboxRow, Storage
+from csms.core.ports import Clock, OutboxRow, OutboxStore
 from csms.core.waiting import wait_at_most
 from csms.telemetry import metrics
 
@@ -129,7 +129,7 @@ class OutboxRelay:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: OutboxStore,
         connect: Connect,
         *,
         retention: timedelta,

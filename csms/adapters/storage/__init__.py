@@ -1,4 +1,6 @@
-"""Storage adapters behind ``csms.core.ports.Storage``: SQLite (embedded) and PostgreSQL.
+"""Storage adapters behind ``csms.core.ports.Storage``: SQLite (embedded) and
+PostgreSQL, sharing their SQL and row codecs (rows.py, shared.py); memory.py
+holds the same stores in memory, for tests (docs/storage.md).
 
 ``CSMS_DATABASE_URL`` picks one: ``sqlite:///relative/path``,
 ``sqlite:////absolute/path`` or ``postgresql://...`` (``postgres://`` too).

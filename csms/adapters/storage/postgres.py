@@ -20,60 +20,36 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
-from csms.adapters.storage.batching import (
-    GroupCommitter,
-    GroupedOps,
-    LookupBatcher,
-    group_ops,
-    record_committed,
-)
+from csms.adapters.storage import rows
+from csms.adapters.storage.batching import GroupCommitter, GroupedOps, LookupBatcher, group_ops
 from csms.adapters.storage.migrations import load_migrations
+from csms.adapters.storage.rows import NATIVE, Decode, Row
+from csms.adapters.storage.shared import SqlStorage
 from csms.adapters.storage.urls import mask_password
-from csms.core.domain import (
-    AuthorizationStatus,
-    ChargingProfile,
-    Command,
-    CommandStatus,
-    ConfigurationKey,
-    ConnectorStatus,
-    DeviceModelEntry,
-    IdToken,
-    IdTokenType,
-    MeterSample,
-    Reservation,
-    Station,
-    Transaction,
-)
+from csms.core.domain import CommandStatus, IdToken, Station
 from csms.core.errors import (
     ConfigurationError,
     ConflictError,
     StorageError,
     StorageUnavailableError,
 )
-from csms.core.events import Event
 from csms.core.ports import (
-    UNCHANGED,
     ChargingProfileSet,
-    CommandFilter,
-    MeterSamplesRecorded,
     OutboxBacklog,
     OutboxRow,
     OutboxStats,
     PoolStats,
-    StationBooted,
-    StationNotified,
-    TransactionFilter,
     WriteOp,
 )
 from csms.telemetry import metrics
 
-Row = tuple[Any, ...]
+T = TypeVar("T")
 Unit = Sequence[WriteOp]
 
 CONNECT_TIMEOUT_S = 10.0
@@ -114,10 +90,11 @@ _FAILED: tuple[type[BaseException], ...] = (
 )
 
 
-class PostgresStorage:
+class PostgresStorage(SqlStorage):
     """The storage port on PostgreSQL; open it with ``await PostgresStorage.open(dsn)``."""
 
     dialect: str = "postgresql"
+    decoding = NATIVE
 
     def __init__(self, pool: asyncpg.Pool[asyncpg.Record], dsn: str) -> None:
         self._pool = pool
@@ -154,21 +131,14 @@ class PostgresStorage:
             ) from exc
         return cls(pool, dsn)
 
-    async def close(self) -> None:
-        """Flush pending commits, then close the pool (terminating it if that hangs)."""
-        if self._closed:
-            return
-        self._closed = True
+    async def _release(self) -> None:
+        """Close the pool, terminating it if that hangs."""
+        await self._station_lookups.close()
         try:
-            await self._committer.close()
-        finally:
-            await self._station_lookups.close()
-            await self.outbox_resign()
-            try:
-                async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                    await self._pool.close()
-            except TimeoutError:
-                self._pool.terminate()
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self._pool.close()
+        except TimeoutError:
+            self._pool.terminate()
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations in one transaction under an advisory lock."""
@@ -200,10 +170,6 @@ class PostgresStorage:
 
     # --- hot path ----------------------------------------------------------
 
-    async def commit(self, unit: Sequence[WriteOp]) -> None:
-        if unit:
-            await self._committer.submit(unit)
-
     async def _apply_batch(self, units: Sequence[Unit]) -> None:
         ops = group_ops(units)
         now = datetime.now(UTC)
@@ -220,10 +186,7 @@ class PostgresStorage:
                     await conn.execute(_APPLY_BATCH, document)
                 if ordered:
                     await _apply_ordered(conn, ops, now)
-        if ops.events:
-            for listener in self._outbox_listeners:
-                listener()
-        record_committed(ops)
+        self._committed(ops)
 
     def pool_stats(self) -> PoolStats | None:
         pool = self._pool
@@ -235,284 +198,70 @@ class PostgresStorage:
         return await self._station_lookups.get(station_id)
 
     async def _find_stations(self, station_ids: Sequence[str]) -> dict[str, Station]:
-        sql = f"{_SELECT_STATIONS} WHERE id = ANY($1::text[])"
+        sql = f"{rows.SELECT_STATIONS} WHERE id = ANY($1::text[])"
         what = f"find station {station_ids[0]!r}" if len(station_ids) == 1 else "find stations"
         with _translate(what):
             # Bounded: every handshake's lookup waits on this one query.
-            rows = await self._pool.fetch(sql, station_ids, timeout=LOOKUP_TIMEOUT_S)
-        return {row[0]: _station(row) for row in rows}
+            found = await self._pool.fetch(sql, station_ids, timeout=LOOKUP_TIMEOUT_S)
+        return {row[0]: rows.station(row, NATIVE) for row in found}
 
-    async def find_station_ignoring_case(self, station_id: str) -> Station | None:
-        sql = f"{_SELECT_STATIONS} WHERE lower(id) = lower($1) LIMIT 2"
-        with _translate(f"find station {station_id!r} ignoring case"):
-            rows = await self._pool.fetch(sql, station_id)
-        return _station(rows[0]) if len(rows) == 1 else None
-
-    async def register_station(
-        self,
-        station_id: str,
-        *,
-        password_hash: str | None = UNCHANGED,
-        security_profile: int = UNCHANGED,
-        at: datetime,
-    ) -> Station:
-        keep_password = password_hash is UNCHANGED
-        keep_profile = security_profile is UNCHANGED
+    async def _register_station(self, station_id: str, params: Row) -> Station:
         with _translate(f"register station {station_id!r}"):
-            row = await self._pool.fetchrow(
-                _REGISTER_STATION,
-                station_id,
-                None if keep_password else password_hash,
-                1 if keep_profile else security_profile,
-                at,
-                keep_password,
-                keep_profile,
-            )
+            row = await self._pool.fetchrow(_REGISTER_STATION, *params)
         assert row is not None  # an upsert always returns its row
-        return _station(row)
+        return rows.station(row, NATIVE)
 
     async def rotate_station_password(self, station_id: str, password_hash: str) -> bool:
-        sql = (
-            "UPDATE stations SET previous_password_hash = coalesce(previous_password_hash,"
-            " password_hash), password_hash = $1 WHERE id = $2"
-        )
-        with _translate(f"rotate password of {station_id!r}"):
-            status = await self._pool.execute(sql, password_hash, station_id)
-        return bool(status == "UPDATE 1")
+        action = f"rotate password of {station_id!r}"
+        return await self._write(action, rows.ROTATE_CREDENTIAL, password_hash, station_id)
 
     async def set_boot_status(self, station_id: str, status: str) -> bool:
-        sql = "UPDATE stations SET boot_status = $1 WHERE id = $2"
-        with _translate(f"set boot status of {station_id!r}"):
-            result = await self._pool.execute(sql, status, station_id)
-        return bool(result == "UPDATE 1")
+        action = f"set boot status of {station_id!r}"
+        return await self._write(action, rows.SET_BOOT_STATUS, status, station_id)
 
     async def retire_previous_password(self, station_id: str) -> None:
-        sql = "UPDATE stations SET previous_password_hash = NULL WHERE id = $1"
-        with _translate(f"retire previous password of {station_id!r}"):
-            await self._pool.execute(sql, station_id)
-
-    async def list_stations(self) -> list[Station]:
-        with _translate("list stations"):
-            rows = await self._pool.fetch(f"{_SELECT_STATIONS} ORDER BY id")
-        return [_station(row) for row in rows]
+        action = f"retire previous password of {station_id!r}"
+        await self._write(action, rows.RETIRE_PREVIOUS_CREDENTIAL, station_id)
 
     async def delete_station(self, station_id: str) -> bool:
         with _translate(f"delete station {station_id!r}"):
             async with self._pool.acquire() as conn, conn.transaction():
-                for table in _STATION_STATE_TABLES:
+                for table in rows.STATION_STATE_TABLES:
                     sql = f"DELETE FROM {table} WHERE station_id = $1"  # noqa: S608 - fixed names
                     await conn.execute(sql, station_id)
                 status = await conn.execute("DELETE FROM stations WHERE id = $1", station_id)
         return bool(status == "DELETE 1")
 
-    async def find_local_list_version(self, station_id: str) -> int | None:
-        sql = "SELECT local_list_version FROM stations WHERE id = $1"
-        with _translate("find local list version"):
-            version = await self._pool.fetchval(sql, station_id)
-        return None if version is None else int(version)
-
-    async def find_id_token(self, id_token: str) -> IdToken | None:
-        sql = f"{_SELECT_ID_TOKENS} WHERE id_token = $1"
-        with _translate("find id token"):
-            row = await self._pool.fetchrow(sql, id_token)
-        return None if row is None else _id_token(row)
-
     async def put_id_token(self, token: IdToken) -> IdToken:
         with _translate(f"store id token {token.id_token!r}"):
             row = await self._pool.fetchrow(
-                _PUT_ID_TOKEN,
-                token.id_token,
-                AuthorizationStatus(token.status).value,
-                IdTokenType(token.type).value,
-                token.expires_at,
-                token.group_id,
-                token.updated_at or datetime.now(UTC),
+                _PUT_ID_TOKEN, *rows.id_token_row(token, datetime.now(UTC))
             )
         assert row is not None  # an upsert always returns its row
-        return _id_token(row)
-
-    async def list_id_tokens(self) -> list[IdToken]:
-        sql = f"{_SELECT_ID_TOKENS} ORDER BY id_token"
-        with _translate("list id tokens"):
-            rows = await self._pool.fetch(sql)
-        return [_id_token(row) for row in rows]
+        return rows.id_token(row, NATIVE)
 
     async def delete_id_token(self, id_token: str) -> bool:
-        with _translate("delete id token"):
-            status = await self._pool.execute("DELETE FROM id_tokens WHERE id_token = $1", id_token)
-        return bool(status == "DELETE 1")
+        return await self._write("delete id token", rows.DELETE_ID_TOKEN, id_token)
 
-    # --- charging state ----------------------------------------------------
-
-    async def list_connectors(self, station_id: str) -> list[ConnectorStatus]:
-        sql = f"{_SELECT_CONNECTORS} WHERE station_id = $1 ORDER BY evse_id, connector_id"
-        with _translate("list connectors"):
-            rows = await self._pool.fetch(sql, station_id)
-        return [_connector(row) for row in rows]
-
-    async def find_transaction(self, station_id: str, transaction_id: str) -> Transaction | None:
-        sql = f"{_SELECT_TRANSACTIONS} WHERE station_id = $1 AND transaction_id = $2"
-        return await self._find_transaction(sql, station_id, transaction_id)
-
-    async def find_transaction_by_ocpp16_id(self, transaction_id: int) -> Transaction | None:
-        # The literal '1.6' matches the partial index transactions_ocpp16_id.
-        sql = (
-            f"{_SELECT_TRANSACTIONS}"
-            " WHERE transaction_id = $1 AND ocpp_version = '1.6' ORDER BY id DESC LIMIT 1"
-        )
-        return await self._find_transaction(sql, str(transaction_id))
-
-    async def find_open_transaction_like(
-        self, station_id: str, evse_id: int, id_token: str, started_at: datetime
-    ) -> Transaction | None:
-        sql = (
-            f"{_SELECT_TRANSACTIONS}"
-            " WHERE station_id = $1 AND evse_id = $2 AND ended_at IS NULL"
-            " AND id_token = $3 AND started_at = $4 ORDER BY id DESC LIMIT 1"
-        )
-        return await self._find_transaction(sql, station_id, evse_id, id_token, started_at)
-
-    async def _find_transaction(self, sql: str, *params: Any) -> Transaction | None:
-        with _translate("find transaction"):
-            row = await self._pool.fetchrow(sql, *params)
-        return None if row is None else _transaction(row)
+    # --- charging state (its reads are SqlStorage's) --------------------------
 
     async def next_transaction_number(self) -> int:
         with _translate("allocate a 1.6 transaction id"):
             number = await self._pool.fetchval("SELECT nextval('ocpp16_transaction_numbers')")
         return int(number)
 
-    async def list_transactions(self, where: TransactionFilter) -> list[Transaction]:
-        sql, params = _transactions_query(where)
-        with _translate("list transactions"):
-            rows = await self._pool.fetch(sql, *params)
-        return [_transaction(row) for row in rows]
-
-    async def count_active_transactions(self) -> int:
-        sql = "SELECT count(*) FROM transactions WHERE ended_at IS NULL"
-        with _translate("count active transactions"):
-            count = await self._pool.fetchval(sql)
-        return int(count or 0)
-
-    async def list_meter_samples(self, station_id: str, transaction_id: str) -> list[MeterSample]:
-        sql = (
-            "SELECT samples FROM meter_readings"
-            " WHERE station_id = $1 AND transaction_id = $2 ORDER BY id"
-        )
-        with _translate("list meter samples"):
-            rows = await self._pool.fetch(sql, station_id, transaction_id)
-        return [_sample(sample) for row in rows for sample in row[0]]
-
-    async def list_transaction_seq_nos(self, station_id: str, transaction_id: str) -> set[int]:
-        sql = "SELECT seq_no FROM transaction_events WHERE station_id = $1 AND transaction_id = $2"
-        with _translate("list transaction seqNos"):
-            rows = await self._pool.fetch(sql, station_id, transaction_id)
-        return {int(row[0]) for row in rows}
-
-    async def list_device_model(self, station_id: str) -> list[DeviceModelEntry]:
-        sql = f"{_SELECT_DEVICE_MODEL} WHERE station_id = $1 ORDER BY entry_key"
-        with _translate("list device model"):
-            rows = await self._pool.fetch(sql, station_id)
-        return [DeviceModelEntry(*row) for row in rows]
-
-    async def list_notifications(
-        self, station_id: str, action: str | None = None
-    ) -> list[StationNotified]:
-        sql = (
-            "SELECT station_id, action, payload, at FROM station_notifications"
-            " WHERE station_id = $1"
-        )
-        params: tuple[str, ...] = (station_id,)
-        if action is not None:
-            sql += " AND action = $2"
-            params += (action,)
-        with _translate("list notifications"):
-            rows = await self._pool.fetch(sql + " ORDER BY id", *params)
-        return [_notified(row) for row in rows]
-
-    async def list_configuration(self, station_id: str) -> list[ConfigurationKey]:
-        sql = (
-            "SELECT key, value, readonly, updated_at FROM station_configuration"
-            " WHERE station_id = $1 ORDER BY key"
-        )
-        with _translate("list configuration"):
-            rows = await self._pool.fetch(sql, station_id)
-        return [ConfigurationKey(*row) for row in rows]
-
-    async def list_reservations(self, station_id: str) -> list[Reservation]:
-        sql = f"{_SELECT_RESERVATIONS} WHERE station_id = $1 ORDER BY reservation_id"
-        with _translate("list reservations"):
-            rows = await self._pool.fetch(sql, station_id)
-        return [Reservation(*row) for row in rows]
-
-    async def list_charging_profiles(self, station_id: str) -> list[ChargingProfile]:
-        sql = f"{_SELECT_CHARGING_PROFILES} WHERE station_id = $1 ORDER BY evse_id, profile_id"
-        with _translate("list charging profiles"):
-            rows = await self._pool.fetch(sql, station_id)
-        return [ChargingProfile(*row) for row in rows]
-
-    # --- commands ------------------------------------------------------------
-
-    async def find_command(self, command_id: str) -> Command | None:
-        with _translate("find command"):
-            row = await self._pool.fetchrow(f"{_SELECT_COMMANDS} WHERE id = $1", command_id)
-        return None if row is None else _command(row)
-
-    async def list_commands(self, where: CommandFilter) -> list[Command]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if where.station_id is not None:
-            params.append(where.station_id)
-            clauses.append(f"station_id = ${len(params)}")
-        if where.status is not None:
-            params.append(CommandStatus(where.status).value)
-            clauses.append(f"status = ${len(params)}")
-        condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        count = len(params)
-        sql = (
-            f"{_SELECT_COMMANDS}{condition}"
-            f" ORDER BY created_at DESC, id LIMIT ${count + 1} OFFSET ${count + 2}"
-        )
-        with _translate("list commands"):
-            rows = await self._pool.fetch(sql, *params, where.limit, where.offset)
-        return [_command(row) for row in rows]
-
-    async def list_queued_commands(self, station_id: str, limit: int = 100) -> list[Command]:
-        sql = (
-            f"{_SELECT_COMMANDS} WHERE station_id = $1 AND status = 'queued'"
-            " ORDER BY created_at, id LIMIT $2"
-        )
-        with _translate("list queued commands"):
-            rows = await self._pool.fetch(sql, station_id, limit)
-        return [_command(row) for row in rows]
-
-    async def list_expired_commands(self, now: datetime, limit: int = 100) -> list[Command]:
-        sql = (
-            f"{_SELECT_COMMANDS} WHERE status = 'queued' AND expires_at <= $1"
-            " ORDER BY expires_at LIMIT $2"
-        )
-        with _translate("list expired commands"):
-            rows = await self._pool.fetch(sql, now, limit)
-        return [_command(row) for row in rows]
-
-    async def list_stations_with_queued_commands(self) -> list[str]:
-        sql = "SELECT DISTINCT station_id FROM commands WHERE status = 'queued' ORDER BY station_id"
-        with _translate("list stations with queued commands"):
-            rows = await self._pool.fetch(sql)
-        return [str(row[0]) for row in rows]
-
     # --- outbox ------------------------------------------------------------
 
     async def outbox_pending(
         self, limit: int, skip: Sequence[tuple[int, int]] = ()
     ) -> list[OutboxRow]:
-        with _translate("read the outbox"):
-            if skip:
-                lows, highs = [lo for lo, _ in skip], [hi for _, hi in skip]
-                rows = await self._pool.fetch(_OUTBOX_PENDING_SKIPPING, limit, lows, highs)
-            else:
-                rows = await self._pool.fetch(_OUTBOX_PENDING, limit)
-        return [_outbox_row(row) for row in rows]
+        if skip:
+            lows, highs = [lo for lo, _ in skip], [hi for _, hi in skip]
+            params: Sequence[object] = (limit, lows, highs)
+            return await self._all(
+                "read the outbox", _OUTBOX_PENDING_SKIPPING, params, rows.outbox_row
+            )
+        return await self._all("read the outbox", rows.OUTBOX_PENDING, (limit,), rows.outbox_row)
 
     async def outbox_mark_delivered(self, seqs: Sequence[int], at: datetime) -> None:
         if not seqs:
@@ -524,7 +273,7 @@ class PostgresStorage:
 
     async def outbox_prune(self, delivered_before: datetime, limit: int = 10_000) -> int:
         with _translate("prune the outbox"):
-            status = await self._pool.execute(_PRUNE_OUTBOX, delivered_before, limit)
+            status = await self._pool.execute(rows.PRUNE_OUTBOX, delivered_before, limit)
         return int(status.rsplit(" ", 1)[-1])  # "DELETE <count>"
 
     async def outbox_backlog(self, cap: int = 1_000_000) -> OutboxBacklog:
@@ -544,16 +293,6 @@ class PostgresStorage:
             row = await self._pool.fetchrow(sql)
         assert row is not None  # an aggregate always returns one row
         return OutboxStats(row[0], row[1], row[2])
-
-    async def outbox_list(self, limit: int, pending_only: bool) -> list[OutboxRow]:
-        pending = " WHERE delivered_at IS NULL" if pending_only else ""
-        sql = f"{_SELECT_OUTBOX}{pending} ORDER BY seq DESC LIMIT $1"
-        with _translate("list the outbox"):
-            rows = await self._pool.fetch(sql, limit)
-        return [_outbox_row(row) for row in rows]
-
-    def outbox_subscribe(self, listener: Callable[[], None]) -> None:
-        self._outbox_listeners.append(listener)
 
     async def outbox_lead(self) -> bool:
         conn = self._relay_lock
@@ -590,6 +329,26 @@ class PostgresStorage:
         conn, self._relay_lock = self._relay_lock, None
         if conn is not None:
             await _close_quietly(conn)  # ending the session releases the lock
+
+    async def _one(
+        self, action: str, sql: str, params: Sequence[Any], decode: Decode[T]
+    ) -> T | None:
+        with _translate(action):
+            row = await self._pool.fetchrow(sql, *params)
+        return None if row is None else decode(row, NATIVE)
+
+    async def _all(
+        self, action: str, sql: str, params: Sequence[Any], decode: Decode[T]
+    ) -> list[T]:
+        with _translate(action):
+            found = await self._pool.fetch(sql, *params)
+        return [decode(row, NATIVE) for row in found]
+
+    async def _write(self, action: str, sql: str, *params: Any) -> bool:
+        """Run one statement; True if it changed one row."""
+        with _translate(action):
+            status = await self._pool.execute(sql, *params)
+        return bool(status.endswith(" 1"))  # "UPDATE 1", "DELETE 1"
 
 
 # --- plumbing -------------------------------------------------------------------
@@ -650,30 +409,6 @@ async def _applied_versions(conn: PoolConnectionProxy[asyncpg.Record]) -> set[in
     return {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
 
 
-def _transactions_query(where: TransactionFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column_test, value in (
-        ("station_id =", where.station_id),
-        ("transaction_id =", where.transaction_id),
-        ("id_token =", where.id_token),
-        ("started_at >=", where.started_after),
-        ("started_at <", where.started_before),
-    ):
-        if value is not None:
-            params.append(value)
-            clauses.append(f"{column_test} ${len(params)}")
-    if where.active is not None:
-        clauses.append("ended_at IS NULL" if where.active else "ended_at IS NOT NULL")
-    condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    count = len(params)
-    sql = (
-        f"{_SELECT_TRANSACTIONS}{condition}"
-        f" ORDER BY started_at DESC, id DESC LIMIT ${count + 1} OFFSET ${count + 2}"
-    )
-    return sql, [*params, where.limit, where.offset]
-
-
 # --- the batch ------------------------------------------------------------------
 
 
@@ -690,84 +425,44 @@ def _batch_document(ops: GroupedOps, now: datetime) -> dict[str, list[Row]]:
         # One per station already: group_ops keeps each station's latest.
         "seen": _by_key([(op.station_id, op.ocpp_version, op.at) for op in ops.seen], 1),
         # Plain inserts: a second start of one transaction fails as it always did.
-        "started": _by_key([_transaction_row(op.transaction, now) for op in ops.started], 2),
-        "changed": _last_by_key([_transaction_row(op.transaction, now) for op in ops.changed], 2),
-        "statuses": _last_by_key([_connector_row(op.status) for op in ops.statuses], 3),
-        "readings": [_reading_row(op) for op in ops.meter_samples if op.samples],
-        "notified": [(op.station_id, op.action, op.payload, op.at) for op in ops.notifications],
-        "transaction_events": [
-            (
-                op.station_id,
-                op.transaction_id,
-                op.seq_no,
-                op.event_type,
-                op.trigger_reason,
-                op.occurred_at,
-                op.offline,
-                now,
-            )
-            for op in ops.transaction_events
-        ],
-        "device_model": _last_by_key(
-            [
-                _device_model_row(op.station_id, e, op.at)
-                for op in ops.device_model
-                for e in op.entries
-            ],
-            2,
-        ),
-        "device_model_values": _last_by_key(
-            [
-                _device_model_row(op.station_id, e, op.at)
-                for op in ops.device_model_values
-                for e in op.entries
-            ],
-            2,
-        ),
+        "started": _by_key(rows.transaction_rows(ops.started, now), 2),
+        "changed": _last_by_key(rows.transaction_rows(ops.changed, now), 2),
+        "statuses": _last_by_key(rows.connector_rows(ops.statuses), 3),
+        "readings": rows.reading_rows(ops.meter_samples),
+        "notified": rows.notified_rows(ops.notifications),
+        "transaction_events": rows.transaction_event_rows(ops.transaction_events, now),
+        "device_model": _last_by_key(rows.device_model_rows(ops.device_model), 2),
+        "device_model_values": _last_by_key(rows.device_model_rows(ops.device_model_values), 2),
         "configuration": _configuration_rows(ops),
         "local_list_versions": _last_by_key(
             [(op.station_id, op.version) for op in ops.local_list_versions], 1
         ),
-        "reservations": _last_by_key(
-            [
-                (
-                    r.station_id,
-                    r.reservation_id,
-                    r.evse_id,
-                    r.id_token,
-                    r.expires_at,
-                    r.status,
-                    r.updated_at or now,
-                )
-                for r in (op.reservation for op in ops.reservations)
-            ],
-            2,
-        ),
-        "events": [_event_row(op.event) for op in ops.events],
+        "reservations": _last_by_key(rows.reservation_rows(ops.reservations, now), 2),
+        "events": rows.event_rows(ops.events),
     }
-    return {kind: rows for kind, rows in kinds.items() if rows}
+    return {kind: batch for kind, batch in kinds.items() if batch}
 
 
-def _by_key(rows: list[Row], width: int) -> list[Row]:
+def _by_key(batch: list[Row], width: int) -> list[Row]:
     """``rows`` sorted by their first ``width`` columns (the key), stably.
 
     Batches commit concurrently (GroupCommitter max_in_flight): taking row
     locks in one order in every batch keeps two of them from deadlocking.
     """
-    if len(rows) > 1:
-        rows.sort(key=lambda row: row[:width])
-    return rows
+    if len(batch) > 1:
+        batch.sort(key=lambda row: row[:width])
+    return batch
 
 
-def _last_by_key(rows: list[Row], width: int) -> list[Row]:
+def _last_by_key(batch: list[Row], width: int) -> list[Row]:
     """The last row of each key (the first ``width`` columns), sorted by key.
 
     Applying only the last of several upserts of one row gives what applying
     them in turn gave: each sets every column it carries from the new row.
     """
-    if len(rows) < 2:
-        return rows
-    return _in_key_order({row[:width]: row for row in rows})
+    if len(batch) < 2:
+        return batch
+    return _in_key_order({row[:width]: row for row in batch})
 
 
 def _in_key_order(merged: dict[Any, Row]) -> list[Row]:
@@ -782,7 +477,7 @@ def _booted_rows(ops: GroupedOps) -> list[Row]:
     for op in ops.booted:
         earlier = merged.get(op.station_id)
         seen = op.at if earlier is None else max(op.at, earlier[-1])
-        merged[op.station_id] = (*_booted_row(op), seen)
+        merged[op.station_id] = (*rows.booted_row(op), seen)
     return _in_key_order(merged)
 
 
@@ -792,7 +487,7 @@ def _configuration_rows(ops: GroupedOps) -> list[Row]:
     merged: dict[tuple[str, str], Row] = {}
     for op in ops.configuration:
         for k in op.keys:
-            row: Row = (op.station_id, k.key, k.value, k.readonly, op.at)
+            row = rows.configuration_row(op, k)
             earlier = merged.get(row[:2])
             if k.readonly is None and earlier is not None and earlier[3] is not None:
                 row = (*row[:3], earlier[3], row[4])
@@ -809,13 +504,10 @@ async def _apply_ordered(
         if isinstance(change, ChargingProfileSet):
             p = change.profile
             await conn.execute(
-                _CHARGING_PROFILE_REPLACED, p.station_id, p.profile_id, p.evse_id, p.purpose,
+                rows.CHARGING_PROFILE_REPLACED, p.station_id, p.profile_id, p.evse_id, p.purpose,
                 p.stack_level,
             )  # fmt: skip
-            await conn.execute(
-                _CHARGING_PROFILE_SET, p.station_id, p.profile_id, p.evse_id, p.stack_level,
-                p.purpose, p.profile, p.updated_at or now,
-            )  # fmt: skip
+            await conn.execute(rows.CHARGING_PROFILE_SET, *rows.charging_profile_row(p, now))
         else:
             c = change.criteria
             await conn.execute(
@@ -823,145 +515,16 @@ async def _apply_ordered(
                 c.purpose, c.stack_level,
             )  # fmt: skip
     for recorded in ops.commands:
-        row = _command_row(recorded.command)
+        row = rows.command_row(recorded.command)
         if recorded.expected_status is None:
-            await conn.execute(_COMMAND_INSERTED, *row)
+            await conn.execute(rows.COMMAND_INSERTED, *row)
             continue
         expected = CommandStatus(recorded.expected_status).value
-        status = await conn.execute(_COMMAND_UPDATED, *row[2:], row[0], expected)
+        status = await conn.execute(rows.COMMAND_UPDATED, *row[2:], row[0], expected)
         if status != "UPDATE 1":
             raise ConflictError(
                 f"command {recorded.command.id} is no longer {expected}: another writer moved it on"
             )
-
-
-def _command_row(c: Command) -> Row:
-    """In the column order of _COMMAND_INSERTED; _COMMAND_UPDATED takes row[2:] + (id, status)."""
-    return (
-        c.id,
-        c.station_id,
-        c.name,
-        c.action,
-        c.ocpp_version,
-        c.request,
-        c.payload,
-        CommandStatus(c.status).value,
-        c.response,
-        c.error,
-        c.source,
-        c.created_at,
-        c.expires_at,
-        c.sent_at,
-        c.completed_at,
-    )
-
-
-def _device_model_row(station_id: str, e: DeviceModelEntry, at: datetime) -> Row:
-    return (
-        station_id,
-        e.key,
-        e.component,
-        e.component_instance,
-        e.evse_id,
-        e.connector_id,
-        e.variable,
-        e.variable_instance,
-        e.attribute_type,
-        e.value,
-        e.mutability,
-        e.characteristics,
-        at,
-    )
-
-
-def _booted_row(op: StationBooted) -> Row:
-    return (
-        op.station_id,
-        op.ocpp_version,
-        op.vendor,
-        op.model,
-        op.serial_number,
-        op.firmware_version,
-        op.boot_info,
-        op.at,
-    )
-
-
-def _connector_row(s: ConnectorStatus) -> Row:
-    return (
-        s.station_id,
-        s.evse_id,
-        s.connector_id,
-        s.status,
-        s.error_code,
-        s.info,
-        s.vendor_id,
-        s.vendor_error_code,
-        s.updated_at,
-    )
-
-
-def _reading_row(op: MeterSamplesRecorded) -> Row:
-    """One row per message; each sample as a list in the column order of migration 0007."""
-    samples = [
-        (s.timestamp, s.measurand, s.value, s.unit, s.phase, s.context, s.location)
-        for s in op.samples
-    ]
-    return (op.station_id, op.transaction_id, op.evse_id, samples)
-
-
-def _event_row(e: Event) -> Row:
-    return (e.event_id, e.type, e.station_id, e.ocpp_version, e.occurred_at, e.recorded_at, e.data)
-
-
-def _transaction_row(t: Transaction, now: datetime) -> Row:
-    return (
-        t.station_id,
-        t.transaction_id,
-        t.evse_id,
-        t.connector_id,
-        t.id_token,
-        t.meter_start_wh,
-        t.meter_stop_wh,
-        t.energy_wh,
-        t.started_at,
-        t.ended_at,
-        t.stop_reason,
-        t.charging_state,
-        t.seq_no,
-        t.last_meter_wh,
-        t.anomalies,
-        t.ocpp_version,
-        t.updated_at or now,
-    )
-
-
-# --- rows -> domain -------------------------------------------------------------
-
-_SELECT_STATIONS = (
-    "SELECT id, password_hash, security_profile, ocpp_version, vendor, model, serial_number,"
-    " firmware_version, boot_info, registered_at, last_boot_at, last_seen_at,"
-    " previous_password_hash, boot_status FROM stations"
-)
-_SELECT_ID_TOKENS = "SELECT id_token, status, type, expires_at, group_id, updated_at FROM id_tokens"
-_SELECT_CONNECTORS = (
-    "SELECT station_id, evse_id, connector_id, status, error_code, info, vendor_id,"
-    " vendor_error_code, updated_at FROM connectors"
-)
-# In the order of Transaction's fields.
-_SELECT_TRANSACTIONS = (
-    "SELECT station_id, transaction_id, evse_id, connector_id, id_token, meter_start_wh,"
-    " started_at, ocpp_version, meter_stop_wh, energy_wh, ended_at, stop_reason,"
-    " charging_state, seq_no, last_meter_wh, anomalies, updated_at FROM transactions"
-)
-_SELECT_OUTBOX = (
-    "SELECT seq, event_id, type, station_id, ocpp_version, occurred_at, recorded_at, data,"
-    " delivered_at FROM outbox"
-)
-
-
-def _id_token(r: asyncpg.Record) -> IdToken:
-    return IdToken(r[0], AuthorizationStatus(r[1]), IdTokenType(r[2]), r[3], r[4], r[5])
 
 
 async def _keep_session(_: asyncpg.Connection) -> None:
@@ -971,174 +534,27 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     transaction-scoped locks, nothing LISTENs."""
 
 
-def _station(r: asyncpg.Record) -> Station:
-    return Station(*r)
-
-
-def _connector(r: asyncpg.Record) -> ConnectorStatus:
-    return ConnectorStatus(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
-
-
-def _transaction(r: asyncpg.Record) -> Transaction:
-    return Transaction(
-        station_id=r[0],
-        transaction_id=r[1],
-        evse_id=r[2],
-        connector_id=r[3],
-        id_token=r[4],
-        meter_start_wh=r[5],
-        started_at=r[6],
-        ocpp_version=r[7],
-        meter_stop_wh=r[8],
-        energy_wh=r[9],
-        ended_at=r[10],
-        stop_reason=r[11],
-        charging_state=r[12],
-        seq_no=r[13],
-        last_meter_wh=r[14],
-        anomalies=tuple(r[15]),
-        updated_at=r[16],
-    )
-
-
-def _sample(s: list[Any]) -> MeterSample:
-    """A sample of a meter_readings row (orjson wrote the timestamp as ISO 8601)."""
-    return MeterSample(datetime.fromisoformat(s[0]), s[1], float(s[2]), s[3], s[4], s[5], s[6])
-
-
-def _command(r: asyncpg.Record) -> Command:
-    return Command(
-        id=r[0],
-        station_id=r[1],
-        name=r[2],
-        action=r[3],
-        ocpp_version=r[4],
-        request=r[5],
-        status=CommandStatus(r[6]),
-        source=r[7],
-        created_at=r[8],
-        payload=r[9],
-        response=r[10],
-        error=r[11],
-        expires_at=r[12],
-        sent_at=r[13],
-        completed_at=r[14],
-    )
-
-
-def _notified(r: asyncpg.Record) -> StationNotified:
-    return StationNotified(r[0], r[1], r[2], r[3])
-
-
-def _outbox_row(r: asyncpg.Record) -> OutboxRow:
-    event = Event(str(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
-    return OutboxRow(r[0], event, r[8])
-
-
 # --- statements -------------------------------------------------------------------
 
-_REGISTER_STATION = """
-INSERT INTO stations (id, password_hash, security_profile, registered_at) VALUES ($1, $2, $3, $4)
-ON CONFLICT (id) DO UPDATE SET
-    password_hash = CASE WHEN $5 THEN stations.password_hash ELSE EXCLUDED.password_hash END,
-    security_profile = CASE WHEN $6 THEN stations.security_profile
-                            ELSE EXCLUDED.security_profile END,
-    registered_at = COALESCE(stations.registered_at, EXCLUDED.registered_at)
-RETURNING id, password_hash, security_profile, ocpp_version, vendor, model, serial_number,
-          firmware_version, boot_info, registered_at, last_boot_at, last_seen_at,
-          previous_password_hash, boot_status
-"""
+_REGISTER_STATION = f"{rows.REGISTER_STATION} RETURNING {rows.STATION_COLUMNS}"
 
 # A group-commit batch, one round trip (migration 0008, _batch_document).
 _APPLY_BATCH = "SELECT csms_apply_batch($1::jsonb)"
 
-_PUT_ID_TOKEN = """
-INSERT INTO id_tokens (id_token, status, type, expires_at, group_id, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (id_token) DO UPDATE SET
-    status = EXCLUDED.status, type = EXCLUDED.type, expires_at = EXCLUDED.expires_at,
-    group_id = EXCLUDED.group_id, updated_at = EXCLUDED.updated_at
-RETURNING id_token, status, type, expires_at, group_id, updated_at
-"""  # noqa: S105 - SQL text, not a secret
+_PUT_ID_TOKEN = f"{rows.PUT_ID_TOKEN} RETURNING {rows.ID_TOKEN_COLUMNS}"
 
 
-# Both conditions match the partial index outbox_delivered_at; LIMIT bounds the statement.
-_PRUNE_OUTBOX = """
-DELETE FROM outbox WHERE seq IN (
-    SELECT seq FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1 LIMIT $2
-)
-"""
-
-_OUTBOX_PENDING = f"{_SELECT_OUTBOX} WHERE delivered_at IS NULL ORDER BY seq LIMIT $1"
 # The skipped ranges are few (a batch's seqs are mostly consecutive).
-_OUTBOX_PENDING_SKIPPING = f"""{_SELECT_OUTBOX} WHERE delivered_at IS NULL AND NOT EXISTS (
+_OUTBOX_PENDING_SKIPPING = f"""{rows.SELECT_OUTBOX} WHERE delivered_at IS NULL AND NOT EXISTS (
     SELECT 1 FROM unnest($2::bigint[], $3::bigint[]) AS skip (lo, hi)
     WHERE seq BETWEEN skip.lo AND skip.hi
 ) ORDER BY seq LIMIT $1"""  # noqa: S608 - constant SQL text
 
-# Only pending rows are read (the partial index outbox_pending), never the history.
-_OUTBOX_BACKLOG = """
-SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE delivered_at IS NULL LIMIT $1) AS p),
-       (SELECT recorded_at FROM outbox WHERE delivered_at IS NULL ORDER BY seq LIMIT 1)
-"""
+_OUTBOX_BACKLOG = f"SELECT ({rows.COUNT_PENDING}), ({rows.OLDEST_PENDING})"
 
-_SELECT_DEVICE_MODEL = """
-SELECT component, component_instance, evse_id, connector_id, variable, variable_instance,
-       attribute_type, value, mutability, characteristics
-FROM device_model
-"""
-
-# A new profile replaces the one with its id, or with its EVSE, purpose and stack level.
-_CHARGING_PROFILE_REPLACED = """
-DELETE FROM charging_profiles WHERE station_id = $1
-    AND (profile_id = $2 OR (evse_id = $3 AND purpose = $4 AND stack_level = $5))
-"""
-
-_CHARGING_PROFILE_SET = """
-INSERT INTO charging_profiles (station_id, profile_id, evse_id, stack_level, purpose, profile,
-                               updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-"""
 
 _CHARGING_PROFILES_CLEARED = """
 DELETE FROM charging_profiles WHERE station_id = $1
     AND ($2::integer IS NULL OR profile_id = $2) AND ($3::integer IS NULL OR evse_id = $3)
     AND ($4::text IS NULL OR purpose = $4) AND ($5::integer IS NULL OR stack_level = $5)
 """
-
-_COMMAND_INSERTED = """
-INSERT INTO commands (id, station_id, name, action, ocpp_version, request, payload, status,
-                      response, error, source, created_at, expires_at, sent_at, completed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-"""
-
-# station_id and id never change; the WHERE makes the update conditional on the status.
-_COMMAND_UPDATED = """
-UPDATE commands SET name = $1, action = $2, ocpp_version = $3, request = $4, payload = $5,
-    status = $6, response = $7, error = $8, source = $9, created_at = $10, expires_at = $11,
-    sent_at = $12, completed_at = $13
-WHERE id = $14 AND status = $15
-"""
-
-# In the order of Command's fields.
-_SELECT_COMMANDS = (
-    "SELECT id, station_id, name, action, ocpp_version, request, status, source, created_at,"
-    " payload, response, error, expires_at, sent_at, completed_at FROM commands"
-)
-_SELECT_RESERVATIONS = (
-    "SELECT station_id, reservation_id, evse_id, id_token, expires_at, status, updated_at"
-    " FROM reservations"
-)
-_SELECT_CHARGING_PROFILES = (
-    "SELECT station_id, evse_id, profile_id, stack_level, purpose, profile, updated_at"
-    " FROM charging_profiles"
-)
-
-# What a station's deletion removes besides its row: its current state, not its history.
-_STATION_STATE_TABLES = (
-    "connectors",
-    "station_configuration",
-    "device_model",
-    "reservations",
-    "charging_profiles",
-)

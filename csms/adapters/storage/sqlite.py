@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import sqlite3
 import sys
@@ -28,35 +29,19 @@ from typing import Any, TypeVar
 
 import orjson
 
-from csms.adapters.storage.batching import GroupCommitter, GroupedOps, group_ops, record_committed
+from csms.adapters.storage import rows
+from csms.adapters.storage.batching import GroupCommitter, GroupedOps, group_ops
 from csms.adapters.storage.migrations import load_migrations
-from csms.core.domain import (
-    AuthorizationStatus,
-    ChargingProfile,
-    Command,
-    CommandStatus,
-    ConfigurationKey,
-    ConnectorStatus,
-    DeviceModelEntry,
-    IdToken,
-    IdTokenType,
-    MeterSample,
-    Reservation,
-    Station,
-    Transaction,
-)
+from csms.adapters.storage.rows import Decode, Decoding, Row
+from csms.adapters.storage.shared import SqlStorage
+from csms.core.domain import CommandStatus, IdToken, Station
 from csms.core.errors import ConflictError, StorageError, StorageUnavailableError
-from csms.core.events import Event
 from csms.core.ports import (
-    UNCHANGED,
     ChargingProfileSet,
-    CommandFilter,
     OutboxBacklog,
     OutboxRow,
     OutboxStats,
     PoolStats,
-    StationNotified,
-    TransactionFilter,
     WriteOp,
 )
 from csms.telemetry import metrics
@@ -65,7 +50,6 @@ if sys.platform != "win32":
     import fcntl
 
 T = TypeVar("T")
-Row = tuple[Any, ...]
 Unit = Sequence[WriteOp]
 
 BUSY_TIMEOUT_MS = 5_000
@@ -88,13 +72,14 @@ _UNAVAILABLE_CODES = frozenset(
 )
 
 
-class SqliteStorage:
+class SqliteStorage(SqlStorage):
     """The storage port on a SQLite file; open it with ``await SqliteStorage.open(path)``."""
 
     dialect: str = "sqlite"
 
     def __init__(self, path: str, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
         self._path = path
+        self.decoding = TEXT
         self._executor = executor
         self._conn: sqlite3.Connection | None = conn
         self._closed = False
@@ -125,20 +110,13 @@ class SqliteStorage:
             raise
         return cls(path, executor, conn)
 
-    async def close(self) -> None:
-        """Flush pending commits, then close the connection and its thread."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await self._committer.close()
-        finally:
-            await self.outbox_resign()
-            conn, self._conn = self._conn, None
-            assert conn is not None  # only close() clears it, once
-            with contextlib.suppress(sqlite3.Error):
-                await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
-            self._executor.shutdown(wait=False)
+    async def _release(self) -> None:
+        """Close the connection and its thread."""
+        conn, self._conn = self._conn, None
+        assert conn is not None  # only close() clears it, once
+        with contextlib.suppress(sqlite3.Error):
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=False)
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations in one write transaction; return their names."""
@@ -154,16 +132,10 @@ class SqliteStorage:
 
     # --- hot path ----------------------------------------------------------
 
-    async def commit(self, unit: Sequence[WriteOp]) -> None:
-        if unit:
-            await self._committer.submit(unit)
-
     async def _apply_batch(self, units: Sequence[Unit]) -> None:
         ops = group_ops(units)
-        if await self._call("commit", lambda conn: _apply_batch(conn, ops)):
-            for listener in self._outbox_listeners:
-                listener()
-        record_committed(ops)
+        await self._call("commit", lambda conn: _apply_batch(conn, ops))
+        self._committed(ops)
 
     def pool_stats(self) -> PoolStats | None:
         return None
@@ -173,35 +145,10 @@ class SqliteStorage:
     async def find_station(self, station_id: str) -> Station | None:
         return await self._call("find station", lambda conn: _find_station(conn, station_id))
 
-    async def find_station_ignoring_case(self, station_id: str) -> Station | None:
-        # lower() folds ASCII only, as PostgreSQL's does in the C locale; ids are ASCII.
-        sql = f"{_SELECT_STATIONS} WHERE lower(id) = lower(?) LIMIT 2"
-        found = await self._call(
-            "find station ignoring case", lambda conn: _all(conn, sql, (station_id,), _station)
-        )
-        return found[0] if len(found) == 1 else None
-
-    async def register_station(
-        self,
-        station_id: str,
-        *,
-        password_hash: str | None = UNCHANGED,
-        security_profile: int = UNCHANGED,
-        at: datetime,
-    ) -> Station:
+    async def _register_station(self, station_id: str, params: Row) -> Station:
         def register(conn: sqlite3.Connection) -> Station:
-            keep_password = password_hash is UNCHANGED
-            keep_profile = security_profile is UNCHANGED
-            params = (
-                station_id,
-                None if keep_password else password_hash,
-                1 if keep_profile else security_profile,
-                _ts(at),
-                keep_password,
-                keep_profile,
-            )
             with _write_transaction(conn):
-                conn.execute(_REGISTER_STATION, params)
+                conn.execute(_sql(rows.REGISTER_STATION), params)
                 station = _find_station(conn, station_id)
             assert station is not None  # just upserted in this transaction
             return station
@@ -209,44 +156,21 @@ class SqliteStorage:
         return await self._call(f"register station {station_id!r}", register)
 
     async def rotate_station_password(self, station_id: str, password_hash: str) -> bool:
-        sql = (
-            "UPDATE stations SET previous_password_hash = coalesce(previous_password_hash,"
-            " password_hash), password_hash = ? WHERE id = ?"
+        return await self._write(
+            "rotate station password", rows.ROTATE_CREDENTIAL, (password_hash, station_id)
         )
-        params = (password_hash, station_id)
-
-        def rotate(conn: sqlite3.Connection) -> bool:
-            with _write_transaction(conn):
-                return conn.execute(sql, params).rowcount == 1
-
-        return await self._call("rotate station password", rotate)
 
     async def set_boot_status(self, station_id: str, status: str) -> bool:
-        sql = "UPDATE stations SET boot_status = ? WHERE id = ?"
-
-        def update(conn: sqlite3.Connection) -> bool:
-            with _write_transaction(conn):
-                return conn.execute(sql, (status, station_id)).rowcount == 1
-
-        return await self._call("set boot status", update)
+        return await self._write("set boot status", rows.SET_BOOT_STATUS, (status, station_id))
 
     async def retire_previous_password(self, station_id: str) -> None:
-        sql = "UPDATE stations SET previous_password_hash = NULL WHERE id = ?"
-
-        def retire(conn: sqlite3.Connection) -> None:
-            with _write_transaction(conn):
-                conn.execute(sql, (station_id,))
-
-        await self._call("retire previous password", retire)
-
-    async def list_stations(self) -> list[Station]:
-        sql = f"{_SELECT_STATIONS} ORDER BY id"
-        return await self._call("list stations", lambda conn: _all(conn, sql, (), _station))
+        sql = rows.RETIRE_PREVIOUS_CREDENTIAL
+        await self._write("retire previous password", sql, (station_id,))
 
     async def delete_station(self, station_id: str) -> bool:
         def delete(conn: sqlite3.Connection) -> bool:
             with _write_transaction(conn):
-                for table in _STATION_STATE_TABLES:
+                for table in rows.STATION_STATE_TABLES:
                     sql = f"DELETE FROM {table} WHERE station_id = ?"  # noqa: S608 - fixed names
                     conn.execute(sql, (station_id,))
                 sql = "DELETE FROM stations WHERE id = ?"
@@ -254,235 +178,64 @@ class SqliteStorage:
 
         return await self._call(f"delete station {station_id!r}", delete)
 
-    async def find_local_list_version(self, station_id: str) -> int | None:
-        sql = "SELECT local_list_version FROM stations WHERE id = ?"
-        return await self._call(
-            "find local list version", lambda c: _one(c, sql, (station_id,), _first)
-        )
-
-    async def find_id_token(self, id_token: str) -> IdToken | None:
-        sql = f"{_SELECT_ID_TOKENS} WHERE id_token = ?"
-        return await self._call("find id token", lambda c: _one(c, sql, (id_token,), _id_token))
-
     async def put_id_token(self, token: IdToken) -> IdToken:
-        row = (
-            token.id_token,
-            AuthorizationStatus(token.status).value,
-            IdTokenType(token.type).value,
-            _ts_or_none(token.expires_at),
-            token.group_id,
-            _ts(token.updated_at or datetime.now(UTC)),
-        )
-        select = f"{_SELECT_ID_TOKENS} WHERE id_token = ?"
+        row = rows.id_token_row(token, datetime.now(UTC))
 
         def put(conn: sqlite3.Connection) -> IdToken:
             with _write_transaction(conn):
-                conn.execute(_PUT_ID_TOKEN, row)
-                stored = _one(conn, select, (token.id_token,), _id_token)
+                conn.execute(_sql(rows.PUT_ID_TOKEN), row)
+                stored = _one(conn, rows.FIND_ID_TOKEN, (token.id_token,), rows.id_token)
             assert stored is not None  # just upserted in this transaction
             return stored
 
         return await self._call(f"store id token {token.id_token!r}", put)
 
-    async def list_id_tokens(self) -> list[IdToken]:
-        sql = f"{_SELECT_ID_TOKENS} ORDER BY id_token"
-        return await self._call("list id tokens", lambda conn: _all(conn, sql, (), _id_token))
-
     async def delete_id_token(self, id_token: str) -> bool:
-        def delete(conn: sqlite3.Connection) -> bool:
-            with _write_transaction(conn):
-                sql = "DELETE FROM id_tokens WHERE id_token = ?"
-                return conn.execute(sql, (id_token,)).rowcount == 1
+        return await self._write("delete id token", rows.DELETE_ID_TOKEN, (id_token,))
 
-        return await self._call("delete id token", delete)
-
-    # --- charging state ----------------------------------------------------
-
-    async def list_connectors(self, station_id: str) -> list[ConnectorStatus]:
-        sql = f"{_SELECT_CONNECTORS} WHERE station_id = ? ORDER BY evse_id, connector_id"
-        return await self._call(
-            "list connectors", lambda c: _all(c, sql, (station_id,), _connector)
-        )
-
-    async def find_transaction(self, station_id: str, transaction_id: str) -> Transaction | None:
-        sql = f"{_SELECT_TRANSACTIONS} WHERE station_id = ? AND transaction_id = ?"
-        params = (station_id, transaction_id)
-        return await self._call("find transaction", lambda c: _one(c, sql, params, _transaction))
-
-    async def find_transaction_by_ocpp16_id(self, transaction_id: int) -> Transaction | None:
-        # The literal '1.6' matches the partial index transactions_ocpp16_id.
-        sql = (
-            f"{_SELECT_TRANSACTIONS}"
-            " WHERE transaction_id = ? AND ocpp_version = '1.6' ORDER BY id DESC LIMIT 1"
-        )
-        params = (str(transaction_id),)
-        return await self._call("find transaction", lambda c: _one(c, sql, params, _transaction))
-
-    async def find_open_transaction_like(
-        self, station_id: str, evse_id: int, id_token: str, started_at: datetime
-    ) -> Transaction | None:
-        sql = (
-            f"{_SELECT_TRANSACTIONS}"
-            " WHERE station_id = ? AND evse_id = ? AND ended_at IS NULL"
-            " AND id_token = ? AND started_at = ? ORDER BY id DESC LIMIT 1"
-        )
-        params = (station_id, evse_id, id_token, _ts(started_at))
-        return await self._call("find transaction", lambda c: _one(c, sql, params, _transaction))
+    # --- charging state (its reads are SqlStorage's) --------------------------
 
     async def next_transaction_number(self) -> int:
         return await self._call("allocate a 1.6 transaction id", _next_transaction_number)
-
-    async def list_transactions(self, where: TransactionFilter) -> list[Transaction]:
-        sql, params = _transactions_query(where)
-        return await self._call("list transactions", lambda c: _all(c, sql, params, _transaction))
-
-    async def count_active_transactions(self) -> int:
-        sql = "SELECT count(*) FROM transactions WHERE ended_at IS NULL"
-        count = await self._call("count active transactions", lambda c: _one(c, sql, (), _first))
-        return int(count or 0)
-
-    async def list_meter_samples(self, station_id: str, transaction_id: str) -> list[MeterSample]:
-        sql = (
-            "SELECT samples FROM meter_readings"
-            " WHERE station_id = ? AND transaction_id = ? ORDER BY id"
-        )
-        params = (station_id, transaction_id)
-        readings = await self._call("list meter samples", lambda c: _all(c, sql, params, _first))
-        return [_sample(sample) for samples in readings for sample in orjson.loads(samples)]
-
-    async def list_transaction_seq_nos(self, station_id: str, transaction_id: str) -> set[int]:
-        sql = "SELECT seq_no FROM transaction_events WHERE station_id = ? AND transaction_id = ?"
-        params = (station_id, transaction_id)
-        rows = await self._call("list transaction seqNos", lambda c: _all(c, sql, params, _first))
-        return set(rows)
-
-    async def list_device_model(self, station_id: str) -> list[DeviceModelEntry]:
-        sql = f"{_SELECT_DEVICE_MODEL} WHERE station_id = ? ORDER BY entry_key"
-        params = (station_id,)
-        return await self._call("list device model", lambda c: _all(c, sql, params, _entry))
-
-    async def list_notifications(
-        self, station_id: str, action: str | None = None
-    ) -> list[StationNotified]:
-        sql = (
-            "SELECT station_id, action, payload, at FROM station_notifications WHERE station_id = ?"
-        )
-        params: tuple[str, ...] = (station_id,)
-        if action is not None:
-            sql += " AND action = ?"
-            params += (action,)
-        sql += " ORDER BY id"
-        return await self._call("list notifications", lambda c: _all(c, sql, params, _notified))
-
-    async def list_configuration(self, station_id: str) -> list[ConfigurationKey]:
-        sql = (
-            "SELECT key, value, readonly, updated_at FROM station_configuration"
-            " WHERE station_id = ? ORDER BY key"
-        )
-        return await self._call(
-            "list configuration", lambda c: _all(c, sql, (station_id,), _configuration_key)
-        )
-
-    async def list_reservations(self, station_id: str) -> list[Reservation]:
-        sql = f"{_SELECT_RESERVATIONS} WHERE station_id = ? ORDER BY reservation_id"
-        return await self._call(
-            "list reservations", lambda c: _all(c, sql, (station_id,), _reservation)
-        )
-
-    async def list_charging_profiles(self, station_id: str) -> list[ChargingProfile]:
-        sql = f"{_SELECT_CHARGING_PROFILES} WHERE station_id = ? ORDER BY evse_id, profile_id"
-        return await self._call(
-            "list charging profiles", lambda c: _all(c, sql, (station_id,), _charging_profile)
-        )
-
-    # --- commands ------------------------------------------------------------
-
-    async def find_command(self, command_id: str) -> Command | None:
-        sql = f"{_SELECT_COMMANDS} WHERE id = ?"
-        return await self._call("find command", lambda c: _one(c, sql, (command_id,), _command))
-
-    async def list_commands(self, where: CommandFilter) -> list[Command]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if where.station_id is not None:
-            clauses.append("station_id = ?")
-            params.append(where.station_id)
-        if where.status is not None:
-            clauses.append("status = ?")
-            params.append(CommandStatus(where.status).value)
-        condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"{_SELECT_COMMANDS}{condition} ORDER BY created_at DESC, id LIMIT ? OFFSET ?"
-        params += [where.limit, where.offset]
-        return await self._call("list commands", lambda c: _all(c, sql, params, _command))
-
-    async def list_queued_commands(self, station_id: str, limit: int = 100) -> list[Command]:
-        sql = (
-            f"{_SELECT_COMMANDS} WHERE station_id = ? AND status = 'queued'"
-            " ORDER BY created_at, id LIMIT ?"
-        )
-        params = (station_id, limit)
-        return await self._call("list queued commands", lambda c: _all(c, sql, params, _command))
-
-    async def list_expired_commands(self, now: datetime, limit: int = 100) -> list[Command]:
-        sql = (
-            f"{_SELECT_COMMANDS} WHERE status = 'queued' AND expires_at <= ?"
-            " ORDER BY expires_at LIMIT ?"
-        )
-        params = (_ts(now), limit)
-        return await self._call("list expired commands", lambda c: _all(c, sql, params, _command))
-
-    async def list_stations_with_queued_commands(self) -> list[str]:
-        sql = "SELECT DISTINCT station_id FROM commands WHERE status = 'queued' ORDER BY station_id"
-        return await self._call(
-            "list stations with queued commands", lambda c: _all(c, sql, (), _first)
-        )
 
     # --- outbox ------------------------------------------------------------
 
     async def outbox_pending(
         self, limit: int, skip: Sequence[tuple[int, int]] = ()
     ) -> list[OutboxRow]:
-        params: list[object] = [limit]
-        sql = _OUTBOX_PENDING
         if skip:
-            sql, params = _OUTBOX_PENDING_SKIPPING, [orjson.dumps(list(skip)).decode(), limit]
-        return await self._call("read the outbox", lambda c: _all(c, sql, params, _outbox_row))
+            # The ranges as a JSON array of [low, high] pairs (the list adapter).
+            params: Sequence[object] = ([list(r) for r in skip], limit)
+            return await self._all(
+                "read the outbox", _OUTBOX_PENDING_SKIPPING, params, rows.outbox_row
+            )
+        return await self._all("read the outbox", rows.OUTBOX_PENDING, (limit,), rows.outbox_row)
 
     async def outbox_mark_delivered(self, seqs: Sequence[int], at: datetime) -> None:
         def mark(conn: sqlite3.Connection) -> None:
-            at_text = _ts(at)
             with _write_transaction(conn):
-                conn.executemany(_MARK_DELIVERED, ((at_text, seq) for seq in seqs))
+                conn.executemany(_MARK_DELIVERED, ((at, seq) for seq in seqs))
 
         if seqs:
             await self._call("mark outbox rows delivered", mark)
 
     async def outbox_prune(self, delivered_before: datetime, limit: int = 10_000) -> int:
-        params = (_ts(delivered_before), limit)
+        params = (delivered_before, limit)
 
         def prune(conn: sqlite3.Connection) -> int:
-            return conn.execute(_PRUNE_OUTBOX, params).rowcount
+            return conn.execute(_sql(rows.PRUNE_OUTBOX), params).rowcount
 
         return await self._call("prune the outbox", prune)
 
     async def outbox_backlog(self, cap: int = 1_000_000) -> OutboxBacklog:
         def backlog(conn: sqlite3.Connection) -> OutboxBacklog:
-            (pending,) = conn.execute(_COUNT_PENDING, (cap,)).fetchone()
-            oldest = conn.execute(_OLDEST_PENDING).fetchone()
-            return OutboxBacklog(pending, _dt(oldest[0]) if oldest else None)
+            (pending,) = conn.execute(_sql(rows.COUNT_PENDING), (cap,)).fetchone()
+            return OutboxBacklog(pending, _oldest_pending(conn))
 
         return await self._call("measure the outbox backlog", backlog)
 
     async def outbox_stats(self) -> OutboxStats:
         return await self._call("count the outbox", _outbox_stats)
-
-    async def outbox_list(self, limit: int, pending_only: bool) -> list[OutboxRow]:
-        pending = " WHERE delivered_at IS NULL" if pending_only else ""
-        sql = f"{_SELECT_OUTBOX}{pending} ORDER BY seq DESC LIMIT ?"
-        return await self._call("list the outbox", lambda c: _all(c, sql, (limit,), _outbox_row))
-
-    def outbox_subscribe(self, listener: Callable[[], None]) -> None:
-        self._outbox_listeners.append(listener)
 
     async def outbox_lead(self) -> bool:
         if self._relay_lock is not None:
@@ -512,6 +265,25 @@ class SqliteStorage:
             os.close(fd)  # closing the descriptor releases the flock
 
     # --- plumbing ----------------------------------------------------------
+
+    async def _one(
+        self, action: str, sql: str, params: Sequence[Any], decode: Decode[T]
+    ) -> T | None:
+        return await self._call(action, lambda conn: _one(conn, sql, params, decode))
+
+    async def _all(
+        self, action: str, sql: str, params: Sequence[Any], decode: Decode[T]
+    ) -> list[T]:
+        return await self._call(action, lambda conn: _all(conn, sql, params, decode))
+
+    async def _write(self, action: str, sql: str, params: Sequence[Any]) -> bool:
+        """Run one statement in its own write transaction; True if it changed one row."""
+
+        def write(conn: sqlite3.Connection) -> bool:
+            with _write_transaction(conn):
+                return conn.execute(_sql(sql), params).rowcount == 1
+
+        return await self._call(action, write)
 
     async def _call(self, action: str, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the database thread; translate sqlite3 errors."""
@@ -639,77 +411,60 @@ def _outbox_stats(conn: sqlite3.Connection) -> OutboxStats:
     pending, delivered = conn.execute(
         "SELECT count(*) - count(delivered_at), count(delivered_at) FROM outbox"
     ).fetchone()
-    oldest = conn.execute(
-        "SELECT recorded_at FROM outbox WHERE delivered_at IS NULL ORDER BY seq LIMIT 1"
-    ).fetchone()
-    return OutboxStats(pending, delivered, _dt(oldest[0]) if oldest else None)
+    return OutboxStats(pending, delivered, _oldest_pending(conn))
+
+
+def _oldest_pending(conn: sqlite3.Connection) -> datetime | None:
+    oldest = conn.execute(rows.OLDEST_PENDING).fetchone()
+    return None if oldest is None else _dt(oldest[0])
 
 
 def _one(
-    conn: sqlite3.Connection, sql: str, params: Sequence[Any], decode: Callable[[Row], T]
+    conn: sqlite3.Connection,
+    sql: str,
+    params: Sequence[Any],
+    decode: Decode[T],
 ) -> T | None:
-    row = conn.execute(sql, params).fetchone()
-    return None if row is None else decode(row)
+    row = conn.execute(_sql(sql), params).fetchone()
+    return None if row is None else decode(row, TEXT)
 
 
 def _all(
-    conn: sqlite3.Connection, sql: str, params: Sequence[Any], decode: Callable[[Row], T]
+    conn: sqlite3.Connection,
+    sql: str,
+    params: Sequence[Any],
+    decode: Decode[T],
 ) -> list[T]:
-    return [decode(row) for row in conn.execute(sql, params)]
+    return [decode(row, TEXT) for row in conn.execute(_sql(sql), params)]
 
 
 def _find_station(conn: sqlite3.Connection, station_id: str) -> Station | None:
-    sql = f"{_SELECT_STATIONS} WHERE id = ?"
-    return _one(conn, sql, (station_id,), _station)
-
-
-def _transactions_query(where: TransactionFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    for clause, value in (
-        ("station_id = ?", where.station_id),
-        ("transaction_id = ?", where.transaction_id),
-        ("id_token = ?", where.id_token),
-        ("started_at >= ?", _ts_or_none(where.started_after)),
-        ("started_at < ?", _ts_or_none(where.started_before)),
-    ):
-        if value is not None:
-            clauses.append(clause)
-            params.append(value)
-    if where.active is not None:
-        clauses.append("ended_at IS NULL" if where.active else "ended_at IS NOT NULL")
-    condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = f"{_SELECT_TRANSACTIONS}{condition} ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?"
-    return sql, [*params, where.limit, where.offset]
+    return _one(conn, rows.FIND_STATION, (station_id,), rows.station)
 
 
 # --- the batch ------------------------------------------------------------------
 
 
-def _apply_batch(conn: sqlite3.Connection, ops: GroupedOps) -> bool:
-    """Apply a batch in one transaction, one ``executemany`` per kind, in GroupedOps order.
-
-    Returns whether it appended outbox rows.
-    """
-    now = _ts(datetime.now(UTC))
+def _apply_batch(conn: sqlite3.Connection, ops: GroupedOps) -> None:
+    """Apply a batch in one transaction, one ``executemany`` per kind, in GroupedOps order."""
+    now = datetime.now(UTC)
     with _write_transaction(conn):
-        for sql, rows in _batch_statements(ops, now):
-            conn.executemany(sql, rows)
-        _apply_ordered(conn, ops)
-    return bool(ops.events)
+        for sql, batch in _batch_statements(ops, now):
+            conn.executemany(sql, batch)
+        _apply_ordered(conn, ops, now)
 
 
-def _apply_ordered(conn: sqlite3.Connection, ops: GroupedOps) -> None:
+def _apply_ordered(conn: sqlite3.Connection, ops: GroupedOps, now: datetime) -> None:
     """The rare ops that go one by one: charging profiles (set and clear in
     order) and commands (an update must find the command in its expected status)."""
     for change in ops.charging_profiles:
         if isinstance(change, ChargingProfileSet):
             p = change.profile
             conn.execute(
-                _CHARGING_PROFILE_REPLACED,
+                _sql(rows.CHARGING_PROFILE_REPLACED),
                 (p.station_id, p.profile_id, p.evse_id, p.purpose, p.stack_level),
             )
-            conn.execute(_CHARGING_PROFILE_SET, _charging_profile_row(p))
+            conn.execute(_sql(rows.CHARGING_PROFILE_SET), rows.charging_profile_row(p, now))
         else:
             c = change.criteria
             conn.execute(
@@ -717,225 +472,51 @@ def _apply_ordered(conn: sqlite3.Connection, ops: GroupedOps) -> None:
                 (change.station_id, c.profile_id, c.evse_id, c.purpose, c.stack_level),
             )
     for recorded in ops.commands:
-        row = _command_row(recorded.command)
+        row = rows.command_row(recorded.command)
         if recorded.expected_status is None:
-            conn.execute(_COMMAND_INSERTED, row)
+            conn.execute(_sql(rows.COMMAND_INSERTED), row)
             continue
         expected = CommandStatus(recorded.expected_status).value
-        changed = conn.execute(_COMMAND_UPDATED, (*row[2:], row[0], expected)).rowcount
+        changed = conn.execute(_sql(rows.COMMAND_UPDATED), (*row[2:], row[0], expected)).rowcount
         if changed != 1:
             raise ConflictError(
                 f"command {recorded.command.id} is no longer {expected}: another writer moved it on"
             )
 
 
-def _batch_statements(ops: GroupedOps, now: str) -> Iterator[tuple[str, Iterable[Row]]]:
-    # Rows are generators: executemany consumes them, no intermediate lists.
+def _batch_statements(ops: GroupedOps, now: datetime) -> Iterator[tuple[str, Iterable[Row]]]:
+    # The rows' datetimes, dicts, lists and tuples are bound by the adapters below.
     if ops.booted:
-        yield (
-            _STATION_BOOTED,
-            (
-                (
-                    op.station_id,
-                    op.ocpp_version,
-                    op.vendor,
-                    op.model,
-                    op.serial_number,
-                    op.firmware_version,
-                    _json(op.boot_info),
-                    _ts(op.at),
-                )
-                for op in ops.booted
-            ),
-        )
+        yield _STATION_BOOTED, [rows.booted_row(op) for op in ops.booted]
     if ops.seen:
-        yield _STATION_SEEN, ((op.station_id, op.ocpp_version, _ts(op.at)) for op in ops.seen)
+        yield _STATION_SEEN, [(op.station_id, op.ocpp_version, op.at) for op in ops.seen]
     if ops.started:
-        yield _TRANSACTION_STARTED, (_transaction_row(op.transaction, now) for op in ops.started)
+        yield _TRANSACTION_STARTED, rows.transaction_rows(ops.started, now)
     if ops.changed:
-        yield _TRANSACTION_CHANGED, (_transaction_row(op.transaction, now) for op in ops.changed)
+        yield _TRANSACTION_CHANGED, rows.transaction_rows(ops.changed, now)
     if ops.statuses:
-        yield _CONNECTOR_STATUS, (_connector_row(op.status) for op in ops.statuses)
+        yield _CONNECTOR_STATUS, rows.connector_rows(ops.statuses)
     if ops.meter_samples:
-        yield (
-            _METER_READING,
-            (
-                (op.station_id, op.transaction_id, op.evse_id, _samples_json(op.samples))
-                for op in ops.meter_samples
-                if op.samples
-            ),
-        )
+        yield _METER_READING, rows.reading_rows(ops.meter_samples)
     if ops.notifications:
-        yield (
-            _STATION_NOTIFIED,
-            ((op.station_id, op.action, _json(op.payload), _ts(op.at)) for op in ops.notifications),
-        )
+        yield _STATION_NOTIFIED, rows.notified_rows(ops.notifications)
     if ops.transaction_events:
-        yield (
-            _TRANSACTION_EVENT,
-            (
-                (
-                    op.station_id,
-                    op.transaction_id,
-                    op.seq_no,
-                    op.event_type,
-                    op.trigger_reason,
-                    _ts(op.occurred_at),
-                    int(op.offline),
-                    now,
-                )
-                for op in ops.transaction_events
-            ),
-        )
+        yield _TRANSACTION_EVENT, rows.transaction_event_rows(ops.transaction_events, now)
     if ops.device_model:
-        yield (
-            _DEVICE_MODEL,
-            (
-                _device_model_row(op.station_id, e, op.at)
-                for op in ops.device_model
-                for e in op.entries
-            ),
-        )
+        yield _DEVICE_MODEL, rows.device_model_rows(ops.device_model)
     if ops.device_model_values:
-        yield (
-            _DEVICE_MODEL_VALUE,
-            (
-                _device_model_row(op.station_id, e, op.at)
-                for op in ops.device_model_values
-                for e in op.entries
-            ),
-        )
+        yield _DEVICE_MODEL_VALUE, rows.device_model_rows(ops.device_model_values)
     if ops.configuration:
         yield (
             _CONFIGURATION,
-            (
-                (
-                    op.station_id,
-                    k.key,
-                    k.value,
-                    None if k.readonly is None else int(k.readonly),
-                    _ts(op.at),
-                )
-                for op in ops.configuration
-                for k in op.keys
-            ),
+            [rows.configuration_row(op, k) for op in ops.configuration for k in op.keys],
         )
     if ops.local_list_versions:
-        yield (
-            _LOCAL_LIST_VERSION,
-            ((op.version, op.station_id) for op in ops.local_list_versions),
-        )
+        yield _LOCAL_LIST_VERSION, [(op.version, op.station_id) for op in ops.local_list_versions]
     if ops.reservations:
-        yield _RESERVATION, (_reservation_row(op.reservation, now) for op in ops.reservations)
+        yield _RESERVATION, rows.reservation_rows(ops.reservations, now)
     if ops.events:
-        yield _EVENT_APPENDED, (_event_row(op.event) for op in ops.events)
-
-
-def _device_model_row(station_id: str, e: DeviceModelEntry, at: datetime) -> Row:
-    return (
-        station_id,
-        e.key,
-        e.component,
-        e.component_instance,
-        e.evse_id,
-        e.connector_id,
-        e.variable,
-        e.variable_instance,
-        e.attribute_type,
-        e.value,
-        e.mutability,
-        _json(e.characteristics),
-        _ts(at),
-    )
-
-
-def _reservation_row(r: Reservation, now: str) -> Row:
-    return (
-        r.station_id,
-        r.reservation_id,
-        r.evse_id,
-        r.id_token,
-        _ts(r.expires_at),
-        r.status,
-        now if r.updated_at is None else _ts(r.updated_at),
-    )
-
-
-def _charging_profile_row(p: ChargingProfile) -> Row:
-    updated_at = _ts(p.updated_at or datetime.now(UTC))
-    return (
-        p.station_id, p.profile_id, p.evse_id, p.stack_level, p.purpose, _json(p.profile),
-        updated_at,
-    )  # fmt: skip
-
-
-def _command_row(c: Command) -> Row:
-    """In the column order of _COMMAND_INSERTED; _COMMAND_UPDATED takes row[2:] + (id, status)."""
-    return (
-        c.id,
-        c.station_id,
-        c.name,
-        c.action,
-        c.ocpp_version,
-        _json(c.request),
-        None if c.payload is None else _json(c.payload),
-        CommandStatus(c.status).value,
-        None if c.response is None else _json(c.response),
-        None if c.error is None else _json(c.error),
-        c.source,
-        _ts(c.created_at),
-        _ts_or_none(c.expires_at),
-        _ts_or_none(c.sent_at),
-        _ts_or_none(c.completed_at),
-    )
-
-
-def _transaction_row(t: Transaction, now: str) -> Row:
-    return (
-        t.station_id,
-        t.transaction_id,
-        t.evse_id,
-        t.connector_id,
-        t.id_token,
-        t.meter_start_wh,
-        t.meter_stop_wh,
-        t.energy_wh,
-        _ts(t.started_at),
-        _ts_or_none(t.ended_at),
-        t.stop_reason,
-        t.charging_state,
-        t.seq_no,
-        t.last_meter_wh,
-        _json(t.anomalies),
-        t.ocpp_version,
-        now if t.updated_at is None else _ts(t.updated_at),
-    )
-
-
-def _connector_row(s: ConnectorStatus) -> Row:
-    return (
-        s.station_id,
-        s.evse_id,
-        s.connector_id,
-        s.status,
-        s.error_code,
-        s.info,
-        s.vendor_id,
-        s.vendor_error_code,
-        _ts(s.updated_at),
-    )
-
-
-def _event_row(e: Event) -> Row:
-    return (
-        e.event_id,
-        e.type,
-        e.station_id,
-        e.ocpp_version,
-        _ts(e.occurred_at),
-        _ts(e.recorded_at),
-        _json(e.data),
-    )
+        yield _EVENT_APPENDED, rows.event_rows(ops.events)
 
 
 # --- values -------------------------------------------------------------------
@@ -949,191 +530,47 @@ def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _ts_or_none(moment: datetime | None) -> str | None:
-    return None if moment is None else _ts(moment)
+def _json(value: Any) -> str:
+    # Naive datetimes inside JSON as UTC, as the PostgreSQL adapter's jsonb codec does.
+    return orjson.dumps(value, option=orjson.OPT_NAIVE_UTC).decode()
+
+
+# A row binds datetimes as _ts text and dicts, lists and tuples (JSON columns) as
+# JSON text: the sqlite3 module calls these as it binds each value, so the rows
+# themselves are the dialect-free tuples of rows.py. Process-wide, as sqlite3's
+# adapters are; nothing else in the CSMS binds these types.
+sqlite3.register_adapter(datetime, _ts)
+for _json_type in (dict, list, tuple):
+    sqlite3.register_adapter(_json_type, _json)
 
 
 def _dt(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-def _dt_required(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-# --- rows -> domain -------------------------------------------------------------
-
-_SELECT_STATIONS = (
-    "SELECT id, password_hash, security_profile, ocpp_version, vendor, model, serial_number,"
-    " firmware_version, boot_info, registered_at, last_boot_at, last_seen_at,"
-    " previous_password_hash, boot_status FROM stations"
-)
-_SELECT_ID_TOKENS = "SELECT id_token, status, type, expires_at, group_id, updated_at FROM id_tokens"
-_SELECT_CONNECTORS = (
-    "SELECT station_id, evse_id, connector_id, status, error_code, info, vendor_id,"
-    " vendor_error_code, updated_at FROM connectors"
-)
-# In the order of Transaction's fields.
-_SELECT_TRANSACTIONS = (
-    "SELECT station_id, transaction_id, evse_id, connector_id, id_token, meter_start_wh,"
-    " started_at, ocpp_version, meter_stop_wh, energy_wh, ended_at, stop_reason,"
-    " charging_state, seq_no, last_meter_wh, anomalies, updated_at FROM transactions"
-)
-_SELECT_OUTBOX = (
-    "SELECT seq, event_id, type, station_id, ocpp_version, occurred_at, recorded_at, data,"
-    " delivered_at FROM outbox"
-)
-_OUTBOX_PENDING = f"{_SELECT_OUTBOX} WHERE delivered_at IS NULL ORDER BY seq LIMIT ?"
-# The skipped ranges as a JSON array of [low, high]: few (a batch's seqs are mostly consecutive).
-_OUTBOX_PENDING_SKIPPING = f"""{_SELECT_OUTBOX} WHERE delivered_at IS NULL AND NOT EXISTS (
-    SELECT 1 FROM json_each(?) AS skip
-    WHERE seq BETWEEN json_extract(skip.value, '$[0]') AND json_extract(skip.value, '$[1]')
-) ORDER BY seq LIMIT ?"""  # noqa: S608 - constant SQL text
-
-
-def _station(r: Row) -> Station:
-    boot_info = orjson.loads(r[8])
-    registered_at, last_boot_at, last_seen_at = map(_dt, r[9:12])
-    return Station(
-        r[0],
-        r[1],
-        r[2],
-        r[3],
-        r[4],
-        r[5],
-        r[6],
-        r[7],
-        boot_info,
-        registered_at,
-        last_boot_at,
-        last_seen_at,
-        r[12],
-        r[13],
-    )
-
-
-def _id_token(r: Row) -> IdToken:
-    return IdToken(r[0], AuthorizationStatus(r[1]), IdTokenType(r[2]), _dt(r[3]), r[4], _dt(r[5]))
-
-
-def _connector(r: Row) -> ConnectorStatus:
-    return ConnectorStatus(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _dt_required(r[8]))
-
-
-def _transaction(r: Row) -> Transaction:
-    return Transaction(
-        station_id=r[0],
-        transaction_id=r[1],
-        evse_id=r[2],
-        connector_id=r[3],
-        id_token=r[4],
-        meter_start_wh=r[5],
-        started_at=_dt_required(r[6]),
-        ocpp_version=r[7],
-        meter_stop_wh=r[8],
-        energy_wh=r[9],
-        ended_at=_dt(r[10]),
-        stop_reason=r[11],
-        charging_state=r[12],
-        seq_no=r[13],
-        last_meter_wh=r[14],
-        anomalies=tuple(orjson.loads(r[15])),
-        updated_at=_dt(r[16]),
-    )
-
-
-def _samples_json(samples: Sequence[MeterSample]) -> str:
-    """A meter_readings row's samples, in the order of migration 0007."""
-    return _json(
-        [
-            (_ts(s.timestamp), s.measurand, s.value, s.unit, s.phase, s.context, s.location)
-            for s in samples
-        ]
-    )
-
-
-def _sample(s: list[Any]) -> MeterSample:
-    return MeterSample(_dt_required(s[0]), s[1], float(s[2]), s[3], s[4], s[5], s[6])
-
-
-def _first(r: Row) -> Any:
-    return r[0]
-
-
-def _entry(r: Row) -> DeviceModelEntry:
-    return DeviceModelEntry(
-        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], orjson.loads(r[9])
-    )
-
-
-def _configuration_key(r: Row) -> ConfigurationKey:
-    return ConfigurationKey(r[0], r[1], None if r[2] is None else bool(r[2]), _dt(r[3]))
-
-
-def _reservation(r: Row) -> Reservation:
-    return Reservation(r[0], r[1], r[2], r[3], _dt_required(r[4]), r[5], _dt(r[6]))
-
-
-def _charging_profile(r: Row) -> ChargingProfile:
-    return ChargingProfile(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5]), _dt(r[6]))
-
-
 def _json_or_none(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
-def _command(r: Row) -> Command:
-    return Command(
-        id=r[0],
-        station_id=r[1],
-        name=r[2],
-        action=r[3],
-        ocpp_version=r[4],
-        request=orjson.loads(r[5]),
-        status=CommandStatus(r[6]),
-        source=r[7],
-        created_at=_dt_required(r[8]),
-        payload=_json_or_none(r[9]),
-        response=_json_or_none(r[10]),
-        error=_json_or_none(r[11]),
-        expires_at=_dt(r[12]),
-        sent_at=_dt(r[13]),
-        completed_at=_dt(r[14]),
-    )
+def _flag(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
 
 
-def _notified(r: Row) -> StationNotified:
-    return StationNotified(r[0], r[1], orjson.loads(r[2]), _dt_required(r[3]))
+TEXT = Decoding(timestamp=_dt, json=_json_or_none, flag=_flag)
+"""SQLite's values: timestamps and JSON as text, booleans as integers."""
 
-
-def _outbox_row(r: Row) -> OutboxRow:
-    event = Event(
-        r[1], r[2], r[3], r[4], _dt_required(r[5]), _dt_required(r[6]), orjson.loads(r[7])
-    )
-    return OutboxRow(r[0], event, _dt(r[8]))
+_sql = functools.cache(rows.sqlite_placeholders)
+"""Shared SQL text (``$n`` placeholders) as SQLite runs it, rendered once per text."""
 
 
 # --- statements -------------------------------------------------------------------
 
-_REGISTER_STATION = """
-INSERT INTO stations (id, password_hash, security_profile, registered_at) VALUES (?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET
-    password_hash = CASE WHEN ? THEN password_hash ELSE excluded.password_hash END,
-    security_profile = CASE WHEN ? THEN security_profile ELSE excluded.security_profile END,
-    registered_at = coalesce(registered_at, excluded.registered_at)
-"""
+# The skipped ranges as a JSON array of [low, high]: few (a batch's seqs are mostly consecutive).
+_OUTBOX_PENDING_SKIPPING = f"""{rows.SELECT_OUTBOX} WHERE delivered_at IS NULL AND NOT EXISTS (
+    SELECT 1 FROM json_each(?1) AS skip
+    WHERE seq BETWEEN json_extract(skip.value, '$[0]') AND json_extract(skip.value, '$[1]')
+) ORDER BY seq LIMIT ?2"""  # noqa: S608 - constant SQL text
 
-_PUT_ID_TOKEN = """
-INSERT INTO id_tokens (id_token, status, type, expires_at, group_id, updated_at)
-VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (id_token) DO UPDATE SET
-    status = excluded.status, type = excluded.type, expires_at = excluded.expires_at,
-    group_id = excluded.group_id, updated_at = excluded.updated_at
-"""  # noqa: S105 - SQL text, not a secret
 
 # SQLite's max() is NULL when an argument is; coalesce keeps the known time.
 _STATION_BOOTED = """
@@ -1203,16 +640,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 
 _MARK_DELIVERED = "UPDATE outbox SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL"
 
-# Both conditions match the partial index outbox_delivered_at; LIMIT bounds the statement.
-_PRUNE_OUTBOX = """
-DELETE FROM outbox WHERE seq IN (
-    SELECT seq FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ? LIMIT ?
-)
-"""
-
-# Only pending rows are read (the partial index outbox_pending), never the history.
-_COUNT_PENDING = "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE delivered_at IS NULL LIMIT ?)"
-_OLDEST_PENDING = "SELECT recorded_at FROM outbox WHERE delivered_at IS NULL ORDER BY seq LIMIT 1"
 
 _TRANSACTION_EVENT = """
 INSERT INTO transaction_events (station_id, transaction_id, seq_no, event_type, trigger_reason,
@@ -1220,33 +647,26 @@ INSERT INTO transaction_events (station_id, transaction_id, seq_no, event_type, 
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 
-_DEVICE_MODEL = """
+_DEVICE_MODEL_INSERT = """
 INSERT INTO device_model (station_id, entry_key, component, component_instance, evse_id,
                           connector_id, variable, variable_instance, attribute_type, value,
                           mutability, characteristics, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (station_id, entry_key) DO UPDATE SET
-    value = excluded.value,
-    mutability = excluded.mutability,
-    characteristics = excluded.characteristics,
-    updated_at = excluded.updated_at
 """
 
-_SELECT_DEVICE_MODEL = """
-SELECT component, component_instance, evse_id, connector_id, variable, variable_instance,
-       attribute_type, value, mutability, characteristics
-FROM device_model
+# A report sets what it says; a Get/SetVariables answer only the value.
+_DEVICE_MODEL = (
+    _DEVICE_MODEL_INSERT
+    + """    value = excluded.value, mutability = excluded.mutability,
+    characteristics = excluded.characteristics, updated_at = excluded.updated_at
 """
+)
 
-_DEVICE_MODEL_VALUE = """
-INSERT INTO device_model (station_id, entry_key, component, component_instance, evse_id,
-                          connector_id, variable, variable_instance, attribute_type, value,
-                          mutability, characteristics, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (station_id, entry_key) DO UPDATE SET
-    value = excluded.value,
-    updated_at = excluded.updated_at
-"""
+
+_DEVICE_MODEL_VALUE = (
+    _DEVICE_MODEL_INSERT + "    value = excluded.value, updated_at = excluded.updated_at\n"
+)
 
 _CONFIGURATION = """
 INSERT INTO station_configuration (station_id, key, value, readonly, updated_at)
@@ -1269,57 +689,9 @@ ON CONFLICT (station_id, reservation_id) DO UPDATE SET
     updated_at = excluded.updated_at
 """
 
-# A new profile replaces the one with its id, or with its EVSE, purpose and stack level.
-_CHARGING_PROFILE_REPLACED = """
-DELETE FROM charging_profiles WHERE station_id = ?1
-    AND (profile_id = ?2 OR (evse_id = ?3 AND purpose = ?4 AND stack_level = ?5))
-"""
-
-_CHARGING_PROFILE_SET = """
-INSERT INTO charging_profiles (station_id, profile_id, evse_id, stack_level, purpose, profile,
-                               updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)
-"""
 
 _CHARGING_PROFILES_CLEARED = """
 DELETE FROM charging_profiles WHERE station_id = ?1
     AND (?2 IS NULL OR profile_id = ?2) AND (?3 IS NULL OR evse_id = ?3)
     AND (?4 IS NULL OR purpose = ?4) AND (?5 IS NULL OR stack_level = ?5)
 """
-
-_COMMAND_INSERTED = """
-INSERT INTO commands (id, station_id, name, action, ocpp_version, request, payload, status,
-                      response, error, source, created_at, expires_at, sent_at, completed_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-
-# station_id and id never change; the WHERE makes the update conditional on the status.
-_COMMAND_UPDATED = """
-UPDATE commands SET name = ?, action = ?, ocpp_version = ?, request = ?, payload = ?,
-    status = ?, response = ?, error = ?, source = ?, created_at = ?, expires_at = ?,
-    sent_at = ?, completed_at = ?
-WHERE id = ? AND status = ?
-"""
-
-# In the order of Command's fields.
-_SELECT_COMMANDS = (
-    "SELECT id, station_id, name, action, ocpp_version, request, status, source, created_at,"
-    " payload, response, error, expires_at, sent_at, completed_at FROM commands"
-)
-_SELECT_RESERVATIONS = (
-    "SELECT station_id, reservation_id, evse_id, id_token, expires_at, status, updated_at"
-    " FROM reservations"
-)
-_SELECT_CHARGING_PROFILES = (
-    "SELECT station_id, evse_id, profile_id, stack_level, purpose, profile, updated_at"
-    " FROM charging_profiles"
-)
-
-# What a station's deletion removes besides its row: its current state, not its history.
-_STATION_STATE_TABLES = (
-    "connectors",
-    "station_configuration",
-    "device_model",
-    "reservations",
-    "charging_profiles",
-)

@@ -1,0 +1,189 @@
+"""TransactionService on the in-memory storage: sessions booked exactly once,
+settled from the station's readings, anomalies kept on the stored transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from csms.adapters.storage.memory import MemoryStorage
+from csms.core.domain import AuthorizationStatus, IdToken, MeterSample
+from csms.core.events import EventType
+from csms.services import Services
+from csms.services.transactions import (
+    StartRequest,
+    StopRequest,
+    TransactionEventRequest,
+    TransactionEventType,
+)
+from tests.unit.services_fixture import T0, FakeClock, build_services
+
+
+@pytest.fixture
+def storage() -> MemoryStorage:
+    return MemoryStorage()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def services(storage: MemoryStorage, clock: FakeClock) -> Services:
+    return build_services(storage, clock)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def register(wh: float, minutes: float) -> MeterSample:
+    return MeterSample(at(minutes), "Energy.Active.Import.Register", wh, "Wh", None, None, None)
+
+
+def start_16(meter_start_wh: float = 1000.0, token: str | None = "TAG-1") -> StartRequest:
+    return StartRequest("CP-1", "1.6", 1, 1, token, meter_start_wh, at(0))
+
+
+def stop_16(transaction_id: str, meter_stop_wh: float = 8000.0) -> StopRequest:
+    return StopRequest("CP-1", "1.6", transaction_id, meter_stop_wh, at(60), "Local", None)
+
+
+def event_201(
+    event_type: str, seq_no: int, *samples: MeterSample, minutes: float = 0
+) -> TransactionEventRequest:
+    return TransactionEventRequest(
+        "CP-2",
+        "2.0.1",
+        event_type,
+        "TX-9",
+        seq_no,
+        at(minutes),
+        "MeterValuePeriodic",
+        evse_id=1,
+        connector_id=1,
+        samples=samples,
+    )
+
+
+async def event_types(storage: MemoryStorage) -> list[str]:
+    return [row.event.type for row in await storage.outbox_pending(100)]
+
+
+class TestStartAndStop:
+    async def test_a_resent_start_books_one_session(
+        self, services: Services, storage: MemoryStorage
+    ) -> None:
+        """A StartTransaction sent twice gets the same transaction id, stored once."""
+        first = await services.transactions.start(start_16())
+        again = await services.transactions.start(start_16())
+        assert first.created
+        assert not again.created
+        assert again.transaction.transaction_id == first.transaction.transaction_id
+        assert await storage.count_active_transactions() == 1
+        assert await event_types(storage) == [EventType.TRANSACTION_STARTED]
+
+    async def test_stop_settles_energy_and_a_repeat_changes_nothing(
+        self, services: Services, storage: MemoryStorage
+    ) -> None:
+        """meterStop - meterStart is billed once; a repeated stop is answered as already ended."""
+        started = await services.transactions.start(start_16())
+        tx_id = started.transaction.transaction_id
+        stopped = await services.transactions.stop(stop_16(tx_id))
+        repeated = await services.transactions.stop(stop_16(tx_id, meter_stop_wh=9999.0))
+        stored = await storage.find_transaction("CP-1", tx_id)
+        assert stored is not None
+        assert stored.energy_wh == 7000.0
+        assert stored.ended_at == at(60)
+        assert not stopped.already_ended
+        assert repeated.already_ended
+        ended = [e for e in await event_types(storage) if e == EventType.TRANSACTION_ENDED]
+        assert len(ended) == 1
+
+    async def test_stop_of_an_unknown_session_is_booked_and_flagged(
+        self, services: Services, storage: MemoryStorage
+    ) -> None:
+        """A stop the CSMS never saw start is stored, with the unknown_transaction anomaly."""
+        await services.transactions.stop(stop_16("4242"))
+        stored = await storage.find_transaction("CP-1", "4242")
+        assert stored is not None
+        assert stored.ended_at == at(60)
+        assert "unknown_transaction" in stored.anomalies
+
+    async def test_start_answers_the_registry_verdict_on_the_token(
+        self, services: Services, storage: MemoryStorage
+    ) -> None:
+        """A blocked token's start is still booked, and answered Blocked."""
+        await storage.put_id_token(IdToken("TAG-B", AuthorizationStatus.BLOCKED))
+        outcome = await services.transactions.start(start_16(token="TAG-B"))
+        assert outcome.id_token_info is not None
+        assert outcome.id_token_info.status == AuthorizationStatus.BLOCKED
+        assert await storage.count_active_transactions() == 1
+
+
+class TestTransactionEvents:
+    async def test_a_session_is_booked_once_and_settled_from_registers(
+        self, services: Services, storage: MemoryStorage
+    ) -> None:
+        """Started, a repeated Updated and Ended store one transaction billed last - first."""
+        tx = services.transactions
+        await tx.transaction_event(event_201(TransactionEventType.STARTED, 0, register(500, 0)))
+        update = event_201(TransactionEventType.UPDATED, 1, register(2500, 30), minutes=30)
+        assert not (await tx.transaction_event(update)).duplicate
+        assert (await tx.transaction_event(update)).duplicate
+        await tx.transaction_event(
+            event_201(TransactionEventType.ENDED, 2, register(4500, 60), minutes=60)
+        )
+        stored = await storage.find_transaction("CP-2", "TX-9")
+        assert stored is not None
+        assert stored.energy_wh == 4000.0
+        assert stored.ended_at == at(60)
+        assert stored.anomalies == ()
+        assert await storage.list_transaction_seq_nos("CP-2", "TX-9") == {0, 1, 2}
+        assert (await event_types(storage)).count(EventType.TRANSACTION_ENDED) == 1
+
+    async def test_a_seq_no_gap_reaches_the_stored_transaction(
+        self, services: Services, storage: MemoryStorage
+    ) -> None:
+        """An Ended after a lost event is settled and flagged seq_no_gap."""
+        tx = services.transactions
+        await tx.transaction_event(event_201(TransactionEventType.STARTED, 0, register(500, 0)))
+        await tx.transaction_event(
+            event_201(TransactionEventType.ENDED, 2, register(1500, 60), minutes=60)
+        )
+        stored = await storage.find_transaction("CP-2", "TX-9")
+        assert stored is not None
+        assert stored.energy_wh == 1000.0
+        assert "seq_no_gap" in stored.anomalies
+
+    async def test_a_register_going_backwards_reaches_the_stored_transaction(
+        self, services: Services, storage: MemoryStorage
+    ) -> None:
+        """A register that falls during a session is billed as read and flagged so."""
+        tx = services.transactions
+        await tx.transaction_event(event_201(TransactionEventType.STARTED, 0, register(5000, 0)))
+        await tx.transaction_event(
+            event_201(TransactionEventType.UPDATED, 1, register(6000, 30), minutes=30)
+        )
+        await tx.transaction_event(
+            event_201(TransactionEventType.ENDED, 2, register(5500, 60), minutes=60)
+        )
+        stored = await storage.find_transaction("CP-2", "TX-9")
+        assert stored is not None
+        assert stored.energy_wh == 500.0
+        assert stored.anomalies == ("register_went_backwards",)
+
+    async def test_another_instance_resumes_a_session_from_storage(
+        self, storage: MemoryStorage, clock: FakeClock
+    ) -> None:
+        """A second service (a restarted CSMS) knows the seqNos stored by the first."""
+        first = build_services(storage, clock).transactions
+        await first.transaction_event(event_201(TransactionEventType.STARTED, 0, register(0, 0)))
+        second = build_services(storage, clock).transactions
+        again = await second.transaction_event(
+            event_201(TransactionEventType.STARTED, 0, register(0, 0))
+        )
+        assert again.duplicate
+        assert await storage.count_active_transactions() == 1
