@@ -13,6 +13,7 @@ import asyncio
 import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -190,9 +191,13 @@ class Api:
                 loop = asyncio.get_running_loop()
                 password_hash = await loop.run_in_executor(None, hash_password, body.password)
         profile: Any = body.security_profile if "security_profile" in given else UNCHANGED
-        return await self._storage.register_station(
+        station = await self._storage.register_station(
             station_id, password_hash=password_hash, security_profile=profile, at=datetime.now(UTC)
         )
+        if "boot_status" in given and body.boot_status != station.boot_status:
+            await self._storage.set_boot_status(station_id, body.boot_status)
+            station = replace(station, boot_status=body.boot_status)
+        return station
 
     async def delete_station(self, request: web.Request) -> web.Response:
         station_id = request.match_info["station_id"]

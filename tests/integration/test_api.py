@@ -200,6 +200,22 @@ class TestOpenApi:
 
 
 class TestStations:
+    async def test_put_sets_what_the_next_boot_is_answered(
+        self, api: Client, csms_api: Running
+    ) -> None:
+        """boot_status Pending by PUT: shown, and the station's next BootNotification is Pending."""
+        path, template = "/api/v1/stations/BOOT-PUT", "/api/v1/stations/{station_id}"
+        status, station = await api.request("PUT", path, template, {"boot_status": "Pending"})
+        assert (status, station["boot_status"]) == (201, "Pending")
+        async with SimStation(ws_url(csms_api), "BOOT-PUT") as cp:
+            assert (await cp.boot())["status"] == "Pending"
+        status, station = await api.request("PUT", path, template, {"boot_status": "Accepted"})
+        assert (status, station["boot_status"]) == (200, "Accepted")
+        async with SimStation(ws_url(csms_api), "BOOT-PUT") as cp:
+            assert (await cp.boot())["status"] == "Accepted"
+        status, error = await api.request("PUT", path, template, {"boot_status": "Maybe"})
+        assert (status, error["error"]) == (422, "invalid_value")
+
     async def test_list_and_detail_show_protocol_connection_and_evses(
         self, api: Client, csms_api: Running
     ) -> None:

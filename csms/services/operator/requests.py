@@ -59,6 +59,10 @@ SecurityProfile = Annotated[int, Strict(), Field(ge=1, le=3)]
 """1, 2 or 3 (docs/security.md); a boolean or 2.0 is not a profile."""
 
 
+BootStatus = Literal["Accepted", "Pending", "Rejected"]
+"""A Pending station can be configured before it is let in (docs/security.md)."""
+
+
 class StationRegistration(Body):
     """Fields left out keep their value; a null password removes it."""
 
@@ -67,6 +71,9 @@ class StationRegistration(Body):
     )
     security_profile: SecurityProfile = Field(
         1, description="the profile it must connect with from its next handshake on"
+    )
+    boot_status: BootStatus = Field(
+        "Accepted", description="what its next BootNotification is answered"
     )
 
 

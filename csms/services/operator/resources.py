@@ -105,6 +105,7 @@ class StationResource(Resource):
     ocpp_version: str | None = Field(description="the protocol it speaks (or spoke last)")
     connected: bool
     security_profile: int
+    boot_status: str = Field(description="what its next BootNotification is answered")
     has_password: bool
     vendor: str | None
     model: str | None
@@ -125,6 +126,7 @@ class StationResource(Resource):
             "ocpp_version": ocpp_version,
             "connected": connected,
             "security_profile": s.security_profile,
+            "boot_status": s.boot_status,
             "has_password": s.password_hash is not None,
             "vendor": s.vendor,
             "model": s.model,
