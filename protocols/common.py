@@ -200,6 +200,7 @@ def sample(
     context: str | None,
     location: str | None,
     path: str = "sampledValue",
+    signed_data: str | dict[str, Any] | None = None,
 ) -> MeterSample:
     """A sampled value with the defaults both versions' specs give, energy
     normalised to Wh and power to W."""
@@ -218,4 +219,5 @@ def sample(
         phase=phase,
         context=context or "Sample.Periodic",
         location=location or "Outlet",
+        signed_data=signed_data,
     )

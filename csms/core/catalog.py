@@ -107,6 +107,7 @@ def meter_sample(s: MeterSample) -> dict[str, Any]:
         "phase": s.phase,
         "context": s.context,
         "location": s.location,
+        "signed_data": s.signed_data,
     }
 
 

@@ -126,6 +126,10 @@ class MeterSample:
     phase: str | None
     context: str | None
     location: str | None
+    # The station's signature of this reading, exactly as sent: 2.0.1's
+    # signedMeterValue object, 1.6's SignedData value string. Billing under
+    # calibration law (Eichrecht) needs it untouched.
+    signed_data: str | dict[str, Any] | None = None
 
     def is_energy_register(self) -> bool:
         return self.measurand == ENERGY_IMPORT_REGISTER and self.unit == "Wh"

@@ -6,10 +6,11 @@ itself) is EVSE 0, connector 0.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from csms.core.domain import ConnectorStatus, IdTokenInfo, MeterSample
+from csms.core.domain import ENERGY_IMPORT_REGISTER, ConnectorStatus, IdTokenInfo, MeterSample
 from csms.services.stations import BootInfo
 from protocols.common import format_time, parse_number, parse_time, sample
 
@@ -58,13 +59,19 @@ def connector_status(station_id: str, payload: dict[str, Any], now: datetime) ->
 def meter_samples(meter_values: list[dict[str, Any]], path: str) -> tuple[MeterSample, ...]:
     """The sampled values of a ``meterValue`` / ``transactionData`` list.
 
-    Signed values (format SignedData) carry no number and are left out.
+    A value of format SignedData carries no number: its text is the signature
+    of the raw reading beside it in the same meterValue (the same measurand,
+    phase and location, else the first raw reading), kept as ``signed_data``.
+    A meterValue with signed values only has no reading to carry them.
     """
     samples: list[MeterSample] = []
     for i, meter_value in enumerate(meter_values):
         stamp = parse_time(meter_value["timestamp"], f"{path}[{i}].timestamp")
+        first = len(samples)
+        signed: list[dict[str, Any]] = []
         for j, sv in enumerate(meter_value["sampledValue"]):
             if sv.get("format") == "SignedData":
+                signed.append(sv)
                 continue
             where = f"{path}[{i}].sampledValue[{j}].value"
             samples.append(
@@ -79,7 +86,31 @@ def meter_samples(meter_values: list[dict[str, Any]], path: str) -> tuple[MeterS
                     where,
                 )
             )
+        if signed and len(samples) > first:
+            _attach_signatures(samples, first, signed)
     return tuple(samples)
+
+
+def _attach_signatures(
+    samples: list[MeterSample], first: int, signed: list[dict[str, Any]]
+) -> None:
+    """Give each SignedData value to the raw reading it signs (rare: off the hot path)."""
+    for sv in signed:
+        wanted = (
+            sv.get("measurand") or ENERGY_IMPORT_REGISTER,
+            sv.get("phase"),
+            sv.get("location") or "Outlet",
+        )
+        index = next(
+            (
+                k
+                for k in range(first, len(samples))
+                if (samples[k].measurand, samples[k].phase, samples[k].location) == wanted
+                and samples[k].signed_data is None
+            ),
+            first,
+        )
+        samples[index] = replace(samples[index], signed_data=sv["value"])
 
 
 def id_tag_info(info: IdTokenInfo) -> dict[str, Any]:

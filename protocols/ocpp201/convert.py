@@ -62,6 +62,7 @@ def meter_samples(meter_values: list[dict[str, Any]], path: str) -> tuple[MeterS
                     sv.get("context"),
                     sv.get("location"),
                     where,
+                    sv.get("signedMeterValue"),
                 )
             )
     return tuple(samples)

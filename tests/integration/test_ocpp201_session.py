@@ -166,6 +166,7 @@ class TestSession:
             "phase",
             "context",
             "location",
+            "signed_data",
         }
 
     async def test_updated_for_an_unseen_transaction_starts_it(

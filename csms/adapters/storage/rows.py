@@ -193,7 +193,16 @@ def samples(column: Any, d: Decoding) -> list[MeterSample]:
     """A meter_readings row's samples (a JSON array; each sample's timestamp as
     ISO 8601 text in both dialects, written by orjson or migration 0007)."""
     return [
-        MeterSample(datetime.fromisoformat(s[0]), s[1], float(s[2]), s[3], s[4], s[5], s[6])
+        MeterSample(
+            datetime.fromisoformat(s[0]),
+            s[1],
+            float(s[2]),
+            s[3],
+            s[4],
+            s[5],
+            s[6],
+            s[7] if len(s) > 7 else None,
+        )
         for s in d.json(column)
     ]
 
@@ -300,12 +309,18 @@ def connector_rows(ops: Iterable[ConnectorStatusChanged]) -> list[Row]:
 
 def reading_rows(ops: Iterable[MeterSamplesRecorded]) -> list[Row]:
     """One row per message with samples; each sample as a list in the column
-    order of migration 0007."""
+    order of migration 0007, with the signed data as an eighth element only
+    where the station signed the reading (older rows have seven)."""
     return [
         (
             op.station_id, op.transaction_id, op.evse_id,
             [
                 (s.timestamp, s.measurand, s.value, s.unit, s.phase, s.context, s.location)
+                if s.signed_data is None
+                else (
+                    s.timestamp, s.measurand, s.value, s.unit, s.phase, s.context, s.location,
+                    s.signed_data,
+                )
                 for s in op.samples
             ],
         )

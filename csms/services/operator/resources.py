@@ -309,6 +309,10 @@ class MeterSampleResource(Resource):
     phase: str | None
     context: str | None
     location: str | None
+    signed_data: str | dict[str, Any] | None = Field(
+        description="the station's signature of the reading exactly as sent (2.0.1 "
+        "signedMeterValue, 1.6 a SignedData value), else null"
+    )
 
     @classmethod
     def of(cls, s: MeterSample) -> MeterSampleResource:
@@ -320,6 +324,7 @@ class MeterSampleResource(Resource):
             phase=s.phase,
             context=s.context,
             location=s.location,
+            signed_data=s.signed_data,
         )
 
 
