@@ -3,6 +3,7 @@ and how a refused publish is reported (the relay resends from there)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -99,3 +100,20 @@ async def test_a_refused_publish_reports_the_confirmed_prefix(
     finally:
         with contextlib.suppress(Exception):
             await connection.close()
+
+
+async def test_an_idle_link_stays_open_on_heartbeats(amqp_url: str, tap: EventTap) -> None:
+    """With a one-second heartbeat the broker would drop a silent client within
+    seconds: the link beats, so after an idle spell it is open and publishes."""
+    separator = "&" if "?" in amqp_url else "?"
+    publisher = await AmqpPublisher.connect(
+        f"{amqp_url}{separator}heartbeat=1", tap.exchange, lambda: None
+    )
+    try:
+        await asyncio.sleep(3.5)
+        assert publisher.is_open
+        outcome = await publisher.publish(rows(2))
+        assert (outcome.confirmed, outcome.error) == (2, None)
+    finally:
+        await publisher.close()
+    assert not publisher.is_open
