@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import urlsplit
 
 
 class TcpProxy:
@@ -20,6 +21,24 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._pipes: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    @classmethod
+    def to(cls, url: str) -> TcpProxy:
+        """A proxy to the host and port of ``url`` (an amqp:// URL)."""
+        parts = urlsplit(url)
+        return cls(parts.hostname or "127.0.0.1", parts.port or 5672)
+
+    def url(self, url: str) -> str:
+        """``url`` with its host and port replaced by this proxy's."""
+        parts = urlsplit(url)
+        credentials, at, _ = parts.netloc.rpartition("@")
+        return parts._replace(netloc=f"{credentials}{at}127.0.0.1:{self.port}").geturl()
+
+    def hold(self) -> None:
+        """Keep what arrives instead of forwarding it (a stalled network)."""
+        self._flowing.clear()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -38,7 +57,8 @@ class TcpProxy:
         self._writers.clear()
 
     async def restore(self) -> None:
-        """Listen again on the same port."""
+        """Listen again on the same port, forwarding."""
+        self._flowing.set()
         await self.start()
 
     async def close(self) -> None:
@@ -59,6 +79,7 @@ class TcpProxy:
     async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
             while data := await source.read(65536):
+                await self._flowing.wait()
                 sink.write(data)
                 await sink.drain()
         except OSError:

@@ -15,6 +15,7 @@ from csms.adapters.amqp.publisher import AmqpPublisher
 from csms.core.events import Event
 from csms.core.ports import OutboxRow
 from tests.integration.broker import EventTap, unique_name
+from tests.integration.tcp_proxy import TcpProxy
 
 
 def rows(count: int, data: dict[str, object] | None = None) -> list[OutboxRow]:
@@ -117,3 +118,32 @@ async def test_an_idle_link_stays_open_on_heartbeats(amqp_url: str, tap: EventTa
     finally:
         await publisher.close()
     assert not publisher.is_open
+
+
+async def test_a_link_lost_with_a_batch_in_flight_reports_it_unconfirmed(
+    amqp_url: str, tap: EventTap
+) -> None:
+    """A network that stalls and then drops the connection: the batch on the wire is
+    reported unconfirmed (the relay sends it again), the link says it closed, once."""
+    proxy = TcpProxy.to(amqp_url)
+    await proxy.start()
+    closed: list[int] = []
+    try:
+        publisher = await AmqpPublisher.connect(
+            proxy.url(amqp_url), tap.exchange, lambda: closed.append(1)
+        )
+        proxy.hold()
+        in_flight = await publisher.send(rows(10))
+        await proxy.cut()
+        outcome = await in_flight
+        assert outcome.confirmed == 0
+        assert outcome.error is not None
+        assert "lost" in outcome.error
+        assert not publisher.is_open
+        later = await (await publisher.send(rows(1)))
+        assert (later.confirmed, later.error) == (0, outcome.error)
+        await publisher.close()
+        assert closed == [1]
+    finally:
+        await proxy.close()
+    assert await tap.collect_for(0.3) == []

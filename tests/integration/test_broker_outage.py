@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import structlog
@@ -36,8 +35,7 @@ def database_url(sqlite_url: str) -> str:
 
 @pytest.fixture
 async def proxy(amqp_url: str) -> AsyncIterator[TcpProxy]:
-    target = urlsplit(amqp_url)
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5672)
+    proxy = TcpProxy.to(amqp_url)
     await proxy.start()
     yield proxy
     await proxy.close()
@@ -52,13 +50,6 @@ def quiet_libraries() -> Iterator[None]:
     yield
     for logger, level in zip(loggers, levels, strict=True):
         logger.setLevel(level)
-
-
-def through(proxy: TcpProxy, amqp_url: str) -> str:
-    parts = urlsplit(amqp_url)
-    credentials = parts.netloc.rpartition("@")[0]
-    netloc = f"{credentials}@127.0.0.1:{proxy.port}" if credentials else f"127.0.0.1:{proxy.port}"
-    return parts._replace(netloc=netloc).geturl()
 
 
 def meter_event(n: int) -> Event:
@@ -95,7 +86,7 @@ async def test_a_broker_outage_logs_when_it_began_and_when_it_ended(
     try:
         with structlog.testing.capture_logs() as logs:
             running = await start_csms(
-                amqp_url=through(proxy, amqp_url),
+                amqp_url=proxy.url(amqp_url),
                 amqp_exchange=tap.exchange,
                 amqp_command_queue=unique_name(),
             )
