@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 
-from csms.adapters.amqp.publisher import AmqpPublisher
+from csms.adapters.amqp.publisher import AmqpPublisher, BrokerError
 from csms.core.events import Event
 from csms.core.ports import OutboxRow
 from tests.integration.broker import EventTap, unique_name
@@ -147,3 +147,21 @@ async def test_a_link_lost_with_a_batch_in_flight_reports_it_unconfirmed(
     finally:
         await proxy.close()
     assert await tap.collect_for(0.3) == []
+
+
+async def test_an_exchange_of_another_type_is_refused_with_the_brokers_reason(
+    amqp_url: str,
+) -> None:
+    """The events exchange exists as a direct exchange: connecting says so, with
+    RabbitMQ's own reason, instead of publishing where no binding matches."""
+    name = unique_name()
+    connection = await aio_pika.connect(amqp_url, timeout=5)
+    try:
+        channel = await connection.channel()
+        await channel.declare_exchange(name, aio_pika.ExchangeType.DIRECT, auto_delete=True)
+        with pytest.raises(BrokerError, match="cannot declare the exchange") as refused:
+            await AmqpPublisher.connect(amqp_url, name, lambda: None)
+        assert "PRECONDITION_FAILED" in str(refused.value)
+        await channel.exchange_delete(name)
+    finally:
+        await connection.close()
