@@ -30,8 +30,11 @@ import pamqp.exceptions
 import pamqp.frame
 import pamqp.header
 import pamqp.heartbeat
+import structlog
 from pamqp import commands as spec
 from pamqp.base import Frame
+
+log = structlog.get_logger("csms.relay")
 
 CHANNEL = 1  # the one channel the link opens
 DEFAULT_FRAME_MAX = 131_072  # RabbitMQ's default, when the broker names no limit
@@ -261,9 +264,12 @@ class ConfirmLink(asyncio.Protocol):
                 self._send(channel, spec.Channel.CloseOk())
                 self.abort(f"the broker closed the channel: {_reason(frame)}")
             case spec.Connection.Blocked():
+                # A memory or disk alarm: publishes wait in the socket until it clears.
                 self.blocked = frame.reason or "blocked"
+                log.warning("relay_broker_blocked", reason=self.blocked)
             case spec.Connection.Unblocked():
                 self.blocked = None
+                log.info("relay_broker_unblocked")
             case spec.Basic.Return():
                 pass  # only for mandatory publishes, which the relay does not make
             case Frame():

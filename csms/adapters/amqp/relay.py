@@ -227,12 +227,12 @@ class OutboxRelay:
         except BrokerError as exc:
             self._broker_failed("relay_broker_unavailable", str(exc))
             return
-        outage = self._outage.recovered()
-        if outage is None:
-            log.info("relay_connected")
-        else:
-            log.info("relay_connected", **outage, events_waiting=await self._events_waiting())
         try:
+            outage = self._outage.recovered()
+            if outage is None:
+                log.info("relay_connected")
+            else:
+                log.info("relay_connected", **outage, events_waiting=await self._events_waiting())
             await self._serve(self._publisher)
         finally:
             await self._disconnect()
