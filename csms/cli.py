@@ -69,14 +69,25 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.load(overrides=overrides)
     log.configure(settings.log_level, mask_tokens=settings.log_mask_tokens)
     main = app.run_relay if args.command == "relay" else app.run
-    runner: Callable[[], Coroutine[Any, Any, None]] = lambda: main(settings)  # noqa: E731
-    try:
-        import uvloop  # noqa: PLC0415 - optional speed-up ([fast] extra)
-    except ImportError:
-        asyncio.run(runner())
-    else:
-        uvloop.run(runner())
+    run_event_loop(lambda: main(settings))
     return 0
+
+
+def run_event_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``main()`` to completion on uvloop where it is installed, else on asyncio's loop.
+
+    The loop is chosen before ``main`` starts: running it inside the
+    ``except ImportError`` would chain "No module named 'uvloop'" onto every
+    exception it raises, and so onto every traceback the server logs.
+    """
+    run: Callable[[Coroutine[Any, Any, None]], None]
+    try:
+        import uvloop  # noqa: PLC0415 - a dependency wherever it installs (not on Windows)
+    except ImportError:
+        run = asyncio.run
+    else:
+        run = uvloop.run
+    run(main())
 
 
 # --- registry commands -------------------------------------------------------

@@ -1040,8 +1040,15 @@ async def _run_station(station_id: str, options: argparse.Namespace) -> bool:
     return False
 
 
+def station_ids(options: argparse.Namespace) -> list[str]:
+    """``--id`` as given; otherwise ``--stations`` ids PREFIX001, PREFIX002..."""
+    if options.ids:
+        return list(dict.fromkeys(options.ids))
+    return [f"{options.id_prefix}{number:03d}" for number in range(1, options.stations + 1)]
+
+
 async def _run(options: argparse.Namespace) -> int:
-    ids = [f"{options.id_prefix}{number:03d}" for number in range(1, options.stations + 1)]
+    ids = station_ids(options)
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(_run_station(station_id, options)) for station_id in ids]
     ok = sum(task.result() for task in tasks)
@@ -1275,6 +1282,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--protocol", choices=[OCPP16, OCPP201], default=OCPP16)
     parser.add_argument(
         "--id-prefix", default="SIM-", help="station ids: PREFIX001... (%(default)s)"
+    )
+    parser.add_argument(
+        "--id",
+        dest="ids",
+        action="append",
+        metavar="STATION_ID",
+        help="play exactly this station (repeatable); replaces --stations and --id-prefix",
     )
     parser.add_argument(
         "--id-tag", default="04A1B2C3", help="id token to charge with (%(default)s)"

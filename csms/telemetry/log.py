@@ -111,3 +111,13 @@ def configure(level: str = "info", *, mask_tokens: bool = False) -> None:
     # its noise out unless we debug.
     logging.getLogger("websockets").setLevel(max(numeric, logging.WARNING))
     logging.getLogger("aiohttp.access").setLevel(max(numeric, logging.WARNING))
+    quiet_amqp_libraries(numeric)
+
+
+def quiet_amqp_libraries(level: int) -> None:
+    """aio-pika and aiormq log every failed reconnect of a broker outage as a warning
+    or an error; the relay and the command consumer log the outage's changes of state
+    themselves (csms/adapters/amqp/outage.py). The libraries' own lines are shown only
+    when debugging (``level`` DEBUG)."""
+    for name in ("aio_pika", "aiormq"):
+        logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.CRITICAL)

@@ -3,6 +3,7 @@ and how a refused publish is reported (the relay resends from there)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -10,10 +11,11 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 
-from csms.adapters.amqp.publisher import AmqpPublisher
+from csms.adapters.amqp.publisher import AmqpPublisher, BrokerError
 from csms.core.events import Event
 from csms.core.ports import OutboxRow
 from tests.integration.broker import EventTap, unique_name
+from tests.integration.tcp_proxy import TcpProxy
 
 
 def rows(count: int, data: dict[str, object] | None = None) -> list[OutboxRow]:
@@ -99,3 +101,67 @@ async def test_a_refused_publish_reports_the_confirmed_prefix(
     finally:
         with contextlib.suppress(Exception):
             await connection.close()
+
+
+async def test_an_idle_link_stays_open_on_heartbeats(amqp_url: str, tap: EventTap) -> None:
+    """With a one-second heartbeat the broker would drop a silent client within
+    seconds: the link beats, so after an idle spell it is open and publishes."""
+    separator = "&" if "?" in amqp_url else "?"
+    publisher = await AmqpPublisher.connect(
+        f"{amqp_url}{separator}heartbeat=1", tap.exchange, lambda: None
+    )
+    try:
+        await asyncio.sleep(3.5)
+        assert publisher.is_open
+        outcome = await publisher.publish(rows(2))
+        assert (outcome.confirmed, outcome.error) == (2, None)
+    finally:
+        await publisher.close()
+    assert not publisher.is_open
+
+
+async def test_a_link_lost_with_a_batch_in_flight_reports_it_unconfirmed(
+    amqp_url: str, tap: EventTap
+) -> None:
+    """A network that stalls and then drops the connection: the batch on the wire is
+    reported unconfirmed (the relay sends it again), the link says it closed, once."""
+    proxy = TcpProxy.to(amqp_url)
+    await proxy.start()
+    closed: list[int] = []
+    try:
+        publisher = await AmqpPublisher.connect(
+            proxy.url(amqp_url), tap.exchange, lambda: closed.append(1)
+        )
+        proxy.hold()
+        in_flight = await publisher.send(rows(10))
+        await proxy.cut()
+        outcome = await in_flight
+        assert outcome.confirmed == 0
+        assert outcome.error is not None
+        assert "lost" in outcome.error
+        assert not publisher.is_open
+        later = await (await publisher.send(rows(1)))
+        assert (later.confirmed, later.error) == (0, outcome.error)
+        await publisher.close()
+        assert closed == [1]
+    finally:
+        await proxy.close()
+    assert await tap.collect_for(0.3) == []
+
+
+async def test_an_exchange_of_another_type_is_refused_with_the_brokers_reason(
+    amqp_url: str,
+) -> None:
+    """The events exchange exists as a direct exchange: connecting says so, with
+    RabbitMQ's own reason, instead of publishing where no binding matches."""
+    name = unique_name()
+    connection = await aio_pika.connect(amqp_url, timeout=5)
+    try:
+        channel = await connection.channel()
+        await channel.declare_exchange(name, aio_pika.ExchangeType.DIRECT, auto_delete=True)
+        with pytest.raises(BrokerError, match="cannot declare the exchange") as refused:
+            await AmqpPublisher.connect(amqp_url, name, lambda: None)
+        assert "PRECONDITION_FAILED" in str(refused.value)
+        await channel.exchange_delete(name)
+    finally:
+        await connection.close()

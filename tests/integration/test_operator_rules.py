@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -24,7 +26,10 @@ pytestmark = pytest.mark.rabbitmq
 
 TOO_LONG = "p" * 41  # one past the rule (1-40 characters)
 LONGEST = "p" * 40
-README_PASSWORD = "a-long-secret-pw"  # the README's example
+# The README's example, read from the README itself.
+README_PASSWORD = re.search(
+    r"--password '([^']+)'", (Path(__file__).parents[2] / "README.md").read_text()
+).group(1)  # type: ignore[union-attr]
 DAYS_31, DAYS_30 = 31 * 86400, 30 * 86400
 
 

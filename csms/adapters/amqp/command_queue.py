@@ -23,6 +23,7 @@ import aio_pika
 import orjson
 import structlog
 
+from csms.adapters.amqp.outage import BrokerOutage
 from csms.adapters.amqp.publisher import BROKER_ERRORS
 from csms.adapters.amqp.relay import Backoff
 from csms.adapters.storage.urls import mask_password
@@ -135,6 +136,8 @@ class CommandConsumer:
         self._consuming = asyncio.Event()
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._outage = BrokerOutage()
+        self._stopping = False
 
     @property
     def broker_state(self) -> str:
@@ -153,6 +156,7 @@ class CommandConsumer:
     async def stop(self) -> None:
         """Stop consuming; commands in hand are abandoned (their messages come back
         and are answered ``redelivered``)."""
+        self._stopping = True
         tasks = [*self._handlers, *([self._run_task] if self._run_task else [])]
         for task in tasks:
             task.cancel()
@@ -168,7 +172,9 @@ class CommandConsumer:
                     client_properties={"connection_name": "csms-command-queue"},
                 )
             except BROKER_ERRORS as exc:
-                log.warning(
+                # A warning when the outage begins, its retries at debug.
+                level = log.warning if self._outage.failed() else log.debug
+                level(
                     "command_queue_unavailable",
                     broker=mask_password(self._url),
                     error=str(exc),
@@ -187,8 +193,23 @@ class CommandConsumer:
             self._exchange = channel.default_exchange
             await queue.consume(self._on_message)
             self._consuming.set()
-            log.info("command_queue_consuming", queue=self._queue)
+            log.info("command_queue_consuming", queue=self._queue, **self._recovered())
+            # aio-pika reconnects by itself; it tells us when the link goes and comes back.
+            connection.close_callbacks.add(self._on_lost)
+            connection.reconnect_callbacks.add(self._on_reconnected)
             await asyncio.Future()  # until stop() cancels us
+
+    def _on_lost(self, _: object, error: BaseException | None = None) -> None:
+        if self._stopping or not self._outage.failed():
+            return
+        reason = " ".join(str(error).split()) or type(error).__name__ if error else "closed"
+        log.warning("command_queue_broker_lost", error=reason)
+
+    def _on_reconnected(self, _: object) -> None:
+        log.info("command_queue_consuming", queue=self._queue, **self._recovered())
+
+    def _recovered(self) -> dict[str, Any]:
+        return self._outage.recovered() or {}
 
     async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         self._spawn(self._handle(message))

@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from csms.adapters.amqp.outage import BrokerOutage
 from csms.adapters.amqp.publisher import BrokerError, Connect, Published, Publisher
 from csms.core.errors import StorageError
 from csms.core.ports import Clock, OutboxRow, OutboxStore
@@ -157,6 +158,7 @@ class OutboxRelay:
         self._stopping = asyncio.Event()  # not a bool: it flips across awaits, by stop()
         self._run_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._outage = BrokerOutage()
 
     @property
     def broker_state(self) -> str:
@@ -199,13 +201,13 @@ class OutboxRelay:
             try:
                 await self._session()
             except BrokerError as exc:
-                log.warning("relay_broker_lost", error=str(exc))
+                self._broker_failed("relay_broker_lost", str(exc))
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if self._stopping.is_set() or (task is not None and task.cancelling()):
                     raise
                 # A client library failing a future with CancelledError on a lost link.
-                log.warning("relay_broker_lost", error="the broker link was cancelled")
+                self._broker_failed("relay_broker_lost", "the broker link was cancelled")
             except Exception:
                 # Deliberately broad: a bug must not end publishing for the life
                 # of the process; the backoff below keeps it from spinning.
@@ -223,10 +225,14 @@ class OutboxRelay:
         try:
             self._publisher = await self._connect(self._alarm_all)
         except BrokerError as exc:
-            log.warning("relay_broker_unavailable", error=str(exc))
+            self._broker_failed("relay_broker_unavailable", str(exc))
             return
-        log.info("relay_connected")
         try:
+            outage = self._outage.recovered()
+            if outage is None:
+                log.info("relay_connected")
+            else:
+                log.info("relay_connected", **outage, events_waiting=await self._events_waiting())
             await self._serve(self._publisher)
         finally:
             await self._disconnect()
@@ -280,6 +286,19 @@ class OutboxRelay:
                 await wait_at_most(self._wakeup, self._timings.poll)
         finally:
             await _drop(in_flight)
+
+    def _broker_failed(self, event: str, error: str) -> None:
+        """A warning for the failure that begins an outage; its retries at debug."""
+        if self._outage.failed():
+            log.warning(event, error=error)
+        else:
+            log.debug(event, error=error, retry=self._outage.retries)
+
+    async def _events_waiting(self) -> int | None:
+        try:
+            return (await self._storage.outbox_backlog()).pending
+        except StorageError:
+            return None  # the database is away too; the next line will say so
 
     def _may_send(self, in_flight: collections.deque[_InFlight]) -> bool:
         """A batch while none is out; a second one only behind a full one (a backlog)."""
