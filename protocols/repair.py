@@ -100,8 +100,12 @@ class _Walker:
             and self.action == "DataTransfer"
             and path == "data"
         ):
+            try:
+                text = orjson.dumps(value).decode()
+            except TypeError:  # nested deeper than orjson goes: left for validation to refuse
+                return value
             self.note(Tolerance.DATA_TRANSFER_OBJECT_DATA, path, type(value).__name__)
-            return orjson.dumps(value).decode()
+            return text
         return value
 
     def string(self, schema: JsonSchema, value: str, path: str) -> str:

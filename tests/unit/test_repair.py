@@ -154,3 +154,14 @@ class TestBootIdentityTooLong:
         """An over-long idTag in Authorize is not a BootNotification identity string."""
         fixed, notes = fix("1.6", "Authorize", {"idTag": "X" * 21})
         assert (fixed["idTag"], notes) == ("X" * 21, [])
+
+
+class TestDeeplyNestedData:
+    def test_object_data_nested_too_deep_is_left_for_validation(self) -> None:
+        """DataTransfer data 300 objects deep is not stringified (orjson stops at 255)."""
+        deep: dict[str, Any] = {}
+        for _ in range(300):
+            deep = {"a": deep}
+        payload = {"vendorId": "V", "data": deep}
+        fixed, notes = fix("1.6", "DataTransfer", payload)
+        assert (fixed["data"], notes) == (deep, [])
