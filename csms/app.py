@@ -1,9 +1,9 @@
 """Composition root: settings -> logging -> storage -> services -> listeners.
 
 ``run`` serves until SIGTERM/SIGINT, then shuts down in the order that loses
-nothing: stop accepting and close stations with 1001 (their handlers submit
-their last writes and events), give the outbox relay a moment to publish
-what is pending, stop the HTTP listener, flush storage.
+nothing: stop accepting and reading, let the CALLs in hand commit and answer,
+close stations with 1001, give the outbox relay a moment to publish what is
+pending, stop the HTTP listener, flush storage.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
@@ -61,6 +62,9 @@ log = structlog.get_logger("csms.server")
 
 # How long disconnect() waits for a closed station's disconnection to be recorded.
 DISCONNECT_WAIT = 5.0
+# How long a shutdown waits for the CALLs in hand to be answered (their commits
+# take milliseconds; the app's stations step allows 4 s in all).
+DRAIN_SECONDS = 3.0
 
 # websockets' default high-water mark, stated: what one station may have
 # queued towards it before our send waits for it to read.
@@ -111,6 +115,8 @@ class Connection:
     waiter: asyncio.Future[dict[str, Any]] | None = None
     # Set once the connection is closed and its disconnection recorded.
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    # A station's CALL is being handled: a shutdown lets its answer go out first.
+    handling: bool = False
 
     @property
     def ocpp_version(self) -> str:
@@ -191,6 +197,7 @@ class StationServer:
         self._connect_listeners: list[ConnectListener] = []
         self._replies = ReplyCache()
         self._server: Server | None = None
+        self._stopping = asyncio.Event()
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -227,13 +234,29 @@ class StationServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
-        """Stop accepting, close every station with 1001 (going away) and
-        wait for their handlers, so their last writes are submitted."""
+        """Stop accepting and reading, let the CALLs being handled commit and
+        their answers go out, then close every station with 1001 (going away).
+
+        A CALL read after this point is not handled (the station resends it
+        to the next process); one in hand is answered before its socket
+        closes, so that no durable work loses its answer (issue 22).
+        """
         if self._server is None:
             return
+        self._stopping.set()
         self._gate.close()  # queued handshakes get their 503 now, not after their patience
-        self._server.close(close_connections=True)
-        await self._server.wait_closed()
+        self._server.close(close_connections=False)
+        for link in list(self._links.values()):
+            if not link.handling:  # else its conversation closes it after answering
+                self._spawn(link.ws.close(CloseCode.GOING_AWAY))
+        try:
+            await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), DRAIN_SECONDS)
+        except TimeoutError:
+            # A handler stuck (its database gone): its answer cannot come; drop them.
+            log.warning("stations_not_drained", still_open=len(self._links))
+            for link in list(self._links.values()):
+                link.ws.transport.abort()
+            await self._server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -474,6 +497,9 @@ class StationServer:
 
     async def _serve_connection(self, ws: ServerConnection) -> None:
         station_id, uses_previous_password, subprotocol, tolerances = self._admitted.pop(ws)
+        if self._stopping.is_set():  # its handshake finished while the server was stopping
+            await ws.close(CloseCode.GOING_AWAY)
+            return
         # Nothing reads the handshake's headers once the socket is open, and they
         # are about 2 KiB of every idle station's memory. (websockets keeps the
         # request itself: it marks the handshake as done.)
@@ -533,13 +559,24 @@ class StationServer:
                 return
             if delay > 0:
                 await asyncio.sleep(delay)
+            if self._stopping.is_set():  # no await between this and handling: nothing slips in
+                break
             action = session.receive(raw)
             if type(action) is rpc.Call:
-                await ws.send(await self._handle(adapter, ctx, session, action), text=True)
+                link.handling = True
+                try:
+                    frame = await self._handle(adapter, ctx, session, action)
+                finally:
+                    link.handling = False
+                await ws.send(frame, text=True)
+                if self._stopping.is_set():
+                    break
             elif type(action) is bytes:
                 await ws.send(action, text=True)
             elif type(action) is Answered:
                 link.settle(action)
+        if self._stopping.is_set():
+            await ws.close(CloseCode.GOING_AWAY)
 
     @staticmethod
     async def _handle(
