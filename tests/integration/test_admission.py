@@ -111,6 +111,7 @@ async def start_storm_csms(
     return csms
 
 
+@pytest.mark.serial  # a storm measured against a patience: it needs the machine to itself
 class TestHandshakeStorm:
     async def test_storm_is_capped_connected_stations_stay_served_and_all_get_in(
         self, start_csms: StartCsms

@@ -195,6 +195,7 @@ class TestChargingSession:
         assert {row.event.type for row in pending} >= {"station.connected", "station.booted"}
 
 
+@pytest.mark.serial  # stops RabbitMQ: nothing else may use the broker meanwhile
 class TestBrokerOutage:
     async def test_stations_keep_charging_and_every_event_arrives_in_order(
         self, amqp_url: str, durable_tap: EventTap, start_csms: StartCsms
