@@ -21,7 +21,9 @@ _COMMAND_ERRORS: dict[int, Answer] = {
     400: ("the body is not a JSON object, or a bad query parameter", _E),
     404: ("unknown station (station_not_found)", _E),
     409: (
-        "station not connected and no queue asked (station_not_connected), or a queue asked "
+        "station not connected and no queue asked (station_not_connected), its connection "
+        "closed after the CALL went out, before its answer (station_not_connected, "
+        "'disconnected before answering'), or a queue asked "
         "for a station that never connected, whose protocol is unknown (station_protocol_unknown)",
         _E,
     ),

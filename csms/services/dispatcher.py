@@ -268,8 +268,13 @@ class CommandDispatcher:
         station_id = command.station_id
         try:
             response = await self._stations.call(station_id, action, payload)
-        except (StationNotConnectedError, StationDisconnectedError):
-            # Either way the command was recorded as sent and gets no answer.
+        except StationNotConnectedError:
+            # Gone between the check and the send: the CALL never went out.
+            error = CommandError(
+                "station_not_connected", f"station {station_id!r} is not connected"
+            )
+            raise await self._failed(command, error, 409) from None
+        except StationDisconnectedError:
             error = CommandError(
                 "station_not_connected", f"station {station_id!r} disconnected before answering"
             )

@@ -323,6 +323,8 @@ class StationServer:
             finally:
                 link.waiter = None
                 session.abandon_call()
+                if waiter.done() and not waiter.cancelled():
+                    waiter.exception()  # settled by the close while send() failed: seen
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -511,11 +513,7 @@ class StationServer:
         session = Session(station_id, adapter, self._replies, self._policy.pacer())
         link = Connection(station_id, ws, session)
         structlog.contextvars.bind_contextvars(station_id=station_id, ocpp_version=version)
-        previous = self._links.get(station_id)
-        self._links[station_id] = link
-        if previous is not None:
-            log.info("station_replaced")
-            await previous.ws.close(1000, "replaced by a newer connection")
+        await self._register(link)
         metrics.STATIONS_CONNECTED.labels(version).inc()
         metrics.CONNECTIONS.labels("connect", version).inc()
         remote = ws.remote_address[0] if ws.remote_address else None
@@ -548,6 +546,20 @@ class StationServer:
                 log.error("disconnect_not_recorded", error=str(exc))
             finally:
                 link.finished.set()
+
+    async def _register(self, link: Connection) -> None:
+        """Make ``link`` the station's connection, closing an older one first."""
+        previous = self._links.get(link.station_id)
+        self._links[link.station_id] = link
+        if previous is None:
+            return
+        log.info("station_replaced")
+        try:
+            await previous.ws.close(1000, "replaced by a newer connection")
+        except BaseException:  # cancelled (a stop) before this link was set up
+            if self._links.get(link.station_id) is link:
+                del self._links[link.station_id]
+            raise
 
     async def _converse(self, link: Connection, adapter: OcppVersion, ctx: StationContext) -> None:
         """Feed the station's frames to its session and carry out its actions."""

@@ -10,9 +10,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import structlog
+
 from csms.core.domain import ENERGY_IMPORT_REGISTER, ConnectorStatus, IdTokenInfo, MeterSample
 from csms.services.stations import BootInfo
 from protocols.common import format_time, parse_number, parse_time, sample
+
+log = structlog.get_logger("csms.protocols")
 
 _BOOT_EXTRA = (
     "chargeBoxSerialNumber",
@@ -68,10 +72,10 @@ def meter_samples(meter_values: list[dict[str, Any]], path: str) -> tuple[MeterS
     for i, meter_value in enumerate(meter_values):
         stamp = parse_time(meter_value["timestamp"], f"{path}[{i}].timestamp")
         first = len(samples)
-        signed: list[dict[str, Any]] = []
+        signed: list[dict[str, Any]] | None = None  # rare: no list per meterValue
         for j, sv in enumerate(meter_value["sampledValue"]):
             if sv.get("format") == "SignedData":
-                signed.append(sv)
+                signed = [sv] if signed is None else [*signed, sv]
                 continue
             where = f"{path}[{i}].sampledValue[{j}].value"
             samples.append(
@@ -86,7 +90,7 @@ def meter_samples(meter_values: list[dict[str, Any]], path: str) -> tuple[MeterS
                     where,
                 )
             )
-        if signed and len(samples) > first:
+        if signed is not None:
             _attach_signatures(samples, first, signed)
     return tuple(samples)
 
@@ -94,23 +98,23 @@ def meter_samples(meter_values: list[dict[str, Any]], path: str) -> tuple[MeterS
 def _attach_signatures(
     samples: list[MeterSample], first: int, signed: list[dict[str, Any]]
 ) -> None:
-    """Give each SignedData value to the raw reading it signs (rare: off the hot path)."""
+    """Give each SignedData value to the raw reading it signs: the same measurand,
+    phase and location, else the same measurand; never one already signed. A
+    signature with no such reading in its meterValue is logged, not guessed."""
     for sv in signed:
-        wanted = (
-            sv.get("measurand") or ENERGY_IMPORT_REGISTER,
-            sv.get("phase"),
-            sv.get("location") or "Outlet",
-        )
-        index = next(
-            (
-                k
-                for k in range(first, len(samples))
-                if (samples[k].measurand, samples[k].phase, samples[k].location) == wanted
-                and samples[k].signed_data is None
-            ),
-            first,
-        )
-        samples[index] = replace(samples[index], signed_data=sv["value"])
+        measurand = sv.get("measurand") or ENERGY_IMPORT_REGISTER
+        wanted = (measurand, sv.get("phase"), sv.get("location") or "Outlet")
+        free = [k for k in range(first, len(samples)) if samples[k].signed_data is None]
+        exact = [
+            k
+            for k in free
+            if (samples[k].measurand, samples[k].phase, samples[k].location) == wanted
+        ]
+        fits = exact or [k for k in free if samples[k].measurand == measurand]
+        if not fits:
+            log.warning("signed_value_without_reading", measurand=measurand)
+            continue
+        samples[fits[0]] = replace(samples[fits[0]], signed_data=sv["value"])
 
 
 def id_tag_info(info: IdTokenInfo) -> dict[str, Any]:

@@ -200,6 +200,17 @@ class TestOpenApi:
 
 
 class TestStations:
+    @pytest.mark.parametrize("profile", [True, 2.0, "2", 0, 4])
+    async def test_a_security_profile_is_an_integer_from_1_to_3(
+        self, api: Client, profile: object
+    ) -> None:
+        """true, 2.0, "2", 0 and 4 are not profiles: 422, nothing stored."""
+        path, template = "/api/v1/stations/SP-BAD", "/api/v1/stations/{station_id}"
+        status, error = await api.request("PUT", path, template, {"security_profile": profile})
+        assert (status, error["error"]) == (422, "invalid_value")
+        status, _ = await api.request("GET", path, template)
+        assert status == 404
+
     async def test_put_sets_what_the_next_boot_is_answered(
         self, api: Client, csms_api: Running
     ) -> None:

@@ -36,6 +36,7 @@ from csms.core.ports import (
     StationSeen,
     Storage,
     TransactionChanged,
+    TransactionEventRecorded,
     TransactionFilter,
     TransactionStarted,
     WriteOp,
@@ -467,6 +468,17 @@ class TestTransactions:
         await storage.commit([TransactionStarted(transaction())])
         with pytest.raises(StorageError):
             await storage.commit([TransactionStarted(transaction())])
+
+    async def test_a_failing_unit_leaves_nothing_of_its_other_ops(self, storage: Storage) -> None:
+        """A unit whose last op fails stores none of its earlier ops (atomic on every store)."""
+        await storage.commit([TransactionStarted(transaction())])
+        seq = TransactionEventRecorded("CP-1", "tx-2", 0, "Started", "Authorized", T0, False)
+        with pytest.raises(StorageError):
+            await storage.commit(
+                [TransactionStarted(transaction("tx-2")), seq, TransactionStarted(transaction())]
+            )
+        assert await storage.find_transaction("CP-1", "tx-2") is None
+        assert await storage.list_transaction_seq_nos("CP-1", "tx-2") == set()
 
     async def test_same_transaction_id_on_two_stations(self, storage: Storage) -> None:
         """Transaction ids are unique per station, not across stations (2.0.1)."""

@@ -13,6 +13,53 @@ from protocols.ocpp16 import convert
 T = "2026-01-02T03:04:05Z"
 
 
+class TestSignedValues:
+    def test_each_signature_goes_to_the_reading_it_signs(self) -> None:
+        """Energy and power readings, each signed: each gets its own signature."""
+        [energy, power] = convert.meter_samples(
+            [
+                {
+                    "timestamp": T,
+                    "sampledValue": [
+                        {"value": "1234"},
+                        {"value": "5000", "measurand": "Power.Active.Import", "unit": "W"},
+                        {
+                            "value": "SIG-P",
+                            "format": "SignedData",
+                            "measurand": "Power.Active.Import",
+                        },
+                        {"value": "SIG-E", "format": "SignedData"},
+                    ],
+                }
+            ],
+            "mv",
+        )
+        assert (energy.signed_data, power.signed_data) == ("SIG-E", "SIG-P")
+
+    def test_a_signature_without_its_reading_signs_nothing_else(self) -> None:
+        """A power signature beside an energy reading only, and a second energy signature:
+        the energy reading keeps the first energy signature; nothing is overwritten."""
+        [energy] = convert.meter_samples(
+            [
+                {
+                    "timestamp": T,
+                    "sampledValue": [
+                        {"value": "1234"},
+                        {"value": "SIG-A", "format": "SignedData"},
+                        {"value": "SIG-B", "format": "SignedData"},
+                        {
+                            "value": "SIG-P",
+                            "format": "SignedData",
+                            "measurand": "Power.Active.Import",
+                        },
+                    ],
+                }
+            ],
+            "mv",
+        )
+        assert energy.signed_data == "SIG-A"
+
+
 class TestMeterSamples:
     def test_spec_defaults_apply_to_a_bare_value(self) -> None:
         """A sampled value with only a value is an energy register reading in Wh."""

@@ -6,9 +6,9 @@ breaks one.
 Where a rule is broken decides the answer: a value the *query string*
 cannot hold (a bad boolean, number or date-time, a page out of range) is
 400 ``invalid_query``; a bad value in a *body* or an AMQP message is 422
-with that body's kind (``invalid_value``, ``invalid_queue``...). An expiry
-the queue cannot honour (past, or beyond MAX_QUEUE_EXPIRY) is 422
-``invalid_queue`` wherever it was written.
+with that body's kind (``invalid_value``, ``invalid_queue``...). So an
+expiry beyond MAX_QUEUE_EXPIRY is 400 ``invalid_query`` in a query string
+and 422 ``invalid_queue`` in a body or an AMQP message.
 """
 
 from __future__ import annotations
