@@ -416,3 +416,35 @@ class TestQueue:
             "/api/v1/stations/NEW/commands/reset", {"type": "soft", "queue": True}
         )
         assert (status, body["error"]) == (409, "station_protocol_unknown")
+
+
+class SlowFirstAnswer(SimStation):
+    """Answers the CSMS's first CALL only after half a second, the others at once."""
+
+    calls = 0
+    first_call: asyncio.Event | None = None
+
+    async def on_call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls == 1:
+            assert self.first_call is not None
+            self.first_call.set()
+            await asyncio.sleep(0.5)
+        return {"status": "Accepted"}
+
+
+class TestCancelledCaller:
+    async def test_a_caller_that_gives_up_leaves_the_link_usable(self, running: Running) -> None:
+        """A call() cancelled while waiting frees the station for the next one, whose answer
+        is its own (the late answer to the first is ignored)."""
+        async with SlowFirstAnswer(ws_url(running), "PATIENT") as cp:
+            cp.first_call = asyncio.Event()
+            await cp.boot()
+            first = asyncio.create_task(running.stations.call("PATIENT", "Reset", {"type": "Soft"}))
+            await asyncio.wait_for(cp.first_call.wait(), 5)
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            answer = await running.stations.call("PATIENT", "Reset", {"type": "Hard"})
+            assert answer == {"status": "Accepted"}
+            assert cp.calls == 2
