@@ -117,7 +117,7 @@ def configure(level: str = "info", *, mask_tokens: bool = False) -> None:
 def quiet_amqp_libraries(level: int) -> None:
     """aio-pika and aiormq log every failed reconnect of a broker outage as a warning
     or an error; the relay and the command consumer log the outage's changes of state
-    themselves (csms/adapters/amqp/outage.py). The libraries' own lines are shown only
+    themselves (csms/telemetry/outage.py). The libraries' own lines are shown only
     when debugging (``level`` DEBUG)."""
     for name in ("aio_pika", "aiormq"):
         logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.CRITICAL)

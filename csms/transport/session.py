@@ -37,6 +37,7 @@ from csms.core.errors import (
 from csms.core.records import record
 from csms.services import StationContext
 from csms.telemetry import metrics
+from csms.telemetry.outage import DATABASE
 from csms.transport import rpc
 from csms.transport.admission import MessagePacer
 
@@ -230,9 +231,9 @@ class Session:
             code, reply = exc.code, exc.frame(call.unique_id)
         else:
             if isinstance(exc, StorageError):
-                log.error(
-                    "call_failed", action=call.action, message_id=call.unique_id, error=str(exc)
-                )
+                # Inside a database outage the committer has said so once (warning).
+                report = log.debug if DATABASE.down else log.error
+                report("call_failed", action=call.action, message_id=call.unique_id, error=str(exc))
             else:
                 log.error(
                     "call_crashed", action=call.action, message_id=call.unique_id, exc_info=exc

@@ -23,7 +23,6 @@ import aio_pika
 import orjson
 import structlog
 
-from csms.adapters.amqp.outage import BrokerOutage
 from csms.adapters.amqp.publisher import BROKER_ERRORS
 from csms.adapters.amqp.relay import Backoff
 from csms.adapters.storage.urls import mask_password
@@ -33,6 +32,7 @@ from csms.services.operator.errors import OperatorError
 from csms.services.operator.requests import QUEUE, QueueWindow, queue_of
 from csms.services.operator.resources import CommandResource
 from csms.services.operator.rules import BODY_STATUS, STATION_ID, check
+from csms.telemetry.outage import Outage
 
 log = structlog.get_logger("csms.command_queue")
 
@@ -136,7 +136,7 @@ class CommandConsumer:
         self._consuming = asyncio.Event()
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
-        self._outage = BrokerOutage()
+        self._outage = Outage()
         self._stopping = False
 
     @property

@@ -34,12 +34,12 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from csms.adapters.amqp.outage import BrokerOutage
 from csms.adapters.amqp.publisher import BrokerError, Connect, Published, Publisher
 from csms.core.errors import StorageError
 from csms.core.ports import Clock, OutboxRow, OutboxStore
 from csms.core.waiting import wait_at_most
 from csms.telemetry import metrics
+from csms.telemetry.outage import Outage
 
 log = structlog.get_logger("csms.relay")
 
@@ -158,7 +158,7 @@ class OutboxRelay:
         self._stopping = asyncio.Event()  # not a bool: it flips across awaits, by stop()
         self._run_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
-        self._outage = BrokerOutage()
+        self._outage = Outage()
 
     @property
     def broker_state(self) -> str:

@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+import structlog
+
 from csms.core.errors import StorageError, StorageUnavailableError
 from csms.core.events import EventType
 from csms.core.ports import (
@@ -46,6 +48,9 @@ from csms.core.ports import (
     WriteOp,
 )
 from csms.telemetry import metrics
+from csms.telemetry.outage import DATABASE
+
+log = structlog.get_logger("csms.storage")
 
 U = TypeVar("U")
 
@@ -148,6 +153,10 @@ class GroupCommitter(Generic[U]):
             await self._apply_batch([unit for unit, _ in batch])
         except StorageUnavailableError as exc:
             # Retrying unit by unit cannot help when the database is gone.
+            if DATABASE.failed():
+                log.warning("database_unavailable", error=str(exc))
+            else:
+                log.debug("database_still_unavailable", error=str(exc), retry=DATABASE.retries)
             _fail_all(batch, exc)
         except Exception as exc:
             # Deliberately broad: a constraint failure or an adapter bug. Whatever
@@ -159,6 +168,8 @@ class GroupCommitter(Generic[U]):
         else:
             metrics.STORAGE_COMMIT_SECONDS.observe(time.perf_counter() - started)
             metrics.STORAGE_BATCH_UNITS.observe(len(batch))
+            if DATABASE.down:
+                log.info("database_available", **(DATABASE.recovered() or {}))
             _succeed_all(batch)
         finally:
             # Only reached with futures open when cancelled mid-flush: nobody may wait forever.

@@ -1,9 +1,10 @@
-"""One log line per change of a broker link's state, not one per failed attempt.
+"""One log line per change of a link's state, not one per failed attempt.
 
-A 20 s outage used to log a warning for every reconnect attempt of the relay
-and the command consumer, plus the AMQP libraries' own errors (issue 22).
-Now each component logs the first failure as a warning, the retries at
-debug, and its recovery at info with how long the broker was away.
+A 20 s broker outage used to log a warning for every reconnect attempt of the
+relay and the command consumer, and a database outage an error per refused
+CALL (issue 22). Now each component logs the first failure as a warning, the
+retries at debug, and its recovery at info with how long the far side was
+away and how many attempts failed meanwhile.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import time
 from typing import Any
 
 
-class BrokerOutage:
-    """Whether one component's broker link is down, since when, how many retries failed."""
+class Outage:
+    """Whether one component's link (to the broker, to the database) is down,
+    since when, and how many attempts failed since."""
 
     __slots__ = ("_retries", "_since")
 
@@ -48,3 +50,8 @@ class BrokerOutage:
         }
         self._since, self._retries = None, 0
         return figures
+
+
+# The process's database: its group commits mark it down and up; a refused
+# CALL is logged loudly only when it is not part of a known outage.
+DATABASE = Outage()
