@@ -139,6 +139,10 @@ class CommandDispatcher:
 
     # --- submitting ----------------------------------------------------------
 
+    def now(self) -> datetime:
+        """The services' clock: every edge reckons a queue's deadline from it."""
+        return self._services.clock()
+
     async def submit(self, sub: Submission) -> Outcome:
         """Send the command now, or queue it; raise CommandRefused."""
         try:

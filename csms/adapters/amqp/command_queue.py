@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Coroutine
-from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -92,7 +91,7 @@ async def answer(
         spec = check(
             QUEUE, message.get("queue"), name="queue", status=BODY_STATUS, kind=QueueWindow.kind
         )
-        queue, expires_at = queue_of(spec, datetime.now(UTC))
+        queue, expires_at = queue_of(spec, dispatcher.now())
         outcome = await dispatcher.submit(
             Submission(
                 station_id,
