@@ -399,7 +399,7 @@ class Api:
                 **await self._station_fields(s),
                 "local_list_version": await self._storage.find_local_list_version(s.id),
                 "configuration": [
-                    rs.ConfigurationEntry.of(k)
+                    rs.ConfigurationEntry.read(k)
                     for k in await self._storage.list_configuration(s.id)
                 ],
                 "device_model": [
@@ -407,11 +407,11 @@ class Api:
                     for e in await self._storage.list_device_model(s.id)
                 ],
                 "reservations": [
-                    rs.ReservationResource.of(r)
+                    rs.ReservationResource.read(r)
                     for r in await self._storage.list_reservations(s.id)
                 ],
                 "charging_profiles": [
-                    rs.ChargingProfileResource.of(p)
+                    rs.ChargingProfileResource.read(p)
                     for p in await self._storage.list_charging_profiles(s.id)
                 ],
             }

@@ -159,4 +159,4 @@ class TestResourcesFitTheirSchema:
         assert [e["evse_id"] for e in evses] == sorted({c.evse_id for c in connectors})
         assert sum(len(e["connectors"]) for e in evses) == len(connectors)
         assert fits(rs.IdTokenResource.of(token))["status"] == token.status.value
-        fits(rs.ReservationResource.of(reservation))
+        fits(rs.ReservationResource.read(reservation))

@@ -6,22 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from csms.core import catalog
 from csms.core.domain import (
-    ChargingProfile,
     Command,
     CommandStatus,
-    ConfigurationKey,
     ConnectorStatus,
     DeviceModelEntry,
     IdToken,
     IdTokenType,
     MeterSample,
-    Reservation,
     Station,
     Transaction,
 )
@@ -41,7 +38,12 @@ JsonObject = dict[str, Any]
 class Resource(BaseModel):
     """A record as the edge shows it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    @classmethod
+    def read(cls, record: object) -> Self:
+        """The resource of a domain record whose attributes bear the fields' names."""
+        return cls.model_validate(record)
 
     def dump(self) -> dict[str, Any]:
         """The JSON body (times as ISO 8601 strings)."""
@@ -72,18 +74,6 @@ class ConnectorResource(Resource):
     vendor_error_code: str | None
     updated_at: Timestamp
 
-    @classmethod
-    def of(cls, c: ConnectorStatus) -> ConnectorResource:
-        return cls(
-            connector_id=c.connector_id,
-            status=c.status,
-            error_code=c.error_code,
-            info=c.info,
-            vendor_id=c.vendor_id,
-            vendor_error_code=c.vendor_error_code,
-            updated_at=c.updated_at,
-        )
-
 
 class EvseResource(Resource):
     evse_id: int
@@ -94,7 +84,7 @@ class EvseResource(Resource):
         """Connectors grouped by EVSE, both in id order."""
         evses: dict[int, list[ConnectorResource]] = {}
         for c in sorted(connectors, key=lambda c: (c.evse_id, c.connector_id)):
-            evses.setdefault(c.evse_id, []).append(ConnectorResource.of(c))
+            evses.setdefault(c.evse_id, []).append(ConnectorResource.read(c))
         return [cls(evse_id=evse_id, connectors=items) for evse_id, items in evses.items()]
 
 
@@ -148,10 +138,6 @@ class ConfigurationEntry(Resource):
     readonly: bool | None
     updated_at: Timestamp | None
 
-    @classmethod
-    def of(cls, k: ConfigurationKey) -> ConfigurationEntry:
-        return cls(key=k.key, value=k.value, readonly=k.readonly, updated_at=k.updated_at)
-
 
 class DeviceModelVariable(Resource):
     """An OCPP 2.0.1 variable (NotifyReport, Get/SetVariables); passwords masked."""
@@ -192,17 +178,6 @@ class ReservationResource(Resource):
     status: str
     updated_at: Timestamp | None
 
-    @classmethod
-    def of(cls, r: Reservation) -> ReservationResource:
-        return cls(
-            reservation_id=r.reservation_id,
-            evse_id=r.evse_id,
-            id_token=r.id_token,
-            expires_at=r.expires_at,
-            status=r.status,
-            updated_at=r.updated_at,
-        )
-
 
 class ChargingProfileResource(Resource):
     profile_id: int
@@ -211,17 +186,6 @@ class ChargingProfileResource(Resource):
     purpose: str
     profile: JsonObject = Field(description="as sent, in the station's protocol")
     updated_at: Timestamp | None
-
-    @classmethod
-    def of(cls, p: ChargingProfile) -> ChargingProfileResource:
-        return cls(
-            profile_id=p.profile_id,
-            evse_id=p.evse_id,
-            stack_level=p.stack_level,
-            purpose=p.purpose,
-            profile=p.profile,
-            updated_at=p.updated_at,
-        )
 
 
 class StationDetail(StationResource):
@@ -314,19 +278,6 @@ class MeterSampleResource(Resource):
         "signedMeterValue, 1.6 a SignedData value), else null"
     )
 
-    @classmethod
-    def of(cls, s: MeterSample) -> MeterSampleResource:
-        return cls(
-            timestamp=s.timestamp,
-            measurand=s.measurand,
-            value=s.value,
-            unit=s.unit,
-            phase=s.phase,
-            context=s.context,
-            location=s.location,
-            signed_data=s.signed_data,
-        )
-
 
 class TransactionResource(Resource):
     transaction_id: str
@@ -383,7 +334,7 @@ class TransactionDetail(TransactionResource):
 
     @classmethod
     def with_samples(cls, t: Transaction, samples: Iterable[MeterSample]) -> TransactionDetail:
-        meter_samples = [MeterSampleResource.of(s) for s in samples]
+        meter_samples = [MeterSampleResource.read(s) for s in samples]
         return cls.model_validate({**cls.fields_of(t), "meter_samples": meter_samples})
 
 
