@@ -4,22 +4,19 @@ AMQP command queue give the same bad password, expiry or date the same answer.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import aiohttp
 import pytest
 
 from csms.app import Running
 from scripts.simulate import SimStation
-from tests.integration.broker import BROKER_ERRORS, unique_name
+from tests.integration.command_queue_client import Requester, command_requester, csms_consuming
 from tests.integration.conftest import StartCsms, http_url, ws_url
-from tests.integration.test_command_queue import Requester
 from tests.integration.test_process import csms_env
 
 pytestmark = pytest.mark.rabbitmq
@@ -41,33 +38,16 @@ def database_url(sqlite_url: str) -> str:
 
 @pytest.fixture
 async def requester(amqp_url: str) -> AsyncIterator[Requester]:
-    connection = await aio_pika.connect(amqp_url, timeout=5)
-    try:
-        client = Requester(await connection.channel(), unique_name())
-        await client.open()
+    async with command_requester(amqp_url) as client:
         yield client
-    finally:
-        with contextlib.suppress(*BROKER_ERRORS):
-            channel = await connection.channel()
-            await channel.queue_delete(client.queue)
-        await connection.close()
 
 
 @pytest.fixture
 async def running(
     start_csms: StartCsms, amqp_url: str, requester: Requester
 ) -> AsyncIterator[Running]:
-    exchange = unique_name()
-    running = await start_csms(
-        amqp_url=amqp_url, amqp_exchange=exchange, amqp_command_queue=requester.queue
-    )
-    assert running.command_queue is not None
-    async with asyncio.timeout(10):
-        await running.command_queue.wait_consuming()
-    yield running
-    await running.stop()
-    with contextlib.suppress(*BROKER_ERRORS):
-        await requester.channel.exchange_delete(exchange)
+    async with csms_consuming(start_csms, amqp_url, requester) as csms:
+        yield csms
 
 
 @pytest.fixture
