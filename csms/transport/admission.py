@@ -15,7 +15,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from csms.core.interop import InteropProfiles
 from csms.core.settings import Settings
@@ -234,18 +234,19 @@ class ConnectionPolicy:
     """What the station server enforces on a connection beyond OCPP itself:
     handshake admission, TLS facts, message pacing, firmware tolerances."""
 
-    handshake_timeout: float = 10.0
-    max_concurrent_handshakes: int = 128
-    handshake_rate: float = 1000.0
-    handshake_retry_after: int = 10
-    handshake_queue_wait: float = 5.0
-    max_queued_handshakes: int = 16384
-    message_rate: float = 20.0
-    message_burst: int = 200
-    abuse_after: float = 300.0
-    peer: PeerFacts = field(default_factory=PeerFacts)
-    interop: InteropProfiles = field(default_factory=InteropProfiles)
-    default_subprotocol: str = ""
+    # No defaults here: they are the settings' (csms/core/settings.py), one place.
+    handshake_timeout: float
+    max_concurrent_handshakes: int
+    handshake_rate: float
+    handshake_retry_after: int
+    handshake_queue_wait: float
+    max_queued_handshakes: int
+    message_rate: float
+    message_burst: int
+    abuse_after: float
+    peer: PeerFacts
+    interop: InteropProfiles
+    default_subprotocol: str
 
     @classmethod
     def from_settings(cls, settings: Settings, interop: InteropProfiles) -> ConnectionPolicy:

@@ -177,10 +177,10 @@ class StationServer:
         ping_interval: float,
         ping_timeout: float,
         max_frame_bytes: int,
-        policy: ConnectionPolicy | None = None,
+        policy: ConnectionPolicy,
     ) -> None:
         self._services = services
-        self._policy = policy or ConnectionPolicy()
+        self._policy = policy
         self._gate = self._policy.gate()
         metrics.HANDSHAKES_QUEUED.set_function(lambda: self._gate.waiting)
         self._adapters = versions
