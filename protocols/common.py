@@ -25,6 +25,20 @@ AnswerReader = Callable[[dict[str, Any]], str]
 
 PROPERTY_VIOLATION = "PropertyConstraintViolation"
 
+
+def stored(action: str, answer: dict[str, Any] | None = None) -> Handler:
+    """A handler that keeps the station's message as received and answers
+    ``answer`` (``{}`` by default): notifications both versions only record."""
+    reply = answer or {}
+
+    async def record(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+        await ctx.services.stations.notified(ctx.station_id, ctx.ocpp_version, action, req)
+        return dict(reply)
+
+    record.__name__ = action
+    return record
+
+
 # Actions a station does send (1.6 security extension, 2.0.1) that have no
 # handler yet: refused with NotSupported, saying so.
 STATION_ACTIONS_NOT_HANDLED = frozenset({"Get15118EVCertificate", "GetCertificateStatus"})

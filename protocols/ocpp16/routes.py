@@ -10,7 +10,7 @@ from typing import Any
 from csms.core.events import EventType
 from csms.services import StationContext
 from csms.services.transactions import StartRequest, StopRequest
-from protocols.common import Handler, format_time, parse_time
+from protocols.common import Handler, format_time, parse_time, stored
 from protocols.ocpp16 import convert
 
 
@@ -99,18 +99,6 @@ async def data_transfer(ctx: StationContext, req: dict[str, Any]) -> dict[str, A
     return {"status": "UnknownVendorId"}
 
 
-def _notification(action: str, answer: dict[str, Any] | None = None) -> Handler:
-    """A notification kept as received and acknowledged."""
-    reply = answer or {}
-
-    async def record(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
-        await ctx.services.stations.notified(ctx.station_id, ctx.ocpp_version, action, req)
-        return dict(reply)
-
-    record.__name__ = action
-    return record
-
-
 async def security_event_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
     occurred_at = parse_time(req["timestamp"], "timestamp")
     data = {"type": req["type"], "tech_info": req.get("techInfo")}
@@ -133,12 +121,12 @@ ROUTES: dict[str, Handler] = {
     "StopTransaction": stop_transaction,
     "MeterValues": meter_values,
     "DataTransfer": data_transfer,
-    "DiagnosticsStatusNotification": _notification("DiagnosticsStatusNotification"),
-    "FirmwareStatusNotification": _notification("FirmwareStatusNotification"),
-    "LogStatusNotification": _notification("LogStatusNotification"),
-    "SignedFirmwareStatusNotification": _notification("SignedFirmwareStatusNotification"),
+    "DiagnosticsStatusNotification": stored("DiagnosticsStatusNotification"),
+    "FirmwareStatusNotification": stored("FirmwareStatusNotification"),
+    "LogStatusNotification": stored("LogStatusNotification"),
+    "SignedFirmwareStatusNotification": stored("SignedFirmwareStatusNotification"),
     "SecurityEventNotification": security_event_notification,
     # Security extension. No certificate authority is configured (the contract:
     # Rejected without CSMS_CA_CERT / CSMS_CA_KEY); the request is kept.
-    "SignCertificate": _notification("SignCertificate", {"status": "Rejected"}),
+    "SignCertificate": stored("SignCertificate", {"status": "Rejected"}),
 }

@@ -10,7 +10,7 @@ from typing import Any
 from csms.core.domain import AuthorizationStatus
 from csms.core.events import EventType
 from csms.services import StationContext
-from protocols.common import Handler, format_time, parse_time
+from protocols.common import Handler, format_time, parse_time, stored
 from protocols.ocpp201 import convert
 
 
@@ -88,18 +88,6 @@ async def security_event_notification(ctx: StationContext, req: dict[str, Any]) 
     return {}
 
 
-def _stored(action: str, answer: dict[str, Any] | None = None) -> Handler:
-    """A notification kept as received and acknowledged."""
-    reply = answer or {}
-
-    async def record(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
-        await ctx.services.stations.notified(ctx.station_id, ctx.ocpp_version, action, req)
-        return dict(reply)
-
-    record.__name__ = action
-    return record
-
-
 ROUTES: dict[str, Handler] = {
     "BootNotification": boot_notification,
     "Heartbeat": heartbeat,
@@ -110,22 +98,22 @@ ROUTES: dict[str, Handler] = {
     "NotifyReport": notify_report,
     "DataTransfer": data_transfer,
     "SecurityEventNotification": security_event_notification,
-    "NotifyEvent": _stored("NotifyEvent"),
-    "FirmwareStatusNotification": _stored("FirmwareStatusNotification"),
-    "LogStatusNotification": _stored("LogStatusNotification"),
-    "NotifyChargingLimit": _stored("NotifyChargingLimit"),
-    "ClearedChargingLimit": _stored("ClearedChargingLimit"),
-    "ReservationStatusUpdate": _stored("ReservationStatusUpdate"),
-    "NotifyEVChargingNeeds": _stored("NotifyEVChargingNeeds", {"status": "Accepted"}),
-    "NotifyEVChargingSchedule": _stored("NotifyEVChargingSchedule", {"status": "Accepted"}),
-    "NotifyCustomerInformation": _stored("NotifyCustomerInformation"),
-    "NotifyMonitoringReport": _stored("NotifyMonitoringReport"),
-    "NotifyDisplayMessages": _stored("NotifyDisplayMessages"),
-    "ReportChargingProfiles": _stored("ReportChargingProfiles"),
-    "PublishFirmwareStatusNotification": _stored("PublishFirmwareStatusNotification"),
+    "NotifyEvent": stored("NotifyEvent"),
+    "FirmwareStatusNotification": stored("FirmwareStatusNotification"),
+    "LogStatusNotification": stored("LogStatusNotification"),
+    "NotifyChargingLimit": stored("NotifyChargingLimit"),
+    "ClearedChargingLimit": stored("ClearedChargingLimit"),
+    "ReservationStatusUpdate": stored("ReservationStatusUpdate"),
+    "NotifyEVChargingNeeds": stored("NotifyEVChargingNeeds", {"status": "Accepted"}),
+    "NotifyEVChargingSchedule": stored("NotifyEVChargingSchedule", {"status": "Accepted"}),
+    "NotifyCustomerInformation": stored("NotifyCustomerInformation"),
+    "NotifyMonitoringReport": stored("NotifyMonitoringReport"),
+    "NotifyDisplayMessages": stored("NotifyDisplayMessages"),
+    "ReportChargingProfiles": stored("ReportChargingProfiles"),
+    "PublishFirmwareStatusNotification": stored("PublishFirmwareStatusNotification"),
     # No certificate authority is configured (the contract: Rejected without
     # CSMS_CA_CERT / CSMS_CA_KEY); the request is kept.
-    "SignCertificate": _stored(
+    "SignCertificate": stored(
         "SignCertificate", {"status": "Rejected", "statusInfo": {"reasonCode": "NoCA"}}
     ),
 }
