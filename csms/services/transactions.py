@@ -180,14 +180,7 @@ class TransactionService:
         await self._writes.commit(
             [
                 TransactionStarted(tx),
-                report(
-                    self._clock,
-                    EventType.TRANSACTION_STARTED,
-                    tx.station_id,
-                    tx.ocpp_version,
-                    tx.started_at,
-                    catalog.transaction_started(tx),
-                ),
+                self._started_event(tx),
             ]
         )
         return StartOutcome(tx, info, created=True)
@@ -286,16 +279,7 @@ class TransactionService:
         unit.append(TransactionChanged(ended))
         billable = tx_is_known or _billable_orphan(ended)
         if billable:
-            unit.append(
-                report(
-                    self._clock,
-                    EventType.TRANSACTION_ENDED,
-                    ended.station_id,
-                    ended.ocpp_version,
-                    ended.ended_at,
-                    catalog.transaction_ended(ended),
-                )
-            )
+            unit.append(self._ended_event(ended))
         await self._writes.commit(unit)
         if not tx_is_known:
             _orphan_stopped(ended, billable)
@@ -375,16 +359,7 @@ class TransactionService:
             if orphan and billable:
                 unit.append(self._started_event(tx))
             if billable:
-                unit.append(
-                    report(
-                        self._clock,
-                        EventType.TRANSACTION_ENDED,
-                        tx.station_id,
-                        tx.ocpp_version,
-                        tx.ended_at,
-                        catalog.transaction_ended(tx),
-                    )
-                )
+                unit.append(self._ended_event(tx))
         else:
             unit.append(TransactionChanged(tx))
             if req.event_type == TransactionEventType.UPDATED:
@@ -415,6 +390,16 @@ class TransactionService:
         known.transaction = tx
         known.seq_nos.add(req.seq_no)
         return TransactionEventOutcome(tx, info, duplicate=False)
+
+    def _ended_event(self, tx: Transaction) -> WriteOp:
+        return report(
+            self._clock,
+            EventType.TRANSACTION_ENDED,
+            tx.station_id,
+            tx.ocpp_version,
+            tx.ended_at,
+            catalog.transaction_ended(tx),
+        )
 
     def _started_event(self, tx: Transaction) -> WriteOp:
         return report(

@@ -75,7 +75,9 @@ def meter_samples(meter_values: list[dict[str, Any]], path: str) -> tuple[MeterS
         signed: list[dict[str, Any]] | None = None  # rare: no list per meterValue
         for j, sv in enumerate(meter_value["sampledValue"]):
             if sv.get("format") == "SignedData":
-                signed = [sv] if signed is None else [*signed, sv]
+                if signed is None:
+                    signed = []
+                signed.append(sv)
                 continue
             where = f"{path}[{i}].sampledValue[{j}].value"
             samples.append(
