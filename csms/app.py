@@ -33,6 +33,7 @@ from csms.edge.api import Api, auth_middleware
 from csms.edge.gauges import refresh
 from csms.edge.http import OpsHttp, build_app
 from csms.services import Services
+from csms.services.connections import ConnectionService
 from csms.services.dispatcher import CommandDispatcher
 from csms.services.passwords import PasswordDelivery
 from csms.telemetry.loop_lag import LoopLagMonitor
@@ -57,6 +58,7 @@ class Running:
     stations: StationServer
     http: OpsHttp
     commands: CommandDispatcher
+    connections: ConnectionService
     relay: OutboxRelay | None = None
     command_queue: CommandConsumer | None = None
     loop_lag: LoopLagMonitor | None = None
@@ -71,6 +73,7 @@ class Running:
             await _bounded("command_queue", self.command_queue.stop(), deadline, 1.0)
         await _bounded("commands", self.commands.stop(), deadline, 1.0)
         await _bounded("stations", self.stations.stop(), deadline, SHUTDOWN_BUDGET / 2)
+        await _bounded("connections", self.connections.stop(), deadline, 1.0)
         if self.relay is not None:
             await _bounded(
                 "relay", self.relay.stop(RELAY_DRAIN_BUDGET), deadline, RELAY_DRAIN_BUDGET + 0.5
@@ -104,7 +107,13 @@ async def start(settings: Settings) -> Running:
             heartbeat_interval=settings.heartbeat_interval,
             accept_unknown_stations=settings.unknown_stations == "accept",
             interop=tolerances,
+            node_id=settings.node,
+            # SQLite is one process: what is open at its start was left by a crash.
+            single_process=storage.dialect != "postgresql",
         )
+        # Before the listener: close what an earlier life of this node left open.
+        await services.connections.start()
+        connections = services.connections
         versions = adapters()
         stations = StationServer(
             services,
@@ -153,6 +162,7 @@ async def start(settings: Settings) -> Running:
             )
         except BaseException:
             await http.stop()
+            await connections.stop()
             raise
     except BaseException:
         await storage.close()
@@ -165,7 +175,9 @@ async def start(settings: Settings) -> Running:
         command_queue.start()
     loop_lag = LoopLagMonitor()
     loop_lag.start()
-    return Running(settings, storage, stations, http, commands, relay, command_queue, loop_lag)
+    return Running(
+        settings, storage, stations, http, commands, connections, relay, command_queue, loop_lag
+    )
 
 
 async def run_relay(settings: Settings) -> None:

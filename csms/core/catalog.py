@@ -11,6 +11,27 @@ from csms.core.events import iso
 from csms.core.settlement import is_overridden
 
 
+def station_connected(remote: str | None, connection_id: int, node_id: str) -> dict[str, Any]:
+    return {"remote_address": remote, "connection_id": connection_id, "node_id": node_id}
+
+
+def station_disconnected(
+    close_code: int | None,
+    reason: str,
+    connection_id: int,
+    node_id: str,
+    *,
+    detected_late: bool = False,
+) -> dict[str, Any]:
+    return {
+        "close_code": close_code,
+        "reason": reason,
+        "connection_id": connection_id,
+        "node_id": node_id,
+        "detected_late": detected_late,
+    }
+
+
 def station_booted(
     vendor: str | None,
     model: str | None,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import platform
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -29,6 +31,9 @@ TLS12_CIPHERS = ":".join(
         "AES256-GCM-SHA384",  # TLS_RSA_WITH_AES_256_GCM_SHA384
     )
 )
+# A node id names a queue and a routing key: keep it to safe characters.
+_NODE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_NODE_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
@@ -41,6 +46,7 @@ class Settings:
     amqp_url: str = ""
     amqp_exchange: str = "csms.events"
     amqp_command_queue: str = "csms.commands"
+    node_id: str = ""  # empty: host name and process id (see ``node``)
     relay: str = "inline"  # or "external": `csms relay` processes publish (beyond the contract)
     unknown_stations: str = "reject"
     heartbeat_interval: int = 300
@@ -72,6 +78,14 @@ class Settings:
     # Real-world firmware tolerances (docs/interoperability.md).
     default_subprotocol: str = ""
     interop_profiles: str = ""
+
+    @property
+    def node(self) -> str:
+        """This process's name in a cluster: CSMS_NODE_ID, else host name and pid."""
+        if self.node_id:
+            return self.node_id
+        host = _NODE_UNSAFE.sub("-", platform.node())[:50] or "csms"
+        return f"{host}-{os.getpid()}"
 
     @classmethod
     def load(
@@ -115,6 +129,10 @@ class Settings:
                 raise ConfigurationError(
                     "CSMS_AMQP_URL must look like amqp://user:password@host:5672/vhost"
                 )
+        if self.node_id and not _NODE_ID.fullmatch(self.node_id):
+            raise ConfigurationError(
+                f"CSMS_NODE_ID={self.node_id!r}: 1-64 letters, digits, '.', '_' or '-'"
+            )
         if not self.amqp_exchange:
             raise ConfigurationError("CSMS_AMQP_EXCHANGE must not be empty")
         if not self.amqp_command_queue:

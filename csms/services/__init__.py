@@ -10,6 +10,7 @@ from csms.core.interop import InteropProfiles, Tolerance
 from csms.core.ports import Clock, Storage
 from csms.services.authorization import AuthorizationService
 from csms.services.commands import CommandService
+from csms.services.connections import ConnectionService
 from csms.services.stations import STRICT, StationService
 from csms.services.transactions import TransactionService
 
@@ -26,6 +27,7 @@ class Services:
     authorization: AuthorizationService
     transactions: TransactionService
     commands: CommandService
+    connections: ConnectionService
     clock: Clock
 
     @classmethod
@@ -37,21 +39,29 @@ class Services:
         accept_unknown_stations: bool,
         clock: Clock = utc_now,
         interop: InteropProfiles = STRICT,
+        node_id: str = "csms",
+        single_process: bool = False,
     ) -> Services:
+        """``node_id`` names this process in the cluster; ``single_process``
+        (SQLite) makes every connection left open at start stale."""
         # The one storage object serves as each narrow store a service declares.
         authorization = AuthorizationService(storage, clock)
+        stations = StationService(
+            storage,
+            storage,
+            clock,
+            heartbeat_interval=heartbeat_interval,
+            accept_unknown=accept_unknown_stations,
+            interop=interop,
+        )
         return cls(
-            stations=StationService(
-                storage,
-                storage,
-                clock,
-                heartbeat_interval=heartbeat_interval,
-                accept_unknown=accept_unknown_stations,
-                interop=interop,
-            ),
+            stations=stations,
             authorization=authorization,
             transactions=TransactionService(storage, storage, clock, authorization),
             commands=CommandService(storage, storage, clock),
+            connections=ConnectionService(
+                storage, stations, clock, node_id, single_process=single_process
+            ),
             clock=clock,
         )
 

@@ -14,13 +14,17 @@ from csms.core.events import EventType
 from csms.core.interop import InteropProfiles, Tolerance
 from csms.core.ports import (
     Clock,
+    ConnectionClosed,
+    ConnectionOpened,
     ConnectorStatusChanged,
     DeviceModelReported,
+    Presence,
     StationBooted,
     StationNotified,
     StationSeen,
     StationStore,
     UnitOfWork,
+    WriteOp,
 )
 from csms.core.records import record
 from csms.core.security import PasswordVerifier, hash_password
@@ -200,41 +204,58 @@ class StationService:
         digest = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
         return await self._stations.rotate_station_password(station_id, digest)
 
-    async def connected(self, station_id: str, ocpp_version: str, remote: str | None) -> None:
-        now = self._clock()
+    async def connected(self, opened: Presence, remote: str | None) -> None:
+        """Record a connection (its presence row and ``station.connected``)."""
+        station_id, ocpp_version, now = opened.station_id, opened.ocpp_version, opened.opened_at
         self._seen_written[station_id] = now
         await self._writes.commit(
             [
                 StationSeen(station_id, ocpp_version, now),
+                ConnectionOpened(opened),
                 report(
                     self._clock,
                     EventType.STATION_CONNECTED,
                     station_id,
                     ocpp_version,
                     now,
-                    {"remote_address": remote},
+                    catalog.station_connected(remote, opened.epoch, opened.node_id),
                 ),
             ]
         )
 
     async def disconnected(
-        self, station_id: str, ocpp_version: str, code: int | None, reason: str
+        self,
+        opened: Presence,
+        code: int | None,
+        reason: str,
+        *,
+        at: datetime | None = None,
+        detected_late: bool = False,
     ) -> None:
+        """Record the close of the connection ``opened`` (its row only: a newer
+        connection of the station elsewhere keeps its own) and
+        ``station.disconnected``. A close ``detected_late`` (its process
+        stopped) must still find the row: of two processes finding the same
+        dead connection, one reports it (the other gets ConflictError)."""
+        station_id, ocpp_version = opened.station_id, opened.ocpp_version
         now = self._clock()
-        self._seen_written.pop(station_id, None)
-        await self._writes.commit(
-            [
-                StationSeen(station_id, ocpp_version, now),
-                report(
-                    self._clock,
-                    EventType.STATION_DISCONNECTED,
-                    station_id,
-                    ocpp_version,
-                    now,
-                    {"close_code": code, "reason": reason},
+        unit: list[WriteOp] = [
+            ConnectionClosed(station_id, opened.epoch, must_exist=detected_late),
+            report(
+                self._clock,
+                EventType.STATION_DISCONNECTED,
+                station_id,
+                ocpp_version,
+                at or now,
+                catalog.station_disconnected(
+                    code, reason, opened.epoch, opened.node_id, detected_late=detected_late
                 ),
-            ]
-        )
+            ),
+        ]
+        if not detected_late:
+            self._seen_written.pop(station_id, None)
+            unit.insert(0, StationSeen(station_id, ocpp_version, at or now))
+        await self._writes.commit(unit)
 
     async def booted(self, station_id: str, ocpp_version: str, boot: BootInfo) -> BootDecision:
         """Record the boot; answer what the registration says. A Pending or

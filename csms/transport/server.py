@@ -41,7 +41,7 @@ from csms.core.errors import (
     StorageError,
 )
 from csms.core.interop import Tolerance
-from csms.core.ports import ConnectListener, LinkOpened
+from csms.core.ports import ConnectListener, LinkOpened, Presence
 from csms.core.waiting import wait_at_most
 from csms.services import Services, StationContext
 from csms.services.stations import Admission, Credentials, Refusal
@@ -117,6 +117,8 @@ class Connection:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     # A station's CALL is being handled: a shutdown lets its answer go out first.
     handling: bool = False
+    # Its record in the cluster's presence view, once written.
+    presence: Presence | None = None
 
     @property
     def ocpp_version(self) -> str:
@@ -275,6 +277,21 @@ class StationServer:
     def ocpp_version(self, station_id: str) -> str | None:
         link = self._links.get(station_id)
         return link.ocpp_version if link is not None else None
+
+    def epoch_of(self, station_id: str) -> int | None:
+        """The epoch of the station's connection here; None without one."""
+        link = self._links.get(station_id)
+        return link.presence.epoch if link is not None and link.presence is not None else None
+
+    async def supersede(self, station_id: str, epoch: int) -> bool:
+        """Close the station's connection here if it is older than ``epoch``
+        (a newer one opened on another process); False if there was none."""
+        link = self._links.get(station_id)
+        if link is None or link.presence is None or link.presence.epoch >= epoch:
+            return False
+        log.info("station_superseded", station_id=station_id)
+        await link.ws.close(1000, "replaced by a newer connection on another process")
+        return True
 
     def add_connect_listener(self, listener: ConnectListener) -> None:
         """Run ``listener(LinkOpened)`` on a tracked task each time a station's
@@ -520,9 +537,13 @@ class StationServer:
         log.info("station_connected", remote=remote)
         ctx = StationContext(station_id, version, self._services, tolerances)
         self._services.transactions.forget_station(station_id)
+        connections = self._services.connections
         try:
-            await self._services.stations.connected(station_id, version, remote)
-            opened = LinkOpened(station_id, version, uses_previous_password)
+            link.presence, older = await connections.opened(station_id, version, remote)
+            elsewhere = tuple(p for p in older if p.node_id != connections.node_id)
+            opened = LinkOpened(
+                station_id, version, uses_previous_password, link.presence, elsewhere
+            )
             for listener in self._connect_listeners:
                 self._spawn(listener(opened))
             await self._converse(link, adapter, ctx)
@@ -541,9 +562,8 @@ class StationServer:
             reason = ws.close_reason or ""
             log.info("station_disconnected", close_code=code, close_reason=reason)
             try:
-                await self._services.stations.disconnected(station_id, version, code, reason)
-            except StorageError as exc:
-                log.error("disconnect_not_recorded", error=str(exc))
+                if link.presence is not None:  # else its opening was not recorded either
+                    await connections.closed(link.presence, code, reason)
             finally:
                 link.finished.set()
 

@@ -316,20 +316,21 @@ class TestCommittedOps:
         assert (station.last_boot_at, station.last_seen_at) == (at(10), at(10))
         assert (station.password_hash, station.security_profile) == ("h", 2)
 
-    async def test_booted_and_seen_create_unregistered_station(self, storage: Storage) -> None:
-        """StationBooted or StationSeen of an unknown id creates its row."""
-        await storage.commit([booted("CP-B")])
-        await storage.commit([StationSeen("CP-S", "1.6", at(5))])
-        by_id = {s.id: s for s in await storage.list_stations()}
-        assert by_id["CP-B"].vendor == "ACME"
-        assert (by_id["CP-S"].ocpp_version, by_id["CP-S"].last_seen_at) == ("1.6", at(5))
-        assert by_id["CP-S"].security_profile == 1
+    async def test_booted_and_seen_never_create_a_station(self, storage: Storage) -> None:
+        """A station deleted while still connected is not created again by its
+        next write (which would let anyone connect as it, with no password)."""
+        await storage.register_station("CP-D", password_hash="h", security_profile=2, at=at(0))
+        assert await storage.delete_station("CP-D")
+        await storage.commit([booted("CP-D")])
+        await storage.commit([StationSeen("CP-D", "1.6", at(5)), StationSeen("CP-S", "1.6", at(5))])
+        assert await storage.list_stations() == []
 
     async def test_two_boots_in_one_batch_keep_the_last_boot_and_the_latest_time(
         self, storage: Storage
     ) -> None:
         """The last boot's facts win; last seen is the latest time of both, as it
         would be had they been applied one after the other."""
+        await storage.register_station("CP-1", at=T0)
         later = replace(booted(moment=at(20)), firmware_version="2.0")
         await storage.commit([booted(moment=at(30)), later])
         station = await storage.find_station("CP-1")

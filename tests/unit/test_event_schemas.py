@@ -89,8 +89,8 @@ SAMPLE = MeterSample(T0, "Energy.Active.Import.Register", 1234.5, "Wh", None, No
 
 # What the catalog and the services build for each type.
 BUILT: dict[str, dict[str, Any]] = {
-    EventType.STATION_CONNECTED: {"remote_address": "10.0.0.7"},
-    EventType.STATION_DISCONNECTED: {"close_code": 1001, "reason": ""},
+    EventType.STATION_CONNECTED: catalog.station_connected("10.0.0.7", 7, "csms-1"),
+    EventType.STATION_DISCONNECTED: catalog.station_disconnected(1001, "", 7, "csms-1"),
     EventType.STATION_BOOTED: catalog.station_booted("ACME", "X1", None, "1.0", None),
     EventType.STATION_STATUS_CHANGED: catalog.status_changed(
         ConnectorStatus("CP-1", 0, 0, "Available", None, None, None, None, T0)

@@ -27,6 +27,7 @@ class TestBoot:
         """A BootNotification is accepted, its facts kept on the station, one event reported."""
         storage = MemoryStorage()
         services = build_services(storage, FakeClock())
+        await storage.register_station("CP-1", at=T0)
         decision = await services.stations.booted("CP-1", "2.0.1", BOOT)
         station = await storage.find_station("CP-1")
         assert decision.status == "Accepted"
@@ -58,6 +59,7 @@ class TestHeartbeat:
         storage = MemoryStorage()
         clock = FakeClock()
         services = build_services(storage, clock)
+        await storage.register_station("CP-1", at=T0)
         assert await services.stations.heartbeat("CP-1", "1.6") == T0
         clock.advance(30)
         await services.stations.heartbeat("CP-1", "1.6")

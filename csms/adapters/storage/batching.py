@@ -32,6 +32,8 @@ from csms.core.ports import (
     ChargingProfileSet,
     CommandRecorded,
     ConfigurationChanged,
+    ConnectionClosed,
+    ConnectionOpened,
     ConnectorStatusChanged,
     DeviceModelReported,
     DeviceModelValuesSet,
@@ -300,6 +302,8 @@ class GroupedOps:
         default_factory=list
     )
     commands: list[CommandRecorded] = field(default_factory=list)
+    # Once per connection: a close may have to find its row (must_exist).
+    connections: list[ConnectionOpened | ConnectionClosed] = field(default_factory=list)
     events: list[EventAppended] = field(default_factory=list)
 
 
@@ -351,6 +355,8 @@ def group_ops(units: Iterable[Sequence[WriteOp]]) -> GroupedOps:
                     grouped.charging_profiles.append(op)
                 case CommandRecorded():
                     grouped.commands.append(op)
+                case ConnectionOpened() | ConnectionClosed():
+                    grouped.connections.append(op)
                 case EventAppended():
                     grouped.events.append(op)
     grouped.seen = list(latest_seen.values())

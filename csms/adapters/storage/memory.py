@@ -44,6 +44,8 @@ from csms.core.ports import (
     CommandFilter,
     CommandRecorded,
     ConfigurationChanged,
+    ConnectionClosed,
+    ConnectionOpened,
     ConnectorStatusChanged,
     DeviceModelReported,
     DeviceModelValuesSet,
@@ -54,6 +56,7 @@ from csms.core.ports import (
     OutboxRow,
     OutboxStats,
     PoolStats,
+    Presence,
     ReservationChanged,
     StationBooted,
     StationNotified,
@@ -90,6 +93,9 @@ class _Tables:
     commands: dict[str, tuple[int, Command]] = field(default_factory=dict)
     # [seq, event, delivered_at], by seq
     outbox: list[OutboxRow] = field(default_factory=list)
+    # node id -> (started_at, seen_at); (station, epoch) -> open connection
+    nodes: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    connections: dict[tuple[str, int], Presence] = field(default_factory=dict)
 
     def copy(self) -> _Tables:
         """A copy whose containers may change without touching these (rows are immutable)."""
@@ -109,6 +115,7 @@ class MemoryStorage:
         self._row_numbers = itertools.count(1)
         self._outbox_seqs = itertools.count(1)
         self._transaction_numbers = itertools.count(1)
+        self._connection_epochs = itertools.count(1)
         self._outbox_listeners: list[Callable[[], None]] = []
 
     # --- health ------------------------------------------------------------
@@ -147,7 +154,9 @@ class MemoryStorage:
         match op:
             case StationBooted():
                 _storable(op.boot_info)
-                old = t.stations.get(op.station_id) or Station(op.station_id)
+                old = t.stations.get(op.station_id)
+                if old is None:  # deleted while connected: not created again
+                    return
                 t.stations[op.station_id] = replace(
                     old,
                     ocpp_version=op.ocpp_version,
@@ -160,7 +169,9 @@ class MemoryStorage:
                     last_seen_at=_latest(old.last_seen_at, op.at),
                 )
             case StationSeen():
-                old = t.stations.get(op.station_id) or Station(op.station_id)
+                old = t.stations.get(op.station_id)
+                if old is None:
+                    return
                 t.stations[op.station_id] = replace(
                     old, ocpp_version=op.ocpp_version, last_seen_at=_latest(old.last_seen_at, op.at)
                 )
@@ -241,6 +252,15 @@ class MemoryStorage:
                 t.charging_profiles = [q for q in t.charging_profiles if not _cleared(q, op)]
             case CommandRecorded():
                 self._record_command(t, op)
+            case ConnectionOpened():
+                opened = op.presence
+                t.connections[(opened.station_id, opened.epoch)] = opened
+            case ConnectionClosed():
+                gone = t.connections.pop((op.station_id, op.epoch), None)
+                if gone is None and op.must_exist:
+                    raise ConflictError(
+                        f"connection {op.epoch} of {op.station_id!r} is closed already"
+                    )
 
     def _record_command(self, t: _Tables, op: CommandRecorded) -> None:
         c = op.command
@@ -379,6 +399,53 @@ class MemoryStorage:
         self._check_open("find transaction")
         found = [(n, tx) for n, tx in self._tables.transactions.values() if matches(tx)]
         return max(found, key=lambda pair: pair[0])[1] if found else None
+
+    # --- presence ----------------------------------------------------------
+
+    async def begin_connection(self, station_id: str) -> tuple[int, list[Presence]]:
+        self._check_open(f"open a connection of {station_id!r}")
+        others = [p for p in self._tables.connections.values() if p.station_id == station_id]
+        return next(self._connection_epochs), sorted(others, key=lambda p: p.epoch)
+
+    async def renew_node(self, node_id: str, started_at: datetime, at: datetime) -> None:
+        self._check_open("renew the node lease")
+        self._tables.nodes[node_id] = (started_at, at)
+
+    async def forget_nodes(self, seen_before: datetime) -> None:
+        self._check_open("forget stopped nodes")
+        t = self._tables
+        holding = {p.node_id for p in t.connections.values()}
+        for node_id, (_, seen_at) in list(t.nodes.items()):
+            if seen_at < seen_before and node_id not in holding:
+                del t.nodes[node_id]
+
+    def _alive(self, node_id: str, alive_since: datetime) -> bool:
+        lease = self._tables.nodes.get(node_id)
+        return lease is not None and lease[1] >= alive_since
+
+    async def find_presence(self, station_id: str, alive_since: datetime) -> Presence | None:
+        return (await self.presences(alive_since)).get(station_id)
+
+    async def presences(self, alive_since: datetime) -> dict[str, Presence]:
+        self._check_open("list open connections")
+        found: dict[str, Presence] = {}
+        for p in sorted(self._tables.connections.values(), key=lambda p: p.epoch):
+            if self._alive(p.node_id, alive_since):
+                found[p.station_id] = p
+        return found
+
+    async def stale_connections(
+        self, alive_since: datetime, node_id: str | None = None
+    ) -> list[Presence]:
+        self._check_open("find connections of stopped processes")
+        return sorted(
+            (
+                p
+                for p in self._tables.connections.values()
+                if p.node_id == node_id or not self._alive(p.node_id, alive_since)
+            ),
+            key=lambda p: p.epoch,
+        )
 
     async def next_transaction_number(self) -> int:
         self._check_open("allocate a 1.6 transaction id")

@@ -41,10 +41,12 @@ from csms.core.errors import (
 )
 from csms.core.ports import (
     ChargingProfileSet,
+    ConnectionOpened,
     OutboxBacklog,
     OutboxRow,
     OutboxStats,
     PoolStats,
+    Presence,
     WriteOp,
 )
 from csms.telemetry import metrics
@@ -175,7 +177,7 @@ class PostgresStorage(SqlStorage):
         now = datetime.now(UTC)
         document = _batch_document(ops, now)
         with _translate("commit"):
-            ordered = bool(ops.charging_profiles or ops.commands)
+            ordered = bool(ops.charging_profiles or ops.commands or ops.connections)
             # Without ordered ops the one statement is its own transaction:
             # one round trip per batch.
             async with (
@@ -244,6 +246,18 @@ class PostgresStorage(SqlStorage):
         return await self._write("delete id token", rows.DELETE_ID_TOKEN, id_token)
 
     # --- charging state (its reads are SqlStorage's) --------------------------
+
+    async def begin_connection(self, station_id: str) -> tuple[int, list[Presence]]:
+        with _translate(f"open a connection of {station_id!r}"):
+            found = await self._pool.fetch(rows.BEGIN_CONNECTION, station_id)
+        others = [rows.presence(row[1:], NATIVE) for row in found if row[1] is not None]
+        return int(found[0][0]), others
+
+    async def renew_node(self, node_id: str, started_at: datetime, at: datetime) -> None:
+        await self._write("renew the node lease", rows.NODE_RENEWED, node_id, started_at, at)
+
+    async def forget_nodes(self, seen_before: datetime) -> None:
+        await self._write("forget stopped nodes", rows.NODES_FORGOTTEN, seen_before)
 
     async def next_transaction_number(self) -> int:
         with _translate("allocate a 1.6 transaction id"):
@@ -524,6 +538,15 @@ async def _apply_ordered(
         if status != "UPDATE 1":
             raise ConflictError(
                 f"command {recorded.command.id} is no longer {expected}: another writer moved it on"
+            )
+    for link in ops.connections:
+        if isinstance(link, ConnectionOpened):
+            await conn.execute(rows.CONNECTION_OPENED, *rows.presence_row(link.presence))
+            continue
+        status = await conn.execute(rows.CONNECTION_CLOSED, link.station_id, link.epoch)
+        if link.must_exist and status != "DELETE 1":
+            raise ConflictError(
+                f"connection {link.epoch} of {link.station_id!r} is closed already"
             )
 
 

@@ -52,6 +52,7 @@ from csms.core.ports import (
     EventAppended,
     MeterSamplesRecorded,
     OutboxRow,
+    Presence,
     ReservationChanged,
     StationBooted,
     StationNotified,
@@ -151,6 +152,10 @@ def station(r: Columns, d: Decoding) -> Station:
         r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], d.json(r[8]),
         ts(r[9]), ts(r[10]), ts(r[11]), r[12], r[13],
     )  # fmt: skip
+
+
+def presence(r: Columns, d: Decoding) -> Presence:
+    return Presence(r[0], r[1], int(r[2]), r[3], _required(d.timestamp(r[4])))
 
 
 def id_token(r: Columns, d: Decoding) -> IdToken:
@@ -281,6 +286,10 @@ def booted_row(op: StationBooted) -> Row:
         op.station_id, op.ocpp_version, op.vendor, op.model, op.serial_number,
         op.firmware_version, op.boot_info, op.at,
     )  # fmt: skip
+
+
+def presence_row(p: Presence) -> Row:
+    return (p.station_id, p.epoch, p.node_id, p.ocpp_version, p.opened_at)
 
 
 def transaction_rows(
@@ -418,6 +427,29 @@ RETIRE_PREVIOUS_CREDENTIAL = "UPDATE stations SET previous_password_hash = NULL 
 FIND_STATION = f"{SELECT_STATIONS} WHERE id = $1"
 FIND_STATION_IGNORING_CASE = f"{SELECT_STATIONS} WHERE lower(id) = lower($1) LIMIT 2"
 LIST_STATIONS = f"{SELECT_STATIONS} ORDER BY id"
+# --- presence (migration 0009) ---
+SELECT_PRESENCE = """SELECT c.station_id, c.node_id, c.epoch, c.ocpp_version, c.opened_at
+FROM connections c"""
+CONNECTION_OPENED = """INSERT INTO connections (station_id, epoch, node_id, ocpp_version, opened_at)
+VALUES ($1, $2, $3, $4, $5)"""
+# The new epoch on every row, the station's open connections (if any) beside it.
+BEGIN_CONNECTION = """WITH e AS (SELECT nextval('connection_epochs') AS epoch)
+SELECT e.epoch, c.station_id, c.node_id, c.epoch, c.ocpp_version, c.opened_at
+FROM e LEFT JOIN connections c ON c.station_id = $1 ORDER BY c.epoch"""
+OPEN_CONNECTIONS = f"{SELECT_PRESENCE} WHERE c.station_id = $1 ORDER BY c.epoch"
+CONNECTION_CLOSED = "DELETE FROM connections WHERE station_id = $1 AND epoch = $2"
+# The newest connection of each station held by a live node comes last.
+FIND_PRESENCE = f"""{SELECT_PRESENCE} JOIN nodes n ON n.node_id = c.node_id
+WHERE c.station_id = $1 AND n.seen_at >= $2 ORDER BY c.epoch DESC LIMIT 1"""
+LIST_PRESENCES = f"""{SELECT_PRESENCE} JOIN nodes n ON n.node_id = c.node_id
+WHERE n.seen_at >= $1 ORDER BY c.epoch"""
+STALE_CONNECTIONS = f"""{SELECT_PRESENCE} LEFT JOIN nodes n ON n.node_id = c.node_id
+WHERE n.node_id IS NULL OR n.seen_at < $1 OR c.node_id = $2 ORDER BY c.epoch"""
+NODE_RENEWED = """INSERT INTO nodes (node_id, started_at, seen_at) VALUES ($1, $2, $3)
+ON CONFLICT (node_id) DO UPDATE SET started_at = excluded.started_at, seen_at = excluded.seen_at"""
+NODES_FORGOTTEN = """DELETE FROM nodes WHERE seen_at < $1
+AND NOT EXISTS (SELECT 1 FROM connections c WHERE c.node_id = nodes.node_id)"""
+
 FIND_LOCAL_LIST_VERSION = "SELECT local_list_version FROM stations WHERE id = $1"
 FIND_ID_TOKEN = f"{SELECT_ID_TOKENS} WHERE id_token = $1"
 LIST_ID_TOKENS = f"{SELECT_ID_TOKENS} ORDER BY id_token"

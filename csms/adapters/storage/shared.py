@@ -34,6 +34,7 @@ from csms.core.ports import (
     UNCHANGED,
     CommandFilter,
     OutboxRow,
+    Presence,
     StationNotified,
     TransactionFilter,
     WriteOp,
@@ -125,6 +126,32 @@ class SqlStorage(ABC):
         self, action: str, sql: str, params: Sequence[Any], decode: Decode[T]
     ) -> list[T]:
         """Every row of ``sql`` decoded, in the order the statement gives."""
+
+    # --- presence (the PresenceStore reads) ----------------------------------
+
+    async def find_presence(self, station_id: str, alive_since: datetime) -> Presence | None:
+        return await self._one(
+            f"find the connection of station {station_id!r}",
+            rows.FIND_PRESENCE,
+            (station_id, alive_since),
+            rows.presence,
+        )
+
+    async def presences(self, alive_since: datetime) -> dict[str, Presence]:
+        found = await self._all(
+            "list open connections", rows.LIST_PRESENCES, (alive_since,), rows.presence
+        )
+        return {p.station_id: p for p in found}  # by epoch: the newest stays
+
+    async def stale_connections(
+        self, alive_since: datetime, node_id: str | None = None
+    ) -> list[Presence]:
+        return await self._all(
+            "find connections of stopped processes",
+            rows.STALE_CONNECTIONS,
+            (alive_since, node_id),
+            rows.presence,
+        )
 
     # --- registry ----------------------------------------------------------
 

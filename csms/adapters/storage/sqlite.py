@@ -38,10 +38,12 @@ from csms.core.domain import CommandStatus, IdToken, Station
 from csms.core.errors import ConflictError, StorageError, StorageUnavailableError
 from csms.core.ports import (
     ChargingProfileSet,
+    ConnectionOpened,
     OutboxBacklog,
     OutboxRow,
     OutboxStats,
     PoolStats,
+    Presence,
     WriteOp,
 )
 from csms.telemetry import metrics
@@ -194,6 +196,18 @@ class SqliteStorage(SqlStorage):
         return await self._write("delete id token", rows.DELETE_ID_TOKEN, (id_token,))
 
     # --- charging state (its reads are SqlStorage's) --------------------------
+
+    async def begin_connection(self, station_id: str) -> tuple[int, list[Presence]]:
+        return await self._call(
+            f"open a connection of {station_id!r}",
+            functools.partial(_begin_connection, station_id=station_id),
+        )
+
+    async def renew_node(self, node_id: str, started_at: datetime, at: datetime) -> None:
+        await self._write("renew the node lease", rows.NODE_RENEWED, (node_id, started_at, at))
+
+    async def forget_nodes(self, seen_before: datetime) -> None:
+        await self._write("forget stopped nodes", rows.NODES_FORGOTTEN, (seen_before,))
 
     async def next_transaction_number(self) -> int:
         return await self._call("allocate a 1.6 transaction id", _next_transaction_number)
@@ -406,6 +420,14 @@ def _next_transaction_number(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
+def _begin_connection(conn: sqlite3.Connection, station_id: str) -> tuple[int, list[Presence]]:
+    with _write_transaction(conn):
+        conn.execute("UPDATE connection_epochs SET last_value = last_value + 1")
+        row = conn.execute("SELECT last_value FROM connection_epochs").fetchone()
+    others = _all(conn, rows.OPEN_CONNECTIONS, (station_id,), rows.presence)
+    return int(row[0]), others
+
+
 def _outbox_stats(conn: sqlite3.Connection) -> OutboxStats:
     # count(column) skips NULLs; FILTER clauses would need SQLite 3.30.
     pending, delivered = conn.execute(
@@ -481,6 +503,15 @@ def _apply_ordered(conn: sqlite3.Connection, ops: GroupedOps, now: datetime) -> 
         if changed != 1:
             raise ConflictError(
                 f"command {recorded.command.id} is no longer {expected}: another writer moved it on"
+            )
+    for link in ops.connections:
+        if isinstance(link, ConnectionOpened):
+            conn.execute(_sql(rows.CONNECTION_OPENED), rows.presence_row(link.presence))
+            continue
+        closed = conn.execute(_sql(rows.CONNECTION_CLOSED), (link.station_id, link.epoch))
+        if link.must_exist and closed.rowcount != 1:
+            raise ConflictError(
+                f"connection {link.epoch} of {link.station_id!r} is closed already"
             )
 
 
@@ -573,22 +604,21 @@ _OUTBOX_PENDING_SKIPPING = f"""{rows.SELECT_OUTBOX} WHERE delivered_at IS NULL A
 
 
 # SQLite's max() is NULL when an argument is; coalesce keeps the known time.
+# Only a registered row is updated: a station deleted while connected is not
+# created again by its next write (migration 0009).
 _STATION_BOOTED = """
-INSERT INTO stations (id, ocpp_version, vendor, model, serial_number, firmware_version,
-                      boot_info, last_boot_at, last_seen_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
-ON CONFLICT (id) DO UPDATE SET
-    ocpp_version = excluded.ocpp_version, vendor = excluded.vendor, model = excluded.model,
-    serial_number = excluded.serial_number, firmware_version = excluded.firmware_version,
-    boot_info = excluded.boot_info, last_boot_at = excluded.last_boot_at,
-    last_seen_at = max(coalesce(last_seen_at, excluded.last_seen_at), excluded.last_seen_at)
+UPDATE stations SET
+    ocpp_version = ?2, vendor = ?3, model = ?4, serial_number = ?5, firmware_version = ?6,
+    boot_info = ?7, last_boot_at = ?8,
+    last_seen_at = max(coalesce(last_seen_at, ?8), ?8)
+WHERE id = ?1
 """
 
 _STATION_SEEN = """
-INSERT INTO stations (id, ocpp_version, last_seen_at) VALUES (?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET
-    ocpp_version = excluded.ocpp_version,
-    last_seen_at = max(coalesce(last_seen_at, excluded.last_seen_at), excluded.last_seen_at)
+UPDATE stations SET
+    ocpp_version = ?2,
+    last_seen_at = max(coalesce(last_seen_at, ?3), ?3)
+WHERE id = ?1
 """
 
 _TRANSACTION_STARTED = """

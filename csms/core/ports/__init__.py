@@ -12,7 +12,9 @@ declares only what it reads and writes (docs/storage.md):
   device model, reservations, charging profiles, notifications;
 - ``CommandStore`` (commands.py): the commands sent to stations;
 - ``OutboxStore`` (outbox.py): the transactional outbox the relay reads;
-- ``StorageHealth`` (health.py): ping, pool use, close.
+- ``StorageHealth`` (health.py): ping, pool use, close;
+- ``PresenceStore`` (presence.py): node leases and open connections, the
+  cluster's view of which process holds which station.
 
 Besides storage, ``StationLink`` (station_link.py) is the line to connected
 stations: the WebSocket server implements it for its own sockets.
@@ -29,6 +31,7 @@ from typing import Protocol
 from csms.core.ports.commands import CommandFilter, CommandQueueStore, CommandStore
 from csms.core.ports.health import PoolStats, StorageHealth
 from csms.core.ports.outbox import OutboxBacklog, OutboxRow, OutboxStats, OutboxStore
+from csms.core.ports.presence import Presence, PresenceStore
 from csms.core.ports.station_link import ConnectListener, LinkOpened, StationLink
 from csms.core.ports.station_state import StationStateStore
 from csms.core.ports.stations import UNCHANGED, StationStore
@@ -39,6 +42,8 @@ from csms.core.ports.writes import (
     ChargingProfileSet,
     CommandRecorded,
     ConfigurationChanged,
+    ConnectionClosed,
+    ConnectionOpened,
     ConnectorStatusChanged,
     DeviceModelReported,
     DeviceModelValuesSet,
@@ -67,6 +72,8 @@ __all__ = [
     "CommandStore",
     "ConfigurationChanged",
     "ConnectListener",
+    "ConnectionClosed",
+    "ConnectionOpened",
     "ConnectorStatusChanged",
     "DeviceModelReported",
     "DeviceModelValuesSet",
@@ -79,6 +86,8 @@ __all__ = [
     "OutboxStats",
     "OutboxStore",
     "PoolStats",
+    "Presence",
+    "PresenceStore",
     "ReservationChanged",
     "StationBooted",
     "StationLink",
@@ -108,6 +117,7 @@ class Storage(
     CommandStore,
     OutboxStore,
     StorageHealth,
+    PresenceStore,
     Protocol,
 ):
     """Everything the CSMS keeps: the union of the narrow stores."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from csms.core.ports.presence import Presence
 from csms.core.records import record
 
 
@@ -49,6 +50,10 @@ class LinkOpened:
     ocpp_version: str
     # It was admitted with its previous password: a rotated one waits for it.
     uses_previous_password: bool
+    # The connection's record; older connections of the station still open
+    # on other nodes (they are to be closed: the newest one is served).
+    presence: Presence | None = None
+    superseded: tuple[Presence, ...] = ()
 
 
 ConnectListener = Callable[[LinkOpened], Coroutine[Any, Any, None]]

@@ -26,6 +26,7 @@ from csms.core.domain import (
     Transaction,
 )
 from csms.core.events import Event
+from csms.core.ports.presence import Presence
 from csms.core.records import record
 
 # --- write ops: one unit of work is a Sequence[WriteOp] ---------------------
@@ -52,6 +53,24 @@ class StationSeen:
     station_id: str
     ocpp_version: str
     at: datetime
+
+
+@record
+class ConnectionOpened:
+    """A station's connection is open on a node (csms.core.ports.presence)."""
+
+    presence: Presence
+
+
+@record
+class ConnectionClosed:
+    """Remove the row of one connection (its epoch), never a newer one's. With
+    ``must_exist`` the unit fails with ConflictError if the row is gone, so
+    that two processes closing a dead node's connection report it once."""
+
+    station_id: str
+    epoch: int
+    must_exist: bool = False
 
 
 @record
@@ -179,6 +198,8 @@ class EventAppended:
 WriteOp = (
     StationBooted
     | StationSeen
+    | ConnectionOpened
+    | ConnectionClosed
     | ConnectorStatusChanged
     | TransactionStarted
     | TransactionChanged
@@ -204,6 +225,7 @@ class UnitOfWork(Protocol):
         """Make one unit of work durable, atomically (group-committed).
 
         Raises ``StorageError`` when it did not commit, ``ConflictError`` when
-        a ``CommandRecorded`` found its command no longer in ``expected_status``.
+        a ``CommandRecorded`` found its command no longer in ``expected_status``
+        or a ``ConnectionClosed(must_exist=True)`` found its row gone.
         """
         ...
