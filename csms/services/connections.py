@@ -129,14 +129,19 @@ class ConnectionService:
             self._task = None
         await self._record_waiting()
 
+    async def sweep(self) -> None:
+        """One round of the lease: renew it, record the closes still waiting,
+        close the connections of nodes found stopped, forget long-gone nodes."""
+        await self._renew()
+        await self._record_waiting()
+        await self._close_stale(alive_since=self.alive_since())
+        await self.store.forget_nodes(self.clock() - FORGET_AFTER)
+
     async def _keep(self) -> None:
         while True:
             await asyncio.sleep(self.renew_interval)
             try:
-                await self._renew()
-                await self._record_waiting()
-                await self._close_stale(alive_since=self.alive_since())
-                await self.store.forget_nodes(self.clock() - FORGET_AFTER)
+                await self.sweep()
             except StorageError as exc:
                 # The outage itself is logged once, by the group committer.
                 log.debug("lease_not_renewed", error=str(exc))
