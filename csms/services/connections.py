@@ -103,9 +103,7 @@ class ConnectionService:
         try:
             await self.stations.disconnected(presence, code, reason, at=at)
         except StorageError as exc:
-            log.warning(
-                "disconnect_recorded_later", station_id=presence.station_id, error=str(exc)
-            )
+            log.warning("disconnect_recorded_later", station_id=presence.station_id, error=str(exc))
             self._unrecorded.append(_Unrecorded(presence, code, reason, at))
 
     # --- the lease -----------------------------------------------------------
@@ -164,9 +162,7 @@ class ConnectionService:
         closed = 0
         for presence in stale:
             try:
-                await self.stations.disconnected(
-                    presence, None, STOPPED_REASON, detected_late=True
-                )
+                await self.stations.disconnected(presence, None, STOPPED_REASON, detected_late=True)
             except ConflictError:
                 continue  # another process closed it first
             closed += 1

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from csms.adapters.storage import open_storage
+from csms.core.errors import StorageUnavailableError
 from csms.core.events import EventType
 from csms.core.ports import Storage
 from csms.services import Services
@@ -142,8 +143,6 @@ class TestPresence:
         async def database_down(*args: Any, **kwargs: Any) -> None:
             nonlocal refused
             refused += 1
-            from csms.core.errors import StorageUnavailableError
-
             raise StorageUnavailableError("cannot commit: connection refused")
 
         stations.disconnected = database_down  # type: ignore[method-assign]

@@ -545,9 +545,7 @@ async def _apply_ordered(
             continue
         status = await conn.execute(rows.CONNECTION_CLOSED, link.station_id, link.epoch)
         if link.must_exist and status != "DELETE 1":
-            raise ConflictError(
-                f"connection {link.epoch} of {link.station_id!r} is closed already"
-            )
+            raise ConflictError(f"connection {link.epoch} of {link.station_id!r} is closed already")
 
 
 async def _keep_session(_: asyncpg.Connection) -> None:

@@ -510,9 +510,7 @@ def _apply_ordered(conn: sqlite3.Connection, ops: GroupedOps, now: datetime) -> 
             continue
         closed = conn.execute(_sql(rows.CONNECTION_CLOSED), (link.station_id, link.epoch))
         if link.must_exist and closed.rowcount != 1:
-            raise ConflictError(
-                f"connection {link.epoch} of {link.station_id!r} is closed already"
-            )
+            raise ConflictError(f"connection {link.epoch} of {link.station_id!r} is closed already")
 
 
 def _batch_statements(ops: GroupedOps, now: datetime) -> Iterator[tuple[str, Iterable[Row]]]:
