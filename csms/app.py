@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 
 from csms.adapters.amqp.command_queue import CommandConsumer
+from csms.adapters.amqp.node_bus import AmqpNodeBus
 from csms.adapters.amqp.publisher import AmqpPublisher
 from csms.adapters.amqp.relay import OutboxRelay
 from csms.adapters.storage import mask_password, open_storage
@@ -33,6 +34,7 @@ from csms.edge.api import Api, auth_middleware
 from csms.edge.gauges import refresh
 from csms.edge.http import OpsHttp, build_app
 from csms.services import Services
+from csms.services.cluster import ClusterLink
 from csms.services.connections import ConnectionService
 from csms.services.dispatcher import CommandDispatcher
 from csms.services.passwords import PasswordDelivery
@@ -59,6 +61,8 @@ class Running:
     http: OpsHttp
     commands: CommandDispatcher
     connections: ConnectionService
+    link: ClusterLink
+    bus: AmqpNodeBus | None = None
     relay: OutboxRelay | None = None
     command_queue: CommandConsumer | None = None
     loop_lag: LoopLagMonitor | None = None
@@ -74,6 +78,8 @@ class Running:
         await _bounded("commands", self.commands.stop(), deadline, 1.0)
         await _bounded("stations", self.stations.stop(), deadline, SHUTDOWN_BUDGET / 2)
         await _bounded("connections", self.connections.stop(), deadline, 1.0)
+        if self.bus is not None:
+            await _bounded("node_bus", self.bus.stop(), deadline, 1.0)
         if self.relay is not None:
             await _bounded(
                 "relay", self.relay.stop(RELAY_DRAIN_BUDGET), deadline, RELAY_DRAIN_BUDGET + 0.5
@@ -133,13 +139,21 @@ async def start(settings: Settings) -> Running:
                 return relay.broker_state
             return "disabled" if command_queue is None else command_queue.broker_state
 
-        commands = CommandDispatcher(
-            storage, services, stations, versions, call_timeout=settings.call_timeout
+        # On PostgreSQL with a broker, processes form a cluster (ADR 0011).
+        bus = (
+            AmqpNodeBus(settings.amqp_url, settings.amqp_exchange, settings.node)
+            if settings.amqp_url and storage.dialect == "postgresql"
+            else None
         )
-        passwords = PasswordDelivery(stations, versions)
+        link = ClusterLink(stations, services.connections, bus, call_timeout=settings.call_timeout)
+        commands = CommandDispatcher(
+            storage, services, link, versions, call_timeout=settings.call_timeout
+        )
+        passwords = PasswordDelivery(link, versions)
+        stations.add_connect_listener(link.on_connect)
         stations.add_connect_listener(passwords.on_connect)
         stations.add_connect_listener(commands.on_connect)
-        api = Api(storage, services, stations, commands, passwords)
+        api = Api(storage, services, link, commands, passwords)
         http = OpsHttp(
             build_app(
                 storage,
@@ -167,6 +181,8 @@ async def start(settings: Settings) -> Running:
     except BaseException:
         await storage.close()
         raise
+    if bus is not None:
+        bus.start()
     if relay is not None:
         relay.start()
     commands.start()
@@ -176,7 +192,17 @@ async def start(settings: Settings) -> Running:
     loop_lag = LoopLagMonitor()
     loop_lag.start()
     return Running(
-        settings, storage, stations, http, commands, connections, relay, command_queue, loop_lag
+        settings,
+        storage,
+        stations,
+        http,
+        commands,
+        connections,
+        link,
+        bus,
+        relay,
+        command_queue,
+        loop_lag,
     )
 
 

@@ -101,3 +101,12 @@ class CallErrorReceived(StationLinkError):
         self.code = code
         self.description = description
         self.details = details
+
+
+class ClusterUnavailableError(StationLinkError):
+    """The station is held by another process and the broker that links the
+    processes cannot be reached: the CALL was not sent."""
+
+
+class NodeUnreachableError(CsmsError):
+    """No process of that node id listens on the cluster bus (it stopped)."""

@@ -30,7 +30,14 @@ from csms.core.errors import (
     StationNotConnectedError,
     StorageError,
 )
-from csms.core.ports import UNCHANGED, CommandFilter, StationLink, Storage, TransactionFilter
+from csms.core.ports import (
+    UNCHANGED,
+    CommandFilter,
+    Presence,
+    StationLink,
+    Storage,
+    TransactionFilter,
+)
 from csms.core.security import hash_password
 from csms.edge import docs_page
 from csms.edge.routes import OPENAPI, PREFIX, ROUTES
@@ -141,17 +148,19 @@ class Api:
 
     async def list_stations(self, request: web.Request) -> web.Response:
         q = _query(request, rq.StationQuery)
+        # Cluster-wide: which process holds which station, in one query.
+        held = await self._services.connections.presences()
         stations = [
             s
             for s in await self._storage.list_stations()
             if s.id.startswith(q.id_prefix)
-            and (q.connected is None or self._is_connected(s.id) == q.connected)
-            and (q.ocpp_version is None or self._version(s) == q.ocpp_version)
+            and (q.connected is None or (s.id in held) == q.connected)
+            and (q.ocpp_version is None or _version(s, held.get(s.id)) == q.ocpp_version)
             and (q.vendor is None or s.vendor == q.vendor)
             and (q.model is None or s.model == q.model)
         ]
         page = stations[q.offset : q.offset + q.limit]
-        items = [await self._station_resource(s) for s in page]
+        items = [await self._station_resource(s, held.get(s.id)) for s in page]
         return _answer(
             rs.StationPage(items=items, total=len(stations), limit=q.limit, offset=q.offset)
         )
@@ -202,11 +211,13 @@ class Api:
     async def delete_station(self, request: web.Request) -> web.Response:
         station_id = request.match_info["station_id"]
         await self._station(station_id)
-        # Closed first: recording its disconnection must not outlive the deletion.
+        # Closed (on whichever process holds it), deleted, and closed again if
+        # it came back in between: its writes never create the row again.
         closed = await self._stations.disconnect(station_id, "station deregistered")
         await self._commands.forget_station(station_id)
         if not await self._storage.delete_station(station_id):
             raise OperatorError(404, "station_not_found", f"no station {station_id!r}")
+        closed = await self._stations.disconnect(station_id, "station deregistered") or closed
         log.info("station_deleted", station_id=station_id, was_connected=closed)
         return web.Response(status=204)
 
@@ -375,28 +386,23 @@ class Api:
             raise OperatorError(404, "station_not_found", f"no station {station_id!r}")
         return station
 
-    def _is_connected(self, station_id: str) -> bool:
-        return self._stations.is_connected(station_id)
-
-    def _version(self, station: Station) -> str | None:
-        return self._stations.ocpp_version(station.id) or station.ocpp_version
-
-    async def _station_fields(self, s: Station) -> dict[str, Any]:
+    async def _station_fields(self, s: Station, held: Presence | None) -> dict[str, Any]:
         return rs.StationResource.fields_of(
             s,
-            ocpp_version=self._version(s),
-            connected=self._is_connected(s.id),
+            ocpp_version=_version(s, held),
+            connected=held is not None,
             connectors=await self._storage.list_connectors(s.id),
         )
 
-    async def _station_resource(self, s: Station) -> rs.StationResource:
-        return rs.StationResource.model_validate(await self._station_fields(s))
+    async def _station_resource(self, s: Station, held: Presence | None) -> rs.StationResource:
+        return rs.StationResource.model_validate(await self._station_fields(s, held))
 
     async def _station_detail(self, s: Station) -> rs.StationDetail:
         """A station with what commands and reports told about it."""
+        held = await self._stations.locate(s.id)
         return rs.StationDetail.model_validate(
             {
-                **await self._station_fields(s),
+                **await self._station_fields(s, held),
                 "local_list_version": await self._storage.find_local_list_version(s.id),
                 "configuration": [
                     rs.ConfigurationEntry.read(k)
@@ -416,6 +422,11 @@ class Api:
                 ],
             }
         )
+
+
+def _version(station: Station, held: Presence | None) -> str | None:
+    """The version of its open connection, else the last one it spoke."""
+    return held.ocpp_version if held is not None else station.ocpp_version
 
 
 def _answer(resource: rs.Resource, status: int = 200) -> web.Response:

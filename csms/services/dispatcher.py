@@ -30,6 +30,7 @@ from csms.core.domain import Command, CommandStatus
 from csms.core.errors import (
     CallErrorReceived,
     CallTimeoutError,
+    ClusterUnavailableError,
     ConflictError,
     InvalidRequestError,
     OcppError,
@@ -132,10 +133,11 @@ class CommandDispatcher:
     async def on_connect(self, opened: LinkOpened) -> None:
         await self.drain(opened.station_id)
 
-    def _connected_version(self, station_id: str) -> OcppVersion | None:
-        """The version of the station's open connection; None when it has none."""
-        version = self._stations.ocpp_version(station_id)
-        return self._by_version.get(version) if version is not None else None
+    async def _connected_version(self, station_id: str) -> OcppVersion | None:
+        """The version of the station's open connection on any process; None
+        when no process holds it."""
+        held = await self._stations.locate(station_id)
+        return self._by_version.get(held.ocpp_version) if held is not None else None
 
     # --- submitting ----------------------------------------------------------
 
@@ -149,7 +151,7 @@ class CommandDispatcher:
             station = await self._storage.find_station(sub.station_id)
             if station is None:
                 raise CommandRefused(404, "station_not_found", f"no station {sub.station_id!r}")
-            connected = self._connected_version(sub.station_id)
+            connected = await self._connected_version(sub.station_id)
             if connected is not None:
                 return await self._send_now(sub, connected)
             if not sub.queue:
@@ -295,6 +297,13 @@ class CommandDispatcher:
         except CallTimeoutError:
             error = CommandError("station_timeout", "the station did not answer in time")
             raise await self._failed(command, error, 504) from None
+        except ClusterUnavailableError:
+            error = CommandError(
+                "cluster_unavailable",
+                f"station {station_id!r} is connected to another CSMS process and the broker "
+                "linking the processes is unreachable; retry later",
+            )
+            raise await self._failed(command, error, 503) from None
         masked = adapter.commands.mask(action, response, True)
         try:
             adapter.validate_response(action, response)
@@ -370,7 +379,7 @@ class CommandDispatcher:
 
     async def _deliver(self, command: Command) -> bool:
         """Send one queued command; False when the station is gone."""
-        adapter = self._connected_version(command.station_id)
+        adapter = await self._connected_version(command.station_id)
         if adapter is None:
             return False
         with contextlib.suppress(ConflictError):  # the sweeper or another instance moved it

@@ -36,7 +36,7 @@ class PasswordDelivery:
         reconnects with the new one (see StationService.rotate_password).
         """
         self._pending[station_id] = password
-        if not self._link.is_connected(station_id):
+        if await self._link.locate(station_id) is None:
             return None
         return await self._send(station_id)
 
@@ -50,7 +50,8 @@ class PasswordDelivery:
             log.warning("password_not_delivered", station_id=opened.station_id, error=repr(exc))
 
     async def _send(self, station_id: str) -> str | None:
-        version = self._by_version.get(self._link.ocpp_version(station_id) or "")
+        held = await self._link.locate(station_id)
+        version = self._by_version.get(held.ocpp_version) if held is not None else None
         if version is None:  # it left meanwhile
             return None
         action, payload = version.set_password(self._pending[station_id])

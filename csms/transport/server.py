@@ -278,10 +278,16 @@ class StationServer:
         link = self._links.get(station_id)
         return link.ocpp_version if link is not None else None
 
-    def epoch_of(self, station_id: str) -> int | None:
-        """The epoch of the station's connection here; None without one."""
+    def presence_of(self, station_id: str) -> Presence | None:
+        """The record of the station's connection here; before it is written,
+        one with epoch 0 (it is connected already: local calls may go out)."""
         link = self._links.get(station_id)
-        return link.presence.epoch if link is not None and link.presence is not None else None
+        if link is None:
+            return None
+        if link.presence is not None:
+            return link.presence
+        connections = self._services.connections
+        return Presence(station_id, connections.node_id, 0, link.ocpp_version, connections.clock())
 
     async def supersede(self, station_id: str, epoch: int) -> bool:
         """Close the station's connection here if it is older than ``epoch``

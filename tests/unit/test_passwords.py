@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from csms.core.errors import StationDisconnectedError
-from csms.core.ports import LinkOpened
+from csms.core.ports import LinkOpened, Presence
 from csms.services.passwords import PasswordDelivery
 from protocols import adapters
 
 PASSWORD = "correct-horse-battery"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class FakeLink:
@@ -25,8 +27,9 @@ class FakeLink:
     def is_connected(self, station_id: str) -> bool:
         return station_id in self.connected
 
-    def ocpp_version(self, station_id: str) -> str | None:
-        return self.connected.get(station_id)
+    async def locate(self, station_id: str) -> Presence | None:
+        version = self.connected.get(station_id)
+        return None if version is None else Presence(station_id, "csms", 1, version, T0)
 
     async def call(
         self,

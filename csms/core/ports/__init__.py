@@ -17,7 +17,8 @@ declares only what it reads and writes (docs/storage.md):
   cluster's view of which process holds which station.
 
 Besides storage, ``StationLink`` (station_link.py) is the line to connected
-stations: the WebSocket server implements it for its own sockets.
+stations on any process; ``LocalLink`` is this process's WebSocket server,
+``NodeBus`` (node_bus.py) the line between the processes of a cluster.
 
 ``Storage`` is their union: what the SQLite, PostgreSQL and in-memory
 adapters implement and the composition root passes around.
@@ -30,9 +31,10 @@ from typing import Protocol
 
 from csms.core.ports.commands import CommandFilter, CommandQueueStore, CommandStore
 from csms.core.ports.health import PoolStats, StorageHealth
+from csms.core.ports.node_bus import NodeBus, NodeHandler
 from csms.core.ports.outbox import OutboxBacklog, OutboxRow, OutboxStats, OutboxStore
 from csms.core.ports.presence import Presence, PresenceStore
-from csms.core.ports.station_link import ConnectListener, LinkOpened, StationLink
+from csms.core.ports.station_link import ConnectListener, LinkOpened, LocalLink, StationLink
 from csms.core.ports.station_state import StationStateStore
 from csms.core.ports.stations import UNCHANGED, StationStore
 from csms.core.ports.tokens import TokenStore
@@ -79,8 +81,11 @@ __all__ = [
     "DeviceModelValuesSet",
     "EventAppended",
     "LinkOpened",
+    "LocalLink",
     "LocalListVersionSet",
     "MeterSamplesRecorded",
+    "NodeBus",
+    "NodeHandler",
     "OutboxBacklog",
     "OutboxRow",
     "OutboxStats",

@@ -10,19 +10,23 @@ from csms.core.records import record
 
 
 class StationLink(Protocol):
-    """The CSMS's line to connected stations, keyed by station id.
+    """The CSMS's line to the stations connected to any process, keyed by id.
 
-    The WebSocket server implements it for its own sockets; a cluster
-    implements it across processes. ``call`` raises a ``StationLinkError``:
-    ``StationNotConnectedError`` (not sent), ``StationDisconnectedError``
-    (sent, the connection closed before the answer), ``CallTimeoutError``,
-    ``CallErrorReceived``. Never ``CancelledError`` for the station's doing.
+    The cluster link (csms.services.cluster) implements it over this
+    process's listener (``LocalLink``) and the other nodes. ``call`` raises a
+    ``StationLinkError``: ``StationNotConnectedError`` (not sent; no process
+    holds it), ``StationDisconnectedError`` (sent, the connection closed
+    before the answer), ``CallTimeoutError``, ``CallErrorReceived``,
+    ``ClusterUnavailableError`` (held elsewhere, the broker down). Never
+    ``CancelledError`` for the station's doing.
     """
 
-    def is_connected(self, station_id: str) -> bool: ...
+    def is_connected(self, station_id: str) -> bool:
+        """Is the station connected to this process?"""
+        ...
 
-    def ocpp_version(self, station_id: str) -> str | None:
-        """The version spoken on the station's open connection; None if none."""
+    async def locate(self, station_id: str) -> Presence | None:
+        """The station's current connection on any process; None if none."""
         ...
 
     async def call(
@@ -37,8 +41,32 @@ class StationLink(Protocol):
         ...
 
     async def disconnect(self, station_id: str, reason: str) -> bool:
-        """Close the station's connection and wait until its disconnection is
-        recorded; False if it had none."""
+        """Close the station's connection wherever it is and wait until its
+        disconnection is recorded; False if it had none."""
+        ...
+
+
+class LocalLink(Protocol):
+    """The stations connected to this process: the WebSocket server."""
+
+    def is_connected(self, station_id: str) -> bool: ...
+
+    def presence_of(self, station_id: str) -> Presence | None:
+        """The record of the station's connection here, once written."""
+        ...
+
+    async def call(
+        self,
+        station_id: str,
+        action: str,
+        payload: dict[str, Any],
+        answer_timeout: float | None = None,
+    ) -> dict[str, Any]: ...
+
+    async def disconnect(self, station_id: str, reason: str) -> bool: ...
+
+    async def supersede(self, station_id: str, epoch: int) -> bool:
+        """Close the station's connection here if older than ``epoch``."""
         ...
 
 

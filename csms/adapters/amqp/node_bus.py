@@ -1,0 +1,214 @@
+"""The cluster's NodeBus on RabbitMQ: one queue per process, a direct exchange.
+
+Each process declares ``<CSMS_AMQP_EXCHANGE>.node.<node id>`` (exclusive: it
+goes with the process's connection, so a process that dies leaves no queue)
+bound with its node id on the direct exchange ``<CSMS_AMQP_EXCHANGE>.nodes``.
+A request is published there with the target's node id as routing key,
+``mandatory`` and publisher confirms: a request that no queue takes comes
+back, and the caller learns the node is gone at once. Requests carry a
+per-message TTL (``expiration``), so one not taken in time is dropped by
+the broker rather than carried out late. Replies come back to the asker's
+own queue with the request's ``correlation_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Coroutine
+from typing import Any
+
+import aio_pika
+import orjson
+import structlog
+from pamqp.commands import Basic
+
+from csms.adapters.amqp.publisher import BROKER_ERRORS
+from csms.adapters.amqp.relay import Backoff
+from csms.adapters.storage.urls import mask_password
+from csms.core.errors import ClusterUnavailableError, NodeUnreachableError
+from csms.core.ports import NodeHandler
+from csms.telemetry.outage import Outage
+
+log = structlog.get_logger("csms.node_bus")
+
+CONNECT_TIMEOUT_S = 5.0
+_REQUEST, _REPLY = "csms.node.request", "csms.node.reply"
+
+
+class AmqpNodeBus:
+    """``NodeBus`` over RabbitMQ; ``start()``, later ``stop()``."""
+
+    def __init__(
+        self, url: str, exchange: str, node_id: str, *, backoff: Backoff | None = None
+    ) -> None:
+        self._url = url
+        self._exchange_name = f"{exchange}.nodes"
+        self._queue_name = f"{exchange}.node.{node_id}"
+        self._node_id = node_id
+        self._backoff = backoff or Backoff()
+        self._handler: NodeHandler | None = None
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._run_task: asyncio.Task[None] | None = None
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._ready = asyncio.Event()
+        self._outage = Outage()
+
+    @property
+    def node_id(self) -> str:
+        return self._node_id
+
+    @property
+    def broker_state(self) -> str:
+        connection = self._connection
+        up = self._ready.is_set() and connection is not None and not connection.is_closed
+        return "up" if up else "down"
+
+    def serve(self, handler: NodeHandler) -> None:
+        self._handler = handler
+
+    def start(self) -> None:
+        self._run_task = asyncio.create_task(self._run(), name="csms-node-bus")
+
+    async def wait_ready(self) -> None:
+        """Return once this node's queue is consumed (tests, start-up)."""
+        await self._ready.wait()
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *([self._run_task] if self._run_task else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for waiter in self._pending.values():
+            if not waiter.done():
+                waiter.set_exception(ClusterUnavailableError("this CSMS process is stopping"))
+        self._pending.clear()
+
+    # --- asking ------------------------------------------------------------------
+
+    async def request(
+        self, node_id: str, message: dict[str, Any], expires_in: float
+    ) -> dict[str, Any]:
+        correlation_id = uuid.uuid4().hex
+        waiter = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = waiter
+        try:
+            await self._publish(node_id, message, expires_in, correlation_id)
+            return await asyncio.wait_for(waiter, expires_in)
+        finally:
+            self._pending.pop(correlation_id, None)
+
+    async def tell(self, node_id: str, message: dict[str, Any]) -> None:
+        with contextlib.suppress(NodeUnreachableError):
+            await self._publish(node_id, message, 30.0, None)
+
+    async def _publish(
+        self, node_id: str, message: dict[str, Any], expires_in: float, correlation_id: str | None
+    ) -> None:
+        exchange = self._exchange
+        if exchange is None or not self._ready.is_set():
+            raise ClusterUnavailableError("the broker linking the CSMS processes is unreachable")
+        try:
+            confirmation = await exchange.publish(
+                aio_pika.Message(
+                    orjson.dumps(message),
+                    content_type="application/json",
+                    type=_REQUEST,
+                    correlation_id=correlation_id,
+                    reply_to=self._node_id if correlation_id else None,
+                    expiration=max(expires_in, 0.001),
+                    app_id="csms",
+                ),
+                routing_key=node_id,
+                mandatory=True,
+            )
+        except BROKER_ERRORS as exc:
+            raise ClusterUnavailableError(f"cannot reach the broker: {exc}") from None
+        if not isinstance(confirmation, Basic.Ack):  # returned: no queue of that node
+            raise NodeUnreachableError(f"no CSMS process {node_id!r} listens")
+
+    # --- the queue ------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                connection = await aio_pika.connect_robust(
+                    self._url,
+                    timeout=CONNECT_TIMEOUT_S,
+                    client_properties={"connection_name": f"csms-node-{self._node_id}"},
+                )
+            except BROKER_ERRORS as exc:
+                level = log.warning if self._outage.failed() else log.debug
+                level(
+                    "node_bus_unavailable",
+                    broker=mask_password(self._url),
+                    error=str(exc),
+                    attempt=attempt + 1,
+                )
+                await asyncio.sleep(self._backoff.delay(attempt))
+                attempt += 1
+                continue
+            break
+        self._connection = connection
+        async with connection:
+            # Robust: after a reconnect aio-pika declares, binds and consumes again.
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.declare_exchange(
+                self._exchange_name, aio_pika.ExchangeType.DIRECT, durable=True
+            )
+            queue = await channel.declare_queue(self._queue_name, exclusive=True, auto_delete=True)
+            await queue.bind(exchange, routing_key=self._node_id)
+            await queue.consume(self._on_message, no_ack=True)
+            self._exchange = exchange
+            self._ready.set()
+            log.info("node_bus_ready", queue=self._queue_name, **(self._outage.recovered() or {}))
+            await asyncio.Future()  # until stop() cancels us
+
+    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        try:
+            body = orjson.loads(message.body)
+        except orjson.JSONDecodeError:
+            log.warning("node_message_unreadable", type=message.type)
+            return
+        if message.type == _REPLY:
+            waiter = self._pending.get(message.correlation_id or "")
+            if waiter is not None and not waiter.done():
+                waiter.set_result(body)
+            return
+        self._spawn(self._answer(body, message.reply_to, message.correlation_id))
+
+    async def _answer(
+        self, request: dict[str, Any], reply_to: str | None, correlation_id: str | None
+    ) -> None:
+        if self._handler is None:
+            return
+        try:
+            reply = await self._handler(request)
+        except Exception:  # our bug: the asker still gets an answer (CancelledError passes)
+            log.exception("node_request_crashed", op=request.get("op"))
+            reply = {"error": "internal_error"}
+        if reply is None or not reply_to or self._exchange is None:
+            return
+        try:
+            await self._exchange.publish(
+                aio_pika.Message(
+                    orjson.dumps(reply),
+                    content_type="application/json",
+                    type=_REPLY,
+                    correlation_id=correlation_id,
+                    app_id="csms",
+                ),
+                routing_key=reply_to,
+                mandatory=False,
+            )
+        except BROKER_ERRORS as exc:
+            log.warning("node_reply_lost", reply_to=reply_to, error=str(exc))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
