@@ -1,9 +1,11 @@
 """Composition root: settings -> logging -> storage -> services -> listeners.
 
 ``run`` serves until SIGTERM/SIGINT, then shuts down in the order that loses
-nothing: stop accepting and reading, let the CALLs in hand commit and answer,
-close stations with 1001, give the outbox relay a moment to publish what is
-pending, stop the HTTP listener, flush storage.
+nothing, within CSMS_SHUTDOWN_SECONDS (``ShutdownPlan``): readiness answers
+503 and the station listener stops accepting at once; stations are closed
+with 1001 in waves (each answers the CALL in hand first); the outbox relay
+gets a moment to publish what is pending; then the HTTP listener stops and
+storage is flushed.
 """
 
 from __future__ import annotations
@@ -46,9 +48,31 @@ from protocols import adapters
 
 log = structlog.get_logger("csms.app")
 
-SHUTDOWN_BUDGET = 8.0
-# Of it, what the relay gets to publish the events of the last moments.
-RELAY_DRAIN_BUDGET = 3.0
+
+@dataclass(frozen=True, slots=True)
+class ShutdownPlan:
+    """How CSMS_SHUTDOWN_SECONDS is spent: each step done by so many seconds
+    after the signal.
+
+    With the default 10 s: station waves from 0 to 5 s, the last stations
+    closed (their CALLs in hand answered) by 6 s, the relay done publishing
+    by 7 s, the HTTP listener and storage closed by 8 s. The rest, at most
+    2 s, is the margin for the process to exit.
+    """
+
+    waves: float
+    stations: float
+    relay: float
+    total: float
+
+    @classmethod
+    def of(cls, seconds: float) -> ShutdownPlan:
+        return cls(
+            waves=0.5 * seconds,
+            stations=0.6 * seconds,
+            relay=0.7 * seconds,
+            total=seconds - min(2.0, 0.2 * seconds),
+        )
 
 
 @dataclass(slots=True)
@@ -68,33 +92,53 @@ class Running:
     loop_lag: LoopLagMonitor | None = None
 
     async def stop(self) -> None:
-        """Shut down in order, each step bounded so the whole stays within the
-        contract's 10 s even if a broker or database stops answering."""
-        deadline = asyncio.get_running_loop().time() + SHUTDOWN_BUDGET
+        """Shut down in order, each step bounded so the whole stays within
+        CSMS_SHUTDOWN_SECONDS even if a broker or database stops answering."""
+        loop = asyncio.get_running_loop()
+        plan = ShutdownPlan.of(self.settings.shutdown_seconds)
+        began = loop.time()
+        deadline = began + plan.total
+        self.stations.stop_accepting()  # readiness answers 503 from now on
         if self.loop_lag is not None:
             await self.loop_lag.stop()
         if self.command_queue is not None:
-            await _bounded("command_queue", self.command_queue.stop(), deadline, 1.0)
-        await _bounded("commands", self.commands.stop(), deadline, 1.0)
-        await _bounded("stations", self.stations.stop(), deadline, SHUTDOWN_BUDGET / 2)
-        await _bounded("connections", self.connections.stop(), deadline, 1.0)
+            await _bounded("command_queue", self.command_queue.stop(), deadline, loop.time() + 1.0)
+        await _bounded("commands", self.commands.stop(), deadline, loop.time() + 1.0)
+        stations_until = began + plan.stations
+        await _bounded(
+            "stations",
+            self.stations.stop(
+                window=max(0.0, began + plan.waves - loop.time()),
+                grace=plan.stations - plan.waves,
+            ),
+            deadline,
+            stations_until + 0.5,
+        )
+        await _bounded("connections", self.connections.stop(), deadline, loop.time() + 1.0)
         if self.bus is not None:
-            await _bounded("node_bus", self.bus.stop(), deadline, 1.0)
+            await _bounded("node_bus", self.bus.stop(), deadline, loop.time() + 1.0)
         if self.relay is not None:
-            await _bounded(
-                "relay", self.relay.stop(RELAY_DRAIN_BUDGET), deadline, RELAY_DRAIN_BUDGET + 0.5
-            )
-        await _bounded("http", self.http.stop(), deadline, 1.0)
-        await _bounded("storage", self.storage.close(), deadline, SHUTDOWN_BUDGET)
+            await _stop_relay(self.relay, deadline, began + plan.relay)
+        await _bounded("http", self.http.stop(), deadline, loop.time() + 1.0)
+        await _bounded("storage", self.storage.close(), deadline, deadline)
 
 
-async def _bounded(step: str, work: Coroutine[Any, Any, None], deadline: float, cap: float) -> None:
-    """Run one shutdown step for at most ``cap`` seconds and never past ``deadline``."""
-    remaining = min(cap, deadline - asyncio.get_running_loop().time())
+async def _bounded(
+    step: str, work: Coroutine[Any, Any, None], deadline: float, until: float
+) -> None:
+    """Run one shutdown step until at most ``until`` and never past ``deadline``
+    (loop times)."""
+    remaining = min(until, deadline) - asyncio.get_running_loop().time()
     try:
         await asyncio.wait_for(work, max(remaining, 0.1))
     except TimeoutError:
         log.warning("shutdown_step_slow", step=step, seconds=round(remaining, 1))
+
+
+async def _stop_relay(relay: OutboxRelay, deadline: float, until: float) -> None:
+    """Let the relay publish what is pending until ``until``, then stop it."""
+    drain = max(0.0, min(until, deadline) - asyncio.get_running_loop().time() - 0.5)
+    await _bounded("relay", relay.stop(drain), deadline, until)
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -158,6 +202,7 @@ async def start(settings: Settings) -> Running:
             build_app(
                 storage,
                 broker_state=broker_state,
+                draining=lambda: stations.draining,
                 extra_routes=api.routes(),
                 middlewares=[auth_middleware(settings.api_token)],
                 # Without a relay here, this process keeps the backlog gauges fresh
@@ -240,11 +285,16 @@ async def run_relay(settings: Settings) -> None:
     log.info("relay_started", http_port=http.port, database=storage.dialect)
     await _until_signalled()
     log.info("relay_stopping")
+    loop = asyncio.get_running_loop()
+    plan = ShutdownPlan.of(settings.shutdown_seconds)
+    began = loop.time()
+    deadline = began + plan.total
     await loop_lag.stop()
-    deadline = asyncio.get_running_loop().time() + SHUTDOWN_BUDGET
-    await _bounded("relay", relay.stop(RELAY_DRAIN_BUDGET), deadline, RELAY_DRAIN_BUDGET + 0.5)
-    await _bounded("http", http.stop(), deadline, 1.0)
-    await _bounded("storage", storage.close(), deadline, SHUTDOWN_BUDGET)
+    await _stop_relay(
+        relay, deadline, began + plan.relay
+    )  # no stations: the relay gets their share
+    await _bounded("http", http.stop(), deadline, loop.time() + 1.0)
+    await _bounded("storage", storage.close(), deadline, deadline)
     log.info("relay_stopped")
 
 

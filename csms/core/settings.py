@@ -6,6 +6,7 @@ Every setting ``CSMS_X_Y`` has the flag ``--x-y``; flags win.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import platform
 import re
@@ -57,6 +58,8 @@ class Settings:
     ws_ping_timeout: float = 60.0
     max_frame_bytes: int = 65536
     outbox_retention_hours: float = 72.0
+    # SIGTERM to exit: stations closed in waves, then the flushes (app.ShutdownPlan).
+    shutdown_seconds: float = 10.0
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
@@ -119,6 +122,11 @@ class Settings:
             raise ConfigurationError("CSMS_HEARTBEAT_INTERVAL must be a positive number of seconds")
         if self.call_timeout <= 0:
             raise ConfigurationError("CSMS_CALL_TIMEOUT must be a positive number of seconds")
+        if not (math.isfinite(self.shutdown_seconds) and self.shutdown_seconds > 0):
+            raise ConfigurationError(
+                f"CSMS_SHUTDOWN_SECONDS={self.shutdown_seconds!r}: must be a positive number"
+                " of seconds (the whole shutdown, station waves and flushes)"
+            )
         if self.log_level.lower() not in LOG_LEVELS:
             raise ConfigurationError(
                 f"CSMS_LOG_LEVEL={self.log_level!r}: must be one of {', '.join(LOG_LEVELS)}"

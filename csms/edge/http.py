@@ -28,9 +28,12 @@ def build_app(
     extra_routes: list[web.AbstractRouteDef] | None = None,
     middlewares: list[Any] | None = None,
     refresh: Callable[[], Awaitable[None]] | None = None,
+    draining: Callable[[], bool] | None = None,
 ) -> web.Application:
     """The operations app; ``refresh`` updates the gauges read from the database
-    before each scrape (skipped, with a warning, when the database is slow or down)."""
+    before each scrape (skipped, with a warning, when the database is slow or down);
+    while ``draining()`` (a shutdown closing the stations) readiness is 503, so that
+    a load balancer sends new stations elsewhere."""
     app = web.Application(middlewares=middlewares or [])
 
     async def live(_: web.Request) -> web.Response:
@@ -41,14 +44,16 @@ def build_app(
             database_up = await asyncio.wait_for(storage.ping(), READY_TIMEOUT)
         except TimeoutError:
             database_up = False
-        body = {
-            "status": "ready" if database_up else "unready",
-            "checks": {
-                "database": "up" if database_up else "down",
-                "broker": broker_state(),
-            },
+        checks: dict[str, str | bool] = {
+            "database": "up" if database_up else "down",
+            "broker": broker_state(),
         }
-        return web.json_response(body, status=200 if database_up else 503)
+        ready = database_up
+        if draining is not None:
+            checks["draining"] = draining()
+            ready = ready and not checks["draining"]
+        body = {"status": "ready" if ready else "unready", "checks": checks}
+        return web.json_response(body, status=200 if ready else 503)
 
     async def metrics_text(_: web.Request) -> web.Response:
         if refresh is not None:

@@ -62,9 +62,14 @@ log = structlog.get_logger("csms.server")
 
 # How long disconnect() waits for a closed station's disconnection to be recorded.
 DISCONNECT_WAIT = 5.0
-# How long a shutdown waits for the CALLs in hand to be answered (their commits
-# take milliseconds; the app's stations step allows 4 s in all).
+# How long a shutdown waits, after the last wave, for the CALLs in hand to be
+# answered (their commits take milliseconds) unless the caller says otherwise.
 DRAIN_SECONDS = 3.0
+# A shutdown closes stations in waves, so that the cluster's other processes
+# are not stormed by every station reconnecting at once: at most MAX_WAVES,
+# and a wave of at least WAVE_STATIONS (a handful of stations is one wave).
+MAX_WAVES = 8
+WAVE_STATIONS = 10
 
 # websockets' default high-water mark, stated: what one station may have
 # queued towards it before our send waits for it to read.
@@ -115,10 +120,12 @@ class Connection:
     waiter: asyncio.Future[dict[str, Any]] | None = None
     # Set once the connection is closed and its disconnection recorded.
     finished: asyncio.Event = field(default_factory=asyncio.Event)
-    # A station's CALL is being handled: a shutdown lets its answer go out first.
+    # A station's CALL is being handled and answered: a shutdown lets its answer go out first.
     handling: bool = False
     # Its record in the cluster's presence view, once written.
     presence: Presence | None = None
+    # Its wave of a shutdown came: no CALL is handled any more, it closes with 1001.
+    closing: bool = False
 
     @property
     def ocpp_version(self) -> str:
@@ -134,6 +141,12 @@ class Connection:
         else:
             assert answered.result is not None
             waiter.set_result(answered.result)
+
+
+def wave_count(stations: int) -> int:
+    """How many waves a shutdown closes ``stations`` in: one per WAVE_STATIONS
+    stations (rounded up), at most MAX_WAVES; 0 for none."""
+    return min(MAX_WAVES, -(-stations // WAVE_STATIONS))
 
 
 def station_id_from_path(path: str) -> str:
@@ -235,33 +248,74 @@ class StationServer:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def stop(self) -> None:
-        """Stop accepting and reading, let the CALLs being handled commit and
-        their answers go out, then close every station with 1001 (going away).
+    @property
+    def draining(self) -> bool:
+        """True from ``stop_accepting()`` on: readiness answers 503."""
+        return self._stopping.is_set()
 
-        A CALL read after this point is not handled (the station resends it
-        to the next process); one in hand is answered before its socket
-        closes, so that no durable work loses its answer (issue 22).
+    def stop_accepting(self) -> None:
+        """Stop accepting stations at once (queued handshakes get their 503 now,
+        not after their patience); those connected are served until ``stop()``
+        closes them. Idempotent."""
+        if self._server is None or self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._gate.close()
+        self._server.close(close_connections=False)
+
+    async def stop(self, window: float = 0.0, grace: float = DRAIN_SECONDS) -> None:
+        """Stop accepting, then close every station with 1001 (going away) in
+        waves spread over ``window`` seconds, and wait up to ``grace`` seconds
+        more for the last ones to close.
+
+        Each wave closes an equal share of the stations still open, idle ones
+        first. Until its wave a station is served as usual. From its wave on,
+        a CALL it sends is not handled (the station resends it to the next
+        process); one in hand is answered before its socket closes, so that
+        no durable work loses its answer (issue 22).
         """
         if self._server is None:
             return
-        self._stopping.set()
-        self._gate.close()  # queued handshakes get their 503 now, not after their patience
-        self._server.close(close_connections=False)
-        for link in list(self._links.values()):
-            if not link.handling:  # else its conversation closes it after answering
-                self._spawn(link.ws.close(CloseCode.GOING_AWAY))
+        self.stop_accepting()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        stations = len(self._links)
+        waves = wave_count(stations)
+        log.info(
+            "draining", stations=stations, waves=waves, seconds=round(window, 2) if waves > 1 else 0
+        )
+        for wave in range(waves):
+            if wave:
+                await asyncio.sleep(began + window * wave / (waves - 1) - loop.time())
+            self._close_share(waves - wave)
+        aborted = 0
         try:
-            await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), DRAIN_SECONDS)
+            await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), grace)
         except TimeoutError:
             # A handler stuck (its database gone): its answer cannot come; drop them.
-            log.warning("stations_not_drained", still_open=len(self._links))
+            aborted = len(self._links)
+            log.warning("stations_not_drained", still_open=aborted)
             for link in list(self._links.values()):
                 link.ws.transport.abort()
             await self._server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        log.info(
+            "drained",
+            stations=stations,
+            aborted=aborted,
+            seconds=round(loop.time() - began, 2),
+        )
+
+    def _close_share(self, waves_left: int) -> None:
+        """Close 1/``waves_left`` of the stations still open, idle ones first."""
+        still_open = [link for link in self._links.values() if not link.closing]
+        still_open.sort(key=lambda link: link.handling)  # stable: idle ones first
+        for link in still_open[: -(-len(still_open) // waves_left)]:
+            link.closing = True
+            if not link.handling:  # else its conversation closes it after answering
+                self._spawn(link.ws.close(CloseCode.GOING_AWAY))
 
     # --- the StationLink port, and what tests may look at ---------------------
 
@@ -597,24 +651,31 @@ class StationServer:
                 return
             if delay > 0:
                 await asyncio.sleep(delay)
-            if self._stopping.is_set():  # no await between this and handling: nothing slips in
+            if link.closing:  # no await between this and handling: nothing slips in
                 break
             action = session.receive(raw)
             if type(action) is rpc.Call:
-                link.handling = True
-                try:
-                    frame = await self._handle(adapter, ctx, session, action)
-                finally:
-                    link.handling = False
-                await ws.send(frame, text=True)
-                if self._stopping.is_set():
+                if not await self._answer(link, adapter, ctx, action):
                     break
             elif type(action) is bytes:
                 await ws.send(action, text=True)
             elif type(action) is Answered:
                 link.settle(action)
-        if self._stopping.is_set():
+        if link.closing:
             await ws.close(CloseCode.GOING_AWAY)
+
+    async def _answer(
+        self, link: Connection, adapter: OcppVersion, ctx: StationContext, call: rpc.Call
+    ) -> bool:
+        """Handle the station's CALL and send the answer; False when its wave
+        of a shutdown came meanwhile (it is to close now)."""
+        link.handling = True
+        try:
+            frame = await self._handle(adapter, ctx, link.session, call)
+            await link.ws.send(frame, text=True)
+        finally:
+            link.handling = False
+        return not link.closing
 
     @staticmethod
     async def _handle(

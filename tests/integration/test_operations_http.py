@@ -34,7 +34,10 @@ class TestHealth:
         ):
             assert r.status == 200
             body = await r.json()
-        assert body == {"status": "ready", "checks": {"database": "up", "broker": "disabled"}}
+        assert body == {
+            "status": "ready",
+            "checks": {"database": "up", "broker": "disabled", "draining": False},
+        }
 
     async def test_ready_is_503_when_the_database_is_gone(self, csms: Running) -> None:
         """With the storage closed underneath, readiness says unready and database down."""

@@ -18,6 +18,7 @@ class TestSettings:
         assert s.amqp_exchange == "csms.events"
         assert s.unknown_stations == "reject"
         assert (s.heartbeat_interval, s.call_timeout, s.log_level) == (300, 30.0, "info")
+        assert s.shutdown_seconds == 10.0  # the contract's "exit 0 within 10 s"
 
     def test_flags_win_over_environment(self) -> None:
         """--http-port beats CSMS_HTTP_PORT."""
@@ -36,6 +37,10 @@ class TestSettings:
             ({"CSMS_AMQP_URL": "http://x"}, "CSMS_AMQP_URL"),
             ({"CSMS_LOG_LEVEL": "loud"}, "CSMS_LOG_LEVEL"),
             ({"CSMS_HEARTBEAT_INTERVAL": "0"}, "CSMS_HEARTBEAT_INTERVAL"),
+            ({"CSMS_SHUTDOWN_SECONDS": "0"}, "CSMS_SHUTDOWN_SECONDS"),
+            ({"CSMS_SHUTDOWN_SECONDS": "-5"}, "CSMS_SHUTDOWN_SECONDS"),
+            ({"CSMS_SHUTDOWN_SECONDS": "inf"}, "CSMS_SHUTDOWN_SECONDS"),
+            ({"CSMS_SHUTDOWN_SECONDS": "ten"}, "CSMS_SHUTDOWN_SECONDS"),
         ],
     )
     def test_bad_values_name_the_setting(self, env: dict[str, str], names: str) -> None:
