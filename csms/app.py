@@ -27,6 +27,7 @@ from csms.adapters.amqp.command_queue import CommandConsumer
 from csms.adapters.amqp.node_bus import AmqpNodeBus
 from csms.adapters.amqp.publisher import AmqpPublisher
 from csms.adapters.amqp.relay import OutboxRelay
+from csms.adapters.sealing import PasswordSealer
 from csms.adapters.storage import mask_password, open_storage
 from csms.core import interop
 from csms.core.errors import ConfigurationError
@@ -193,7 +194,7 @@ async def start(settings: Settings) -> Running:
         commands = CommandDispatcher(
             storage, services, link, versions, call_timeout=settings.call_timeout
         )
-        passwords = PasswordDelivery(link, versions)
+        passwords = PasswordDelivery(link, versions, storage, await PasswordSealer.load(storage))
         stations.add_connect_listener(link.on_connect)
         stations.add_connect_listener(passwords.on_connect)
         stations.add_connect_listener(commands.on_connect)

@@ -125,7 +125,13 @@ class ConnectionService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self._record_waiting()
+        try:
+            await self._record_waiting()
+        except StorageError as exc:
+            # Lost with this process: the next start of this node id closes them late.
+            log.warning(
+                "disconnects_not_recorded", connections=len(self._unrecorded), error=str(exc)
+            )
 
     async def sweep(self) -> None:
         """One round of the lease: renew it, record the closes still waiting,

@@ -60,3 +60,12 @@ BEGIN
     PERFORM csms_apply_batch_0008(batch - 'booted' - 'seen');
 END;
 $$;
+
+-- A rotated password waits here, sealed (AES-GCM under the key in secrets),
+-- until the station logs in with it: any process the station reconnects to
+-- delivers it (docs/security.md, "Passwords").
+ALTER TABLE stations ADD COLUMN pending_password text;
+CREATE TABLE secrets (
+    name   text PRIMARY KEY,
+    value  text NOT NULL
+);

@@ -21,3 +21,10 @@ CREATE INDEX connections_node ON connections (node_id);
 
 CREATE TABLE connection_epochs (last_value INTEGER NOT NULL);
 INSERT INTO connection_epochs VALUES (0);
+
+-- A rotated password waits here, sealed, until the station logs in with it.
+ALTER TABLE stations ADD COLUMN pending_password TEXT;
+CREATE TABLE secrets (
+    name   TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);

@@ -247,6 +247,32 @@ class TestStationRegistry:
             else:
                 assert station is None
 
+    async def test_a_pending_password_waits_until_the_station_logs_in_with_it(
+        self, storage: Storage
+    ) -> None:
+        """Kept per station (a later rotation replaces it), dropped with the
+        previous password's retirement and with the station; none for a
+        station never registered."""
+        await storage.register_station("CP-1", password_hash="h0", at=T0)
+        assert await storage.find_pending_password("CP-1") is None
+        assert await storage.rotate_station_password("CP-1", "h1")
+        assert await storage.set_pending_password("CP-1", "sealed-1")
+        assert await storage.set_pending_password("CP-1", "sealed-2")
+        assert await storage.find_pending_password("CP-1") == "sealed-2"
+        await storage.retire_previous_password("CP-1")
+        assert await storage.find_pending_password("CP-1") is None
+        assert not await storage.set_pending_password("CP-9", "sealed")
+        assert await storage.set_pending_password("CP-1", "sealed-3")
+        assert await storage.delete_station("CP-1")
+        await storage.register_station("CP-1", at=T0)
+        assert await storage.find_pending_password("CP-1") is None
+
+    async def test_the_first_offered_shared_key_is_everyones(self, storage: Storage) -> None:
+        """Two processes offering a key at once both get the one stored first."""
+        assert await storage.secret("k", "first") == "first"
+        assert await storage.secret("k", "second") == "first"
+        assert await storage.secret("other", "x") == "x"
+
     async def test_list_stations_sorted_by_id(self, storage: Storage) -> None:
         """list_stations returns every station ordered by id."""
         for station_id in ("CP-3", "CP-1", "CP-2"):

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from csms.adapters.sealing import PasswordSealer
+from csms.adapters.storage.memory import MemoryStorage
 from csms.core.errors import StationDisconnectedError
 from csms.core.ports import LinkOpened, Presence
 from csms.services.passwords import PasswordDelivery
@@ -47,11 +49,18 @@ class FakeLink:
         return self.connected.pop(station_id, None) is not None
 
 
+async def delivery_to(link: FakeLink) -> tuple[PasswordDelivery, MemoryStorage]:
+    storage = MemoryStorage()
+    await storage.register_station("CP-1", at=T0)
+    sealer = await PasswordSealer.load(storage)
+    return PasswordDelivery(link, adapters(), storage, sealer), storage
+
+
 class TestPasswordDelivery:
     async def test_a_connected_station_gets_the_password_in_its_protocol(self) -> None:
         """A 1.6 station is sent ChangeConfiguration AuthorizationKey; its answer is returned."""
         link = FakeLink({"CP-1": "1.6"}, {"status": "Accepted"})
-        delivery = PasswordDelivery(link, adapters())
+        delivery, _ = await delivery_to(link)
         assert await delivery.change("CP-1", PASSWORD) == "Accepted"
         assert link.calls == [
             ("CP-1", "ChangeConfiguration", {"key": "AuthorizationKey", "value": PASSWORD})
@@ -60,26 +69,50 @@ class TestPasswordDelivery:
     async def test_an_offline_station_gets_it_when_it_connects_with_its_old_password(
         self,
     ) -> None:
-        """The password waits; the station's next connection with its previous one gets it."""
+        """The password waits, sealed, in storage (any process may deliver it);
+        the station's next connection with its previous one gets it."""
         link = FakeLink({}, {"status": "Accepted"})
-        delivery = PasswordDelivery(link, adapters())
+        delivery, storage = await delivery_to(link)
         assert await delivery.change("CP-1", PASSWORD) is None
+        sealed = await storage.find_pending_password("CP-1")
+        assert sealed is not None
+        assert PASSWORD not in sealed
         link.connected["CP-1"] = "1.6"
         await delivery.on_connect(LinkOpened("CP-1", "1.6", uses_previous_password=False))
         assert link.calls == []
-        await delivery.on_connect(LinkOpened("CP-1", "1.6", uses_previous_password=True))
-        assert len(link.calls) == 1
+        # Another process (another PasswordDelivery on the same storage) delivers it.
+        elsewhere = PasswordDelivery(link, adapters(), storage, await PasswordSealer.load(storage))
+        await elsewhere.on_connect(LinkOpened("CP-1", "1.6", uses_previous_password=True))
+        assert link.calls == [
+            ("CP-1", "ChangeConfiguration", {"key": "AuthorizationKey", "value": PASSWORD})
+        ]
 
-    async def test_a_delivery_cut_short_is_tried_again_until_accepted(self) -> None:
-        """A station that leaves mid-call gets the password on its next connection,
-        and no more once it accepted it."""
+    async def test_a_delivery_is_tried_again_until_the_station_logs_in_with_it(self) -> None:
+        """A station that leaves mid-call, or accepts and comes back with its old
+        password, gets the password again; once it logs in with the new one
+        (the previous password retired) it is not sent any more."""
         link = FakeLink({"CP-1": "1.6"}, StationDisconnectedError("CP-1"))
-        delivery = PasswordDelivery(link, adapters())
+        delivery, storage = await delivery_to(link)
         with pytest.raises(StationDisconnectedError):
             await delivery.change("CP-1", PASSWORD)
         opened = LinkOpened("CP-1", "1.6", uses_previous_password=True)
         await delivery.on_connect(opened)  # cut short again: logged, still waiting
         link.answer = {"status": "Accepted"}
         await delivery.on_connect(opened)
+        assert len(link.calls) == 3
+        await storage.retire_previous_password("CP-1")
+        assert await storage.find_pending_password("CP-1") is None
         await delivery.on_connect(opened)
         assert len(link.calls) == 3
+
+    async def test_a_sealed_password_opens_only_for_its_station_and_key(self) -> None:
+        """Copied to another station's row, or read with another cluster's key,
+        the sealed value does not open."""
+        storage = MemoryStorage()
+        sealer = await PasswordSealer.load(storage)
+        sealed = sealer.seal("CP-1", PASSWORD)
+        assert sealer.unseal("CP-1", sealed) == PASSWORD
+        assert sealer.unseal("CP-2", sealed) is None
+        assert (await PasswordSealer.load(MemoryStorage())).unseal("CP-1", sealed) is None
+        assert sealer.unseal("CP-1", "v1:not-base64!") is None
+        assert sealer.unseal("CP-1", sealed[:-4]) is None

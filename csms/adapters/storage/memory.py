@@ -95,6 +95,8 @@ class _Tables:
     outbox: list[OutboxRow] = field(default_factory=list)
     # node id -> (started_at, seen_at); (station, epoch) -> open connection
     nodes: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    pending_passwords: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
     connections: dict[tuple[str, int], Presence] = field(default_factory=dict)
 
     def copy(self) -> _Tables:
@@ -328,6 +330,22 @@ class MemoryStorage:
         old = self._tables.stations.get(station_id)
         if old is not None:
             self._tables.stations[station_id] = replace(old, previous_password_hash=None)
+        self._tables.pending_passwords.pop(station_id, None)
+
+    async def set_pending_password(self, station_id: str, sealed: str) -> bool:
+        self._check_open("keep the pending password")
+        if station_id not in self._tables.stations:
+            return False
+        self._tables.pending_passwords[station_id] = sealed
+        return True
+
+    async def find_pending_password(self, station_id: str) -> str | None:
+        self._check_open("read the pending password")
+        return self._tables.pending_passwords.get(station_id)
+
+    async def secret(self, name: str, candidate: str) -> str:
+        self._check_open(f"read secret {name!r}")
+        return self._tables.secrets.setdefault(name, candidate)
 
     async def set_boot_status(self, station_id: str, status: str) -> bool:
         self._check_open("set boot status")
@@ -349,6 +367,7 @@ class MemoryStorage:
                 del table[key]  # type: ignore[arg-type]
         t.charging_profiles = [p for p in t.charging_profiles if p.station_id != station_id]
         t.local_list_versions.pop(station_id, None)
+        t.pending_passwords.pop(station_id, None)
         return t.stations.pop(station_id, None) is not None
 
     # --- id tokens ---------------------------------------------------------

@@ -225,6 +225,13 @@ class PostgresStorage(SqlStorage):
         action = f"retire previous password of {station_id!r}"
         await self._write(action, rows.RETIRE_PREVIOUS_CREDENTIAL, station_id)
 
+    async def set_pending_password(self, station_id: str, sealed: str) -> bool:
+        action = f"keep the pending password of {station_id!r}"
+        return await self._write(action, rows.SET_PENDING_PASSWORD, sealed, station_id)
+
+    async def _offer_secret(self, name: str, candidate: str) -> None:
+        await self._write(f"store secret {name!r}", rows.SHARED_KEY_OFFERED, name, candidate)
+
     async def delete_station(self, station_id: str) -> bool:
         with _translate(f"delete station {station_id!r}"):
             async with self._pool.acquire() as conn, conn.transaction():

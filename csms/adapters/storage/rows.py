@@ -423,7 +423,14 @@ ROTATE_CREDENTIAL = (
     " password_hash), password_hash = $1 WHERE id = $2"
 )
 SET_BOOT_STATUS = "UPDATE stations SET boot_status = $1 WHERE id = $2"
-RETIRE_PREVIOUS_CREDENTIAL = "UPDATE stations SET previous_password_hash = NULL WHERE id = $1"
+RETIRE_PREVIOUS_CREDENTIAL = (
+    "UPDATE stations SET previous_password_hash = NULL, pending_password = NULL WHERE id = $1"
+)
+SET_PENDING_PASSWORD = "UPDATE stations SET pending_password = $1 WHERE id = $2"  # noqa: S105 - SQL
+FIND_PENDING_PASSWORD = "SELECT pending_password FROM stations WHERE id = $1"  # noqa: S105 - SQL
+# The first offer of a shared key is kept (table ``secrets``).
+SHARED_KEY_OFFERED = "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+FIND_SHARED_KEY = "SELECT value FROM secrets WHERE name = $1"
 FIND_STATION = f"{SELECT_STATIONS} WHERE id = $1"
 FIND_STATION_IGNORING_CASE = f"{SELECT_STATIONS} WHERE lower(id) = lower($1) LIMIT 2"
 LIST_STATIONS = f"{SELECT_STATIONS} ORDER BY id"

@@ -43,6 +43,10 @@ from csms.core.ports import (
 T = TypeVar("T")
 
 
+def _first(r: Any, _: Decoding) -> Any:
+    return r[0]
+
+
 class SqlStorage(ABC):
     """The shared part of a SQL adapter; subclasses apply batches and run statements."""
 
@@ -126,6 +130,24 @@ class SqlStorage(ABC):
         self, action: str, sql: str, params: Sequence[Any], decode: Decode[T]
     ) -> list[T]:
         """Every row of ``sql`` decoded, in the order the statement gives."""
+
+    async def find_pending_password(self, station_id: str) -> str | None:
+        return await self._one(
+            f"read the pending password of {station_id!r}",
+            rows.FIND_PENDING_PASSWORD,
+            (station_id,),
+            _first,
+        )
+
+    async def secret(self, name: str, candidate: str) -> str:
+        await self._offer_secret(name, candidate)
+        value = await self._one(f"read secret {name!r}", rows.FIND_SHARED_KEY, (name,), _first)
+        assert value is not None  # offered just before; secrets are never deleted
+        return str(value)
+
+    @abstractmethod
+    async def _offer_secret(self, name: str, candidate: str) -> None:
+        """Run rows.SHARED_KEY_OFFERED (keeps an existing secret)."""
 
     # --- presence (the PresenceStore reads) ----------------------------------
 

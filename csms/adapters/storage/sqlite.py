@@ -169,6 +169,13 @@ class SqliteStorage(SqlStorage):
         sql = rows.RETIRE_PREVIOUS_CREDENTIAL
         await self._write("retire previous password", sql, (station_id,))
 
+    async def set_pending_password(self, station_id: str, sealed: str) -> bool:
+        sql = rows.SET_PENDING_PASSWORD
+        return await self._write("keep the pending password", sql, (sealed, station_id))
+
+    async def _offer_secret(self, name: str, candidate: str) -> None:
+        await self._write(f"store secret {name!r}", rows.SHARED_KEY_OFFERED, (name, candidate))
+
     async def delete_station(self, station_id: str) -> bool:
         def delete(conn: sqlite3.Connection) -> bool:
             with _write_transaction(conn):

@@ -36,7 +36,7 @@ from csms.core.ports.outbox import OutboxBacklog, OutboxRow, OutboxStats, Outbox
 from csms.core.ports.presence import Presence, PresenceStore
 from csms.core.ports.station_link import ConnectListener, LinkOpened, LocalLink, StationLink
 from csms.core.ports.station_state import StationStateStore
-from csms.core.ports.stations import UNCHANGED, StationStore
+from csms.core.ports.stations import UNCHANGED, Sealer, StationStore
 from csms.core.ports.tokens import TokenStore
 from csms.core.ports.transactions import TransactionFilter, TransactionStore
 from csms.core.ports.writes import (
@@ -94,6 +94,7 @@ __all__ = [
     "Presence",
     "PresenceStore",
     "ReservationChanged",
+    "Sealer",
     "StationBooted",
     "StationLink",
     "StationNotified",

@@ -38,7 +38,22 @@ class StationStore(Protocol):
         first was picked up keeps the oldest (the one the station still has)."""
         ...
 
-    async def retire_previous_password(self, station_id: str) -> None: ...
+    async def retire_previous_password(self, station_id: str) -> None:
+        """The station logged in with its new password: the previous one and
+        the pending (sealed) copy of the new one are dropped."""
+        ...
+
+    async def set_pending_password(self, station_id: str, sealed: str) -> bool:
+        """Keep a rotated password, sealed, until the station logs in with it;
+        False if the station is not registered."""
+        ...
+
+    async def find_pending_password(self, station_id: str) -> str | None: ...
+
+    async def secret(self, name: str, candidate: str) -> str:
+        """The cluster's secret ``name``: ``candidate`` becomes it if there is
+        none yet, else the one stored first is returned."""
+        ...
 
     async def set_boot_status(self, station_id: str, status: str) -> bool:
         """What the station's BootNotification is answered; False if unknown."""
@@ -52,4 +67,14 @@ class StationStore(Protocol):
         """Remove a registration and the station's current state (connectors,
         configuration, device model, reservations, charging profiles); keep its
         history (transactions, notifications, commands, events). False if unknown."""
+        ...
+
+
+class Sealer(Protocol):
+    """Seals a secret for storage, bound to the station it belongs to."""
+
+    def seal(self, station_id: str, secret: str) -> str: ...
+
+    def unseal(self, station_id: str, sealed: str) -> str | None:
+        """The secret; None if ``sealed`` was not sealed for this station by this key."""
         ...
