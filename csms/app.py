@@ -181,8 +181,11 @@ async def start(settings: Settings) -> Running:
         def broker_state() -> str:
             # With CSMS_RELAY=external, the broker link this process has is the command queue's.
             if relay is not None:
-                return relay.broker_state
-            return "disabled" if command_queue is None else command_queue.broker_state
+                state = relay.broker_state
+            else:
+                state = "disabled" if command_queue is None else command_queue.broker_state
+            # In a cluster the line to the other processes is a broker link too.
+            return "down" if bus is not None and bus.broker_state != "up" else state
 
         # On PostgreSQL with a broker, processes form a cluster (ADR 0011).
         bus = (

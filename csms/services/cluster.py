@@ -136,6 +136,9 @@ class ClusterLink:
             }
             try:
                 await self._bus.tell(older.node_id, message)
+            except NodeUnreachableError:
+                # Its process is gone (no queue): nobody else will close its record.
+                await self._connections.close_abandoned(older)
             except ClusterUnavailableError:
                 log.warning("supersede_not_sent", station_id=opened.station_id, node=older.node_id)
 

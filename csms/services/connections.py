@@ -162,15 +162,20 @@ class ConnectionService:
             self._unrecorded.pop(0)
             log.info("disconnect_recorded", station_id=waiting.presence.station_id)
 
+    async def close_abandoned(self, presence: Presence) -> bool:
+        """Close, with a late event, a connection whose process is known to be
+        gone; False if another process closed it first."""
+        try:
+            await self.stations.disconnected(presence, None, STOPPED_REASON, detected_late=True)
+        except ConflictError:
+            return False
+        return True
+
     async def _close_stale(self, *, alive_since: datetime, node_id: str | None = None) -> None:
         """Close, with their event, the connections of nodes that stopped."""
         stale = await self.store.stale_connections(alive_since, node_id)
         closed = 0
         for presence in stale:
-            try:
-                await self.stations.disconnected(presence, None, STOPPED_REASON, detected_late=True)
-            except ConflictError:
-                continue  # another process closed it first
-            closed += 1
+            closed += await self.close_abandoned(presence)
         if closed:
             log.info("stale_connections_closed", connections=closed)

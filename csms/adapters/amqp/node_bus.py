@@ -14,7 +14,6 @@ own queue with the request's ``correlation_id``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Coroutine
 from typing import Any
@@ -102,8 +101,7 @@ class AmqpNodeBus:
             self._pending.pop(correlation_id, None)
 
     async def tell(self, node_id: str, message: dict[str, Any]) -> None:
-        with contextlib.suppress(NodeUnreachableError):
-            await self._publish(node_id, message, 30.0, None)
+        await self._publish(node_id, message, 30.0, None)
 
     async def _publish(
         self, node_id: str, message: dict[str, Any], expires_in: float, correlation_id: str | None
@@ -157,8 +155,9 @@ class AmqpNodeBus:
         async with connection:
             # Robust: after a reconnect aio-pika declares, binds and consumes again.
             channel = await connection.channel(publisher_confirms=True)
+            # Gone with the last process's queue: the cluster's line leaves nothing behind.
             exchange = await channel.declare_exchange(
-                self._exchange_name, aio_pika.ExchangeType.DIRECT, durable=True
+                self._exchange_name, aio_pika.ExchangeType.DIRECT, auto_delete=True
             )
             queue = await channel.declare_queue(self._queue_name, exclusive=True, auto_delete=True)
             await queue.bind(exchange, routing_key=self._node_id)

@@ -30,5 +30,5 @@ class NodeBus(Protocol):
     ) -> dict[str, Any]: ...
 
     async def tell(self, node_id: str, message: dict[str, Any]) -> None:
-        """Send without waiting for a reply; a node that is gone is ignored."""
+        """Send without waiting for a reply; NodeUnreachableError, ClusterUnavailableError."""
         ...
