@@ -58,6 +58,8 @@ class Tolerance(enum.StrEnum):
     ENUM_SPELLING = "enum_spelling"
     DATA_TRANSFER_OBJECT_DATA = "data_transfer_object_data"
     BOOT_IDENTITY_TOO_LONG = "boot_identity_too_long"
+    # Frames: OCPP-J is text frames; some firmware sends its JSON in binary ones.
+    BINARY_FRAMES = "binary_frames"
 
 
 GLOBAL_ONLY = frozenset(

@@ -156,7 +156,7 @@ MESSAGES_DELAYED = Counter(
 )
 CONNECTIONS_CLOSED_FOR_ABUSE = Counter(
     "csms_connections_closed_for_abuse_total",
-    "Station connections closed with 1008 (policy violation), by reason.",
+    "Station connections closed for misbehaving (1008 rate, 1003 binary frames), by reason.",
     ["reason"],
     registry=REGISTRY,
 )

@@ -71,6 +71,8 @@ DRAIN_SECONDS = 3.0
 MAX_WAVES = 8
 WAVE_STATIONS = 10
 
+BINARY_CLOSE_REASON = "OCPP-J messages are text frames"
+
 # websockets' default high-water mark, stated: what one station may have
 # queued towards it before our send waits for it to read.
 WRITE_LIMIT = 32 * 1024
@@ -644,7 +646,14 @@ class StationServer:
     async def _converse(self, link: Connection, adapter: OcppVersion, ctx: StationContext) -> None:
         """Feed the station's frames to its session and carry out its actions."""
         ws, session = link.ws, link.session
+        binary_tolerated = Tolerance.BINARY_FRAMES in ctx.tolerances
         async for raw in ws:
+            if type(raw) is bytes and not binary_tolerated:
+                # OCPP-J messages are text frames (RFC 6455 7.4.1: 1003, data it cannot accept).
+                metrics.CONNECTIONS_CLOSED_FOR_ABUSE.labels("binary_frame").inc()
+                log.info("binary_frame_refused", size=len(raw))
+                await ws.close(CloseCode.UNSUPPORTED_DATA, BINARY_CLOSE_REASON)
+                return
             delay = session.pace()
             if delay is None:
                 await ws.close(ABUSE_CLOSE_CODE, ABUSE_CLOSE_REASON)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -409,3 +410,31 @@ class TestProfileChoice:
             await boot_oldco16(cp)
         async with SimStation(ws_url(lenient), "OLD-AGAIN") as cp:
             await cp.call("StatusNotification", status16("Available", "2026-11-26T08:15:00"))
+
+
+class TestBinaryFrames:
+    async def test_a_binary_frame_closes_the_connection_with_1003_unhandled(
+        self, csms: Running
+    ) -> None:
+        """OCPP-J is text frames: a CALL in a binary frame is not handled (its
+        status is not stored) and the connection closes with 1003."""
+        async with SimStation(ws_url(csms), "BIN-1") as cp:
+            await cp.boot()
+            frame = [2, "bin-1", "StatusNotification", status16("Faulted", "2026-11-26T08:15:00Z")]
+            await cp.ws.send(orjson.dumps(frame))  # bytes: a binary frame
+            assert await cp.wait_closed() == 1003
+            assert cp.close_reason == "OCPP-J messages are text frames"
+        assert await csms.storage.list_connectors("BIN-1") == []
+
+    async def test_tolerated_binary_frames_are_read_as_text(
+        self, start_csms: StartCsms, tmp_path: Path
+    ) -> None:
+        """With the binary_frames tolerance the JSON in a binary frame is handled
+        and answered (in a text frame)."""
+        running = await start_csms(
+            interop_profiles=table(tmp_path, 'tolerances = ["binary_frames"]')
+        )
+        async with SimStation(ws_url(running), "BIN-2") as cp:
+            answer = await cp.send_raw(orjson.dumps([2, "bin-2", "Heartbeat", {}]))
+            assert answer[:2] == [3, "bin-2"]
+            assert cp.connected
