@@ -10,6 +10,7 @@ from csms.core.interop import InteropProfiles, Tolerance
 from csms.core.ports import Clock, Storage
 from csms.services.authorization import AuthorizationService
 from csms.services.commands import CommandService
+from csms.services.replies import CallInHand
 from csms.services.stations import STRICT, StationService
 from csms.services.transactions import TransactionService
 
@@ -65,3 +66,5 @@ class StationContext:
     services: Services
     # The interoperability tolerances of this station (its vendor/model).
     tolerances: frozenset[Tolerance] = frozenset()
+    # The CALL being handled: its answer commits with its effects (services.replies).
+    call: CallInHand | None = None

@@ -30,6 +30,7 @@ from csms.core.records import record
 from csms.core.settlement import settle_energy
 from csms.services.authorization import AuthorizationService
 from csms.services.outbox import report
+from csms.services.replies import Reply
 from csms.telemetry import metrics
 
 log = structlog.get_logger("csms.transactions")
@@ -148,7 +149,11 @@ class TransactionService:
             del self._known[key]
 
     async def start(
-        self, req: StartRequest, *, unknown: AuthorizationStatus = AuthorizationStatus.INVALID
+        self,
+        req: StartRequest,
+        *,
+        unknown: AuthorizationStatus = AuthorizationStatus.INVALID,
+        reply: Reply[StartOutcome] | None = None,
     ) -> StartOutcome:
         """Book a session the station started. A resent start (same station,
         connector, token and time) returns the session already booked."""
@@ -177,13 +182,12 @@ class TransactionService:
             ocpp_version=req.ocpp_version,
             updated_at=self._clock(),
         )
-        await self._writes.commit(
-            [
-                TransactionStarted(tx),
-                self._started_event(tx),
-            ]
-        )
-        return StartOutcome(tx, info, created=True)
+        outcome = StartOutcome(tx, info, created=True)
+        unit: list[WriteOp] = [TransactionStarted(tx), self._started_event(tx)]
+        if reply is not None:
+            unit.append(reply.answered(outcome))
+        await self._writes.commit(unit)
+        return outcome
 
     async def _new_number(self, station_id: str) -> int:
         # A number a station used for a session we never assigned (an orphan
@@ -200,10 +204,12 @@ class TransactionService:
         transaction_id: str | None,
         evse_id: int,
         samples: tuple[MeterSample, ...],
+        reply: Reply[None] | None = None,
     ) -> None:
-        await self._writes.commit(
-            self._meter_ops(station_id, ocpp_version, transaction_id, evse_id, samples)
-        )
+        unit = self._meter_ops(station_id, ocpp_version, transaction_id, evse_id, samples)
+        if reply is not None:
+            unit.append(reply.answered(None))
+        await self._writes.commit(unit)
 
     def _meter_ops(
         self,
@@ -225,7 +231,7 @@ class TransactionService:
             ),
         ]
 
-    async def stop(self, req: StopRequest) -> StopOutcome:
+    async def stop(self, req: StopRequest, reply: Reply[StopOutcome] | None = None) -> StopOutcome:
         """End a session. A repeated stop is answered and changes nothing; a
         stop of a session never seen is kept from what it carries, flagged, and
         reaches billing (transaction.ended) only with its own energy readings."""
@@ -280,12 +286,19 @@ class TransactionService:
         billable = tx_is_known or _billable_orphan(ended)
         if billable:
             unit.append(self._ended_event(ended))
+        outcome = StopOutcome(ended, info, already_ended=False)
+        if reply is not None:
+            unit.append(reply.answered(outcome))
         await self._writes.commit(unit)
         if not tx_is_known:
             _orphan_stopped(ended, billable)
-        return StopOutcome(ended, info, already_ended=False)
+        return outcome
 
-    async def transaction_event(self, req: TransactionEventRequest) -> TransactionEventOutcome:
+    async def transaction_event(
+        self,
+        req: TransactionEventRequest,
+        reply: Reply[TransactionEventOutcome] | None = None,
+    ) -> TransactionEventOutcome:
         """Apply a 2.0.1 TransactionEvent.
 
         The first event seen of a transaction starts it, whatever its type
@@ -384,12 +397,20 @@ class TransactionService:
                 req.offline,
             )
         )
-        await self._writes.commit(unit)
+        outcome = TransactionEventOutcome(tx, info, duplicate=False)
+        if reply is not None:
+            unit.append(reply.answered(outcome))
+        try:
+            await self._writes.commit(unit)
+        except BaseException:
+            # Its readings went into the cached registers: read them again next time.
+            self._known.pop((req.station_id, req.transaction_id), None)
+            raise
         if orphan:
             _orphan_stopped(tx, billable)
         known.transaction = tx
         known.seq_nos.add(req.seq_no)
-        return TransactionEventOutcome(tx, info, duplicate=False)
+        return outcome
 
     def _ended_event(self, tx: Transaction) -> WriteOp:
         return report(

@@ -36,9 +36,10 @@ from csms.core.domain import (
     Station,
     Transaction,
 )
-from csms.core.errors import ConflictError, StorageError
+from csms.core.errors import AlreadyAnsweredError, ConflictError, StorageError
 from csms.core.ports import (
     UNCHANGED,
+    CallAnswered,
     ChargingProfilesCleared,
     ChargingProfileSet,
     CommandFilter,
@@ -90,6 +91,8 @@ class _Tables:
     commands: dict[str, tuple[int, Command]] = field(default_factory=dict)
     # [seq, event, delivered_at], by seq
     outbox: list[OutboxRow] = field(default_factory=list)
+    # (station, action) -> (the last answer, when it was committed)
+    answers: dict[tuple[str, str], tuple[CallAnswered, datetime]] = field(default_factory=dict)
 
     def copy(self) -> _Tables:
         """A copy whose containers may change without touching these (rows are immutable)."""
@@ -193,6 +196,16 @@ class MemoryStorage:
                         f"cannot commit: seqNo {op.seq_no} of {op.transaction_id} already recorded"
                     )
                 seqs.add(op.seq_no)
+            case CallAnswered():
+                _storable(op.answer)
+                key = (op.station_id, op.action)
+                known = t.answers.get(key)
+                if known is not None and (known[0].message_id, known[0].request_digest) == (
+                    op.message_id,
+                    op.request_digest,
+                ):
+                    raise AlreadyAnsweredError(op.station_id, op.action, known[0].answer)
+                t.answers[key] = (op, now)
             case EventAppended():
                 _storable(op.event.data)
                 if any(row.event.event_id == op.event.event_id for row in t.outbox):
@@ -494,6 +507,20 @@ class MemoryStorage:
 
     def _queued(self) -> list[Command]:
         return [c for _, c in self._tables.commands.values() if c.status == CommandStatus.QUEUED]
+
+    # --- answers -----------------------------------------------------------
+
+    async def find_call_answer(self, station_id: str, action: str) -> CallAnswered | None:
+        self._check_open("find call answer")
+        found = self._tables.answers.get((station_id, action))
+        return None if found is None else found[0]
+
+    async def prune_call_answers(self, answered_before: datetime, limit: int = 10_000) -> int:
+        self._check_open("prune call answers")
+        doomed = [key for key, (_, at) in self._tables.answers.items() if at < answered_before]
+        for key in doomed[:limit]:
+            del self._tables.answers[key]
+        return len(doomed[:limit])
 
     # --- outbox ------------------------------------------------------------
 

@@ -12,6 +12,7 @@ declares only what it reads and writes (docs/storage.md):
   device model, reservations, charging profiles, notifications;
 - ``CommandStore`` (commands.py): the commands sent to stations;
 - ``OutboxStore`` (outbox.py): the transactional outbox the relay reads;
+- ``CallAnswerStore`` (answers.py): the durable answers to stations' CALLs;
 - ``StorageHealth`` (health.py): ping, pool use, close.
 
 Besides storage, ``StationLink`` (station_link.py) is the line to connected
@@ -26,6 +27,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from csms.core.ports.answers import CallAnswerStore
 from csms.core.ports.commands import CommandFilter, CommandQueueStore, CommandStore
 from csms.core.ports.health import PoolStats, StorageHealth
 from csms.core.ports.outbox import OutboxBacklog, OutboxRow, OutboxStats, OutboxStore
@@ -35,6 +37,7 @@ from csms.core.ports.stations import UNCHANGED, StationStore
 from csms.core.ports.tokens import TokenStore
 from csms.core.ports.transactions import TransactionFilter, TransactionStore
 from csms.core.ports.writes import (
+    CallAnswered,
     ChargingProfilesCleared,
     ChargingProfileSet,
     CommandRecorded,
@@ -58,6 +61,8 @@ from csms.core.ports.writes import (
 
 __all__ = [
     "UNCHANGED",
+    "CallAnswerStore",
+    "CallAnswered",
     "ChargingProfileSet",
     "ChargingProfilesCleared",
     "Clock",
@@ -107,6 +112,7 @@ class Storage(
     StationStateStore,
     CommandStore,
     OutboxStore,
+    CallAnswerStore,
     StorageHealth,
     Protocol,
 ):
