@@ -51,7 +51,7 @@ class Services:
                 interop=interop,
             ),
             authorization=authorization,
-            transactions=TransactionService(storage, storage, clock, authorization),
+            transactions=TransactionService(storage, storage, clock, authorization, storage),
             commands=CommandService(storage, storage, clock),
             clock=clock,
         )

@@ -55,6 +55,16 @@ class Reply(Generic[T_contra]):
         self.call = call
         self.build = build
 
+    def answers(self, stored: CallAnswered | None) -> bool:
+        """Is ``stored`` the answer to this very CALL (same id, action and payload)?"""
+        call = self.call
+        return (
+            stored is not None
+            and stored.message_id == call.unique_id
+            and stored.action == call.action
+            and stored.request_digest == request_digest(call.payload)
+        )
+
     def answered(self, outcome: T_contra) -> CallAnswered:
         """The op recording the answer ``outcome`` gives, for the unit that commits it."""
         call = self.call

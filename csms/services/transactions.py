@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import structlog
 
@@ -15,8 +16,10 @@ from csms.core.domain import (
     MeterSample,
     Transaction,
 )
+from csms.core.errors import AlreadyAnsweredError
 from csms.core.events import EventType
 from csms.core.ports import (
+    CallAnswerStore,
     Clock,
     MeterSamplesRecorded,
     TransactionChanged,
@@ -125,7 +128,11 @@ class _Known:
 
 class TransactionService:
     """Sessions: reads a ``TransactionStore``, writes through a ``UnitOfWork``;
-    id tokens are checked by the ``AuthorizationService``."""
+    id tokens are checked by the ``AuthorizationService``. A repeat it tells
+    by its facts (a start already booked, a stop of an ended session, a seqNo
+    seen) is answered from the ``CallAnswerStore`` when that holds this very
+    CALL's answer, so a resend gets the same answer even if the id token's
+    status changed meanwhile."""
 
     def __init__(
         self,
@@ -133,8 +140,10 @@ class TransactionService:
         writes: UnitOfWork,
         clock: Clock,
         authorization: AuthorizationService,
+        answers: CallAnswerStore,
     ) -> None:
         self._transactions = transactions
+        self._answers = answers
         self._writes = writes
         self._clock = clock
         self._authorization = authorization
@@ -169,6 +178,7 @@ class TransactionService:
             transaction_id = req.transaction_id
             existing = await self._transactions.find_transaction(req.station_id, transaction_id)
         if existing is not None:
+            await self._answer_repeat(reply)
             return StartOutcome(existing, info, created=False)
         assert transaction_id is not None
         tx = Transaction(
@@ -240,6 +250,7 @@ class TransactionService:
             info = await self._authorization.authorize(req.id_token)
         tx = await self._transactions.find_transaction(req.station_id, req.transaction_id)
         if tx is not None and tx.ended_at is not None:
+            await self._answer_repeat(reply)
             return StopOutcome(tx, info, already_ended=True)
         unit: list[WriteOp] = []
         anomalies: list[str] = []
@@ -314,6 +325,7 @@ class TransactionService:
             )
         known = await self._load(req.station_id, req.transaction_id)
         if known is not None and req.seq_no in known.seq_nos:
+            await self._answer_repeat(reply)
             return TransactionEventOutcome(known.transaction, info, duplicate=True)
         now = self._clock()
         unit: list[WriteOp] = []
@@ -411,6 +423,16 @@ class TransactionService:
         known.transaction = tx
         known.seq_nos.add(req.seq_no)
         return outcome
+
+    async def _answer_repeat(self, reply: Reply[Any] | None) -> None:
+        """Raise AlreadyAnsweredError with the stored answer to the CALL in hand, if any.
+
+        Only on the (rare) path of a repeat: one read, no write."""
+        if reply is None:
+            return
+        stored = await self._answers.find_call_answer(reply.station_id, reply.call.action)
+        if stored is not None and reply.answers(stored):
+            raise AlreadyAnsweredError(stored.station_id, stored.action, stored.answer)
 
     def _ended_event(self, tx: Transaction) -> WriteOp:
         return report(
