@@ -33,6 +33,7 @@ from csms.edge.api import Api, auth_middleware
 from csms.edge.gauges import refresh
 from csms.edge.http import OpsHttp, build_app
 from csms.services import Services
+from csms.services.answers import AnswerRetention
 from csms.services.dispatcher import CommandDispatcher
 from csms.services.passwords import PasswordDelivery
 from csms.telemetry.loop_lag import LoopLagMonitor
@@ -60,6 +61,7 @@ class Running:
     relay: OutboxRelay | None = None
     command_queue: CommandConsumer | None = None
     loop_lag: LoopLagMonitor | None = None
+    answers: AnswerRetention | None = None
 
     async def stop(self) -> None:
         """Shut down in order, each step bounded so the whole stays within the
@@ -67,6 +69,8 @@ class Running:
         deadline = asyncio.get_running_loop().time() + SHUTDOWN_BUDGET
         if self.loop_lag is not None:
             await self.loop_lag.stop()
+        if self.answers is not None:
+            await self.answers.stop()
         if self.command_queue is not None:
             await _bounded("command_queue", self.command_queue.stop(), deadline, 1.0)
         await _bounded("commands", self.commands.stop(), deadline, 1.0)
@@ -165,7 +169,11 @@ async def start(settings: Settings) -> Running:
         command_queue.start()
     loop_lag = LoopLagMonitor()
     loop_lag.start()
-    return Running(settings, storage, stations, http, commands, relay, command_queue, loop_lag)
+    answers = AnswerRetention(storage, services.clock)
+    answers.start()
+    return Running(
+        settings, storage, stations, http, commands, relay, command_queue, loop_lag, answers
+    )
 
 
 async def run_relay(settings: Settings) -> None:

@@ -10,11 +10,13 @@ from structlog.testing import capture_logs
 
 from csms.adapters.storage.memory import MemoryStorage
 from csms.core.domain import AuthorizationStatus, IdToken
+from csms.core.ports import CallAnswered
 from csms.services import StationContext
+from csms.services.answers import AnswerRetention
 from csms.transport.rpc import Call
 from protocols import ocpp16
 from protocols.common import Adapter
-from tests.unit.services_fixture import FakeClock, build_services
+from tests.unit.services_fixture import T0, FakeClock, build_services
 
 OCPP16 = ocpp16.adapter()
 START = {"connectorId": 1, "idTag": "TAG-1", "meterStart": 10, "timestamp": "2026-05-01T08:00:00Z"}
@@ -79,3 +81,17 @@ class TestResend:
         await handle(ctx, Call("a-1", "Authorize", {"idTag": "TAG-1"}))
         assert await storage.find_call_answer("CP-1", "Heartbeat") is None
         assert await storage.find_call_answer("CP-1", "Authorize") is None
+
+
+class TestRetention:
+    async def test_prune_deletes_what_is_past_retention_in_rounds(
+        self, storage: MemoryStorage
+    ) -> None:
+        """Every answer older than the retention goes, however many rounds it takes."""
+        for i in range(5):
+            await storage.commit([CallAnswered(f"CP-{i}", "MeterValues", "1", "d", {})])
+        clock = FakeClock(T0.replace(year=2100))
+        retention = AnswerRetention(storage, clock, batch=2)
+        assert await retention.prune() == 5
+        assert await retention.prune() == 0
+        assert await storage.find_call_answer("CP-0", "MeterValues") is None
