@@ -243,7 +243,6 @@ class StationService:
         station_id: str,
         ocpp_version: str,
         boot: BootInfo,
-        reply: Reply[BootDecision] | None = None,
     ) -> BootDecision:
         """Record the boot; answer what the registration says. A Pending or
         Rejected station retries after a jittered interval, so a fleet held
@@ -282,8 +281,6 @@ class StationService:
                 ),
             ),
         ]
-        if reply is not None:
-            unit.append(reply.answered(decision))
         await self._writes.commit(unit)
         return decision
 

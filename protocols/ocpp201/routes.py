@@ -10,25 +10,23 @@ from typing import Any
 from csms.core.domain import AuthorizationStatus
 from csms.core.events import EventType
 from csms.services import StationContext
-from csms.services.stations import BootDecision
 from csms.services.transactions import TransactionEventOutcome
 from protocols.common import Handler, empty, format_time, parse_time, reply, stored
 from protocols.ocpp201 import convert
 
 
-def _boot_answer(decision: BootDecision) -> dict[str, Any]:
+async def boot_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    # No durable answer: it carries the current time, and firmware that counts
+    # message ids from 1 again sends the same boot under the same id after
+    # every reboot (docs/adr/0012-durable-answers.md).
+    decision = await ctx.services.stations.booted(
+        ctx.station_id, ctx.ocpp_version, convert.boot_info(req)
+    )
     return {
         "status": decision.status,
         "currentTime": format_time(decision.current_time),
         "interval": decision.interval,
     }
-
-
-async def boot_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
-    decision = await ctx.services.stations.booted(
-        ctx.station_id, ctx.ocpp_version, convert.boot_info(req), reply(ctx, _boot_answer)
-    )
-    return _boot_answer(decision)
 
 
 async def heartbeat(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:

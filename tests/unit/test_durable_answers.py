@@ -82,6 +82,14 @@ class TestResend:
         assert await storage.find_call_answer("CP-1", "Heartbeat") is None
         assert await storage.find_call_answer("CP-1", "Authorize") is None
 
+    async def test_a_boot_under_a_reused_id_is_handled_again(self, storage: MemoryStorage) -> None:
+        """The same boot under the same id after a reboot: booked again, with the time now."""
+        boot = Call("1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+        await handle(process(storage), boot)
+        await handle(process(storage), boot)
+        assert await event_types(storage) == ["station.booted"] * 2
+        assert await storage.find_call_answer("CP-1", "BootNotification") is None
+
 
 class TestRetention:
     async def test_prune_deletes_what_is_past_retention_in_rounds(
