@@ -96,3 +96,10 @@ class TestCallAnswered:
         assert await storage.prune_call_answers(later, limit=2) == 1
         await storage.commit(unit(answered(station_id="CP-0")))
         assert await event_count(storage) == 4
+
+    async def test_deleting_a_station_drops_its_answers(self, storage: Storage) -> None:
+        """A station registered again under the id starts without the old answers."""
+        await storage.register_station("CP-1", at=T0)
+        await storage.commit(unit(answered()))
+        assert await storage.delete_station("CP-1")
+        assert await storage.find_call_answer("CP-1", "StartTransaction") is None

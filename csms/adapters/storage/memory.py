@@ -341,6 +341,7 @@ class MemoryStorage:
             for key in [k for k in table if k[0] == station_id]:
                 del table[key]  # type: ignore[arg-type]
         t.charging_profiles = [p for p in t.charging_profiles if p.station_id != station_id]
+        t.answers = {key: a for key, a in t.answers.items() if key[0] != station_id}
         t.local_list_versions.pop(station_id, None)
         return t.stations.pop(station_id, None) is not None
 

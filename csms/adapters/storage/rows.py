@@ -553,6 +553,7 @@ STATION_STATE_TABLES = (
     "device_model",
     "reservations",
     "charging_profiles",
+    "call_answers",
 )
 
 
