@@ -37,6 +37,7 @@ from csms.edge.api import Api, auth_middleware
 from csms.edge.gauges import refresh
 from csms.edge.http import OpsHttp, build_app
 from csms.services import Services
+from csms.services.answers import AnswerRetention
 from csms.services.cluster import ClusterLink
 from csms.services.connections import ConnectionService
 from csms.services.dispatcher import CommandDispatcher
@@ -91,6 +92,7 @@ class Running:
     relay: OutboxRelay | None = None
     command_queue: CommandConsumer | None = None
     loop_lag: LoopLagMonitor | None = None
+    answers: AnswerRetention | None = None
 
     async def stop(self) -> None:
         """Shut down in order, each step bounded so the whole stays within
@@ -102,6 +104,8 @@ class Running:
         self.stations.stop_accepting()  # readiness answers 503 from now on
         if self.loop_lag is not None:
             await self.loop_lag.stop()
+        if self.answers is not None:
+            await self.answers.stop()
         if self.command_queue is not None:
             await _bounded("command_queue", self.command_queue.stop(), deadline, loop.time() + 1.0)
         await _bounded("commands", self.commands.stop(), deadline, loop.time() + 1.0)
@@ -240,6 +244,8 @@ async def start(settings: Settings) -> Running:
         command_queue.start()
     loop_lag = LoopLagMonitor()
     loop_lag.start()
+    answers = AnswerRetention(storage, services.clock)
+    answers.start()
     return Running(
         settings,
         storage,
@@ -252,6 +258,7 @@ async def start(settings: Settings) -> Running:
         relay,
         command_queue,
         loop_lag,
+        answers,
     )
 
 

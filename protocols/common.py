@@ -7,13 +7,17 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+import structlog
 
 from csms.core import interop
 from csms.core.domain import ENERGY_IMPORT_REGISTER, MeterSample
+from csms.core.errors import AlreadyAnsweredError
 from csms.core.events import iso
 from csms.core.interop import Tolerance
 from csms.services import StationContext
+from csms.services.replies import Reply
 from csms.transport.rpc import Call, ErrorCodes, RpcError
 from protocols import repair
 from protocols.command_set import CommandSet
@@ -25,15 +29,36 @@ AnswerReader = Callable[[dict[str, Any]], str]
 
 PROPERTY_VIOLATION = "PropertyConstraintViolation"
 
+log = structlog.get_logger("csms.session")
+T = TypeVar("T")
+
+
+def reply(ctx: StationContext, build: Callable[[T], dict[str, Any]]) -> Reply[T] | None:
+    """The ``Reply`` a writing handler hands its service: the CALL in hand and
+    how its answer follows from the outcome (csms.services.replies)."""
+    return None if ctx.call is None else Reply(ctx.station_id, ctx.call, build)
+
+
+def empty(_: object) -> dict[str, Any]:
+    """The empty answer most notifications get, whatever the outcome."""
+    return {}
+
+
+def constant(answer: dict[str, Any]) -> Callable[[object], dict[str, Any]]:
+    """A builder answering a copy of ``answer`` whatever the outcome."""
+    return lambda _: dict(answer)
+
 
 def stored(action: str, answer: dict[str, Any] | None = None) -> Handler:
     """A handler that keeps the station's message as received and answers
     ``answer`` (``{}`` by default): notifications both versions only record."""
-    reply = answer or {}
+    build = constant(answer or {})
 
     async def record(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
-        await ctx.services.stations.notified(ctx.station_id, ctx.ocpp_version, action, req)
-        return dict(reply)
+        await ctx.services.stations.notified(
+            ctx.station_id, ctx.ocpp_version, action, req, reply=reply(ctx, build)
+        )
+        return build(None)
 
     record.__name__ = action
     return record
@@ -118,11 +143,17 @@ class Adapter:
         validator = self.schemas.request(call.action)
         if validator is not None:
             self.schemas.check(validator, payload, call.unique_id)
+        ctx.call = call
         try:
             result = await handler(ctx, payload)
         except RpcError as exc:
             exc.unique_id = call.unique_id
             raise
+        except AlreadyAnsweredError as exc:
+            # A resend of a CALL answered before (maybe by another process): its
+            # answer again, its effects not twice (docs/adr/0012-durable-answers.md).
+            log.info("call_repeated", action=call.action, message_id=call.unique_id, durable=True)
+            return exc.answer
         response_validator = self.schemas.response(call.action)
         if response_validator is not None:
             try:

@@ -10,6 +10,7 @@
     ├── NotFoundError             get_x() of something that does not exist
     ├── InvalidRequestError       an operator's request cannot be carried out as asked
     ├── OcppError                 an OCPP rule broken, with its OCPP-J error code
+    ├── AlreadyAnsweredError      a unit answering a CALL that was handled before
     └── StationLinkError          a CALL to a station got no CALLRESULT (ports.StationLink)
         ├── StationNotConnectedError   no open connection to the station
         ├── StationDisconnectedError   its connection closed before it answered
@@ -63,6 +64,17 @@ class OcppError(CsmsError):
         self.code = code
         self.description = description
         self.details = details or {}
+
+
+class AlreadyAnsweredError(CsmsError):
+    """The unit of work answers a station's CALL that an earlier unit already
+    answered (same station, action, message id and request digest: a resend
+    after a lost answer, docs/adr/0012-durable-answers.md). Nothing of the
+    unit was applied; ``answer`` is the CALLRESULT payload the CALL got then."""
+
+    def __init__(self, station_id: str, action: str, answer: dict[str, Any]) -> None:
+        super().__init__(f"{action} of {station_id!r} was answered before")
+        self.answer = answer
 
 
 class StationLinkError(CsmsError):

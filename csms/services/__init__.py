@@ -11,6 +11,7 @@ from csms.core.ports import Clock, Storage
 from csms.services.authorization import AuthorizationService
 from csms.services.commands import CommandService
 from csms.services.connections import ConnectionService
+from csms.services.replies import CallInHand
 from csms.services.stations import STRICT, StationService
 from csms.services.transactions import TransactionService
 
@@ -57,7 +58,7 @@ class Services:
         return cls(
             stations=stations,
             authorization=authorization,
-            transactions=TransactionService(storage, storage, clock, authorization),
+            transactions=TransactionService(storage, storage, clock, authorization, storage),
             commands=CommandService(storage, storage, clock),
             connections=ConnectionService(
                 storage, stations, clock, node_id, single_process=single_process
@@ -75,3 +76,5 @@ class StationContext:
     services: Services
     # The interoperability tolerances of this station (its vendor/model).
     tolerances: frozenset[Tolerance] = frozenset()
+    # The CALL being handled: its answer commits with its effects (services.replies).
+    call: CallInHand | None = None

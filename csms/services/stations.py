@@ -29,6 +29,7 @@ from csms.core.ports import (
 from csms.core.records import record
 from csms.core.security import PasswordVerifier, hash_password
 from csms.services.outbox import report
+from csms.services.replies import Reply
 
 # A Heartbeat refreshes last_seen_at in the database at most this often; the
 # live value is in memory (the connection itself proves liveness).
@@ -257,45 +258,51 @@ class StationService:
             unit.insert(0, StationSeen(station_id, ocpp_version, at or now))
         await self._writes.commit(unit)
 
-    async def booted(self, station_id: str, ocpp_version: str, boot: BootInfo) -> BootDecision:
+    async def booted(
+        self,
+        station_id: str,
+        ocpp_version: str,
+        boot: BootInfo,
+    ) -> BootDecision:
         """Record the boot; answer what the registration says. A Pending or
         Rejected station retries after a jittered interval, so a fleet held
         back does not come back all at once."""
         now = self._clock()
         station = await self._stations.find_station(station_id)
         status = station.boot_status if station is not None else "Accepted"
-        await self._writes.commit(
-            [
-                StationBooted(
-                    station_id,
-                    ocpp_version,
+        if status == "Accepted":
+            decision = BootDecision(status, self._interval, now)
+        else:
+            retry = round(BOOT_RETRY_INTERVAL * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
+            decision = BootDecision(status, retry, now)
+        unit: list[WriteOp] = [
+            StationBooted(
+                station_id,
+                ocpp_version,
+                boot.vendor,
+                boot.model,
+                boot.serial_number,
+                boot.firmware_version,
+                boot.extra,
+                now,
+            ),
+            report(
+                self._clock,
+                EventType.STATION_BOOTED,
+                station_id,
+                ocpp_version,
+                now,
+                catalog.station_booted(
                     boot.vendor,
                     boot.model,
                     boot.serial_number,
                     boot.firmware_version,
-                    boot.extra,
-                    now,
+                    boot.reason,
                 ),
-                report(
-                    self._clock,
-                    EventType.STATION_BOOTED,
-                    station_id,
-                    ocpp_version,
-                    now,
-                    catalog.station_booted(
-                        boot.vendor,
-                        boot.model,
-                        boot.serial_number,
-                        boot.firmware_version,
-                        boot.reason,
-                    ),
-                ),
-            ]
-        )
-        if status == "Accepted":
-            return BootDecision(status, self._interval, now)
-        retry = round(BOOT_RETRY_INTERVAL * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
-        return BootDecision(status, retry, now)
+            ),
+        ]
+        await self._writes.commit(unit)
+        return decision
 
     async def heartbeat(self, station_id: str, ocpp_version: str) -> datetime:
         now = self._clock()
@@ -306,21 +313,26 @@ class StationService:
         return now
 
     async def status_changed(
-        self, status: ConnectorStatus, ocpp_version: str, occurred_at: datetime | None
+        self,
+        status: ConnectorStatus,
+        ocpp_version: str,
+        occurred_at: datetime | None,
+        reply: Reply[None] | None = None,
     ) -> None:
-        await self._writes.commit(
-            [
-                ConnectorStatusChanged(status),
-                report(
-                    self._clock,
-                    EventType.STATION_STATUS_CHANGED,
-                    status.station_id,
-                    ocpp_version,
-                    occurred_at or status.updated_at,
-                    catalog.status_changed(status),
-                ),
-            ]
-        )
+        unit: list[WriteOp] = [
+            ConnectorStatusChanged(status),
+            report(
+                self._clock,
+                EventType.STATION_STATUS_CHANGED,
+                status.station_id,
+                ocpp_version,
+                occurred_at or status.updated_at,
+                catalog.status_changed(status),
+            ),
+        ]
+        if reply is not None:
+            unit.append(reply.answered(None))
+        await self._writes.commit(unit)
 
     async def notified(
         self,
@@ -329,14 +341,17 @@ class StationService:
         action: str,
         payload: dict[str, Any],
         event: tuple[str, dict[str, Any], datetime | None] | None = None,
+        reply: Reply[None] | None = None,
     ) -> None:
         """Keep a notification as received; optionally report it as an event
         (type, data, occurred_at)."""
         now = self._clock()
-        unit: list[Any] = [StationNotified(station_id, action, payload, now)]
+        unit: list[WriteOp] = [StationNotified(station_id, action, payload, now)]
         if event is not None:
             kind, data, occurred_at = event
             unit.append(report(self._clock, kind, station_id, ocpp_version, occurred_at, data))
+        if reply is not None:
+            unit.append(reply.answered(None))
         await self._writes.commit(unit)
 
     async def device_model_reported(
@@ -345,12 +360,14 @@ class StationService:
         action: str,
         payload: dict[str, Any],
         entries: tuple[DeviceModelEntry, ...],
+        reply: Reply[None] | None = None,
     ) -> None:
         """Keep a report part as received and upsert its entries into the model."""
         now = self._clock()
-        await self._writes.commit(
-            [
-                StationNotified(station_id, action, payload, now),
-                DeviceModelReported(station_id, entries, now),
-            ]
-        )
+        unit: list[WriteOp] = [
+            StationNotified(station_id, action, payload, now),
+            DeviceModelReported(station_id, entries, now),
+        ]
+        if reply is not None:
+            unit.append(reply.answered(None))
+        await self._writes.commit(unit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import structlog
 
@@ -15,8 +16,10 @@ from csms.core.domain import (
     MeterSample,
     Transaction,
 )
+from csms.core.errors import AlreadyAnsweredError
 from csms.core.events import EventType
 from csms.core.ports import (
+    CallAnswerStore,
     Clock,
     MeterSamplesRecorded,
     TransactionChanged,
@@ -30,6 +33,7 @@ from csms.core.records import record
 from csms.core.settlement import settle_energy
 from csms.services.authorization import AuthorizationService
 from csms.services.outbox import report
+from csms.services.replies import Reply
 from csms.telemetry import metrics
 
 log = structlog.get_logger("csms.transactions")
@@ -124,7 +128,11 @@ class _Known:
 
 class TransactionService:
     """Sessions: reads a ``TransactionStore``, writes through a ``UnitOfWork``;
-    id tokens are checked by the ``AuthorizationService``."""
+    id tokens are checked by the ``AuthorizationService``. A repeat it tells
+    by its facts (a start already booked, a stop of an ended session, a seqNo
+    seen) is answered from the ``CallAnswerStore`` when that holds this very
+    CALL's answer, so a resend gets the same answer even if the id token's
+    status changed meanwhile."""
 
     def __init__(
         self,
@@ -132,8 +140,10 @@ class TransactionService:
         writes: UnitOfWork,
         clock: Clock,
         authorization: AuthorizationService,
+        answers: CallAnswerStore,
     ) -> None:
         self._transactions = transactions
+        self._answers = answers
         self._writes = writes
         self._clock = clock
         self._authorization = authorization
@@ -148,7 +158,11 @@ class TransactionService:
             del self._known[key]
 
     async def start(
-        self, req: StartRequest, *, unknown: AuthorizationStatus = AuthorizationStatus.INVALID
+        self,
+        req: StartRequest,
+        *,
+        unknown: AuthorizationStatus = AuthorizationStatus.INVALID,
+        reply: Reply[StartOutcome] | None = None,
     ) -> StartOutcome:
         """Book a session the station started. A resent start (same station,
         connector, token and time) returns the session already booked."""
@@ -164,6 +178,7 @@ class TransactionService:
             transaction_id = req.transaction_id
             existing = await self._transactions.find_transaction(req.station_id, transaction_id)
         if existing is not None:
+            await self._answer_repeat(reply)
             return StartOutcome(existing, info, created=False)
         assert transaction_id is not None
         tx = Transaction(
@@ -177,13 +192,12 @@ class TransactionService:
             ocpp_version=req.ocpp_version,
             updated_at=self._clock(),
         )
-        await self._writes.commit(
-            [
-                TransactionStarted(tx),
-                self._started_event(tx),
-            ]
-        )
-        return StartOutcome(tx, info, created=True)
+        outcome = StartOutcome(tx, info, created=True)
+        unit: list[WriteOp] = [TransactionStarted(tx), self._started_event(tx)]
+        if reply is not None:
+            unit.append(reply.answered(outcome))
+        await self._writes.commit(unit)
+        return outcome
 
     async def _new_number(self, station_id: str) -> int:
         # A number a station used for a session we never assigned (an orphan
@@ -200,10 +214,12 @@ class TransactionService:
         transaction_id: str | None,
         evse_id: int,
         samples: tuple[MeterSample, ...],
+        reply: Reply[None] | None = None,
     ) -> None:
-        await self._writes.commit(
-            self._meter_ops(station_id, ocpp_version, transaction_id, evse_id, samples)
-        )
+        unit = self._meter_ops(station_id, ocpp_version, transaction_id, evse_id, samples)
+        if reply is not None:
+            unit.append(reply.answered(None))
+        await self._writes.commit(unit)
 
     def _meter_ops(
         self,
@@ -225,7 +241,7 @@ class TransactionService:
             ),
         ]
 
-    async def stop(self, req: StopRequest) -> StopOutcome:
+    async def stop(self, req: StopRequest, reply: Reply[StopOutcome] | None = None) -> StopOutcome:
         """End a session. A repeated stop is answered and changes nothing; a
         stop of a session never seen is kept from what it carries, flagged, and
         reaches billing (transaction.ended) only with its own energy readings."""
@@ -234,6 +250,7 @@ class TransactionService:
             info = await self._authorization.authorize(req.id_token)
         tx = await self._transactions.find_transaction(req.station_id, req.transaction_id)
         if tx is not None and tx.ended_at is not None:
+            await self._answer_repeat(reply)
             return StopOutcome(tx, info, already_ended=True)
         unit: list[WriteOp] = []
         anomalies: list[str] = []
@@ -280,12 +297,19 @@ class TransactionService:
         billable = tx_is_known or _billable_orphan(ended)
         if billable:
             unit.append(self._ended_event(ended))
+        outcome = StopOutcome(ended, info, already_ended=False)
+        if reply is not None:
+            unit.append(reply.answered(outcome))
         await self._writes.commit(unit)
         if not tx_is_known:
             _orphan_stopped(ended, billable)
-        return StopOutcome(ended, info, already_ended=False)
+        return outcome
 
-    async def transaction_event(self, req: TransactionEventRequest) -> TransactionEventOutcome:
+    async def transaction_event(
+        self,
+        req: TransactionEventRequest,
+        reply: Reply[TransactionEventOutcome] | None = None,
+    ) -> TransactionEventOutcome:
         """Apply a 2.0.1 TransactionEvent.
 
         The first event seen of a transaction starts it, whatever its type
@@ -301,6 +325,7 @@ class TransactionService:
             )
         known = await self._load(req.station_id, req.transaction_id)
         if known is not None and req.seq_no in known.seq_nos:
+            await self._answer_repeat(reply)
             return TransactionEventOutcome(known.transaction, info, duplicate=True)
         now = self._clock()
         unit: list[WriteOp] = []
@@ -384,12 +409,30 @@ class TransactionService:
                 req.offline,
             )
         )
-        await self._writes.commit(unit)
+        outcome = TransactionEventOutcome(tx, info, duplicate=False)
+        if reply is not None:
+            unit.append(reply.answered(outcome))
+        try:
+            await self._writes.commit(unit)
+        except BaseException:
+            # Its readings went into the cached registers: read them again next time.
+            self._known.pop((req.station_id, req.transaction_id), None)
+            raise
         if orphan:
             _orphan_stopped(tx, billable)
         known.transaction = tx
         known.seq_nos.add(req.seq_no)
-        return TransactionEventOutcome(tx, info, duplicate=False)
+        return outcome
+
+    async def _answer_repeat(self, reply: Reply[Any] | None) -> None:
+        """Raise AlreadyAnsweredError with the stored answer to the CALL in hand, if any.
+
+        Only on the (rare) path of a repeat: one read, no write."""
+        if reply is None:
+            return
+        stored = await self._answers.find_call_answer(reply.station_id, reply.call.action)
+        if stored is not None and reply.answers(stored):
+            raise AlreadyAnsweredError(stored.station_id, stored.action, stored.answer)
 
     def _ended_event(self, tx: Transaction) -> WriteOp:
         return report(

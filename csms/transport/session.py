@@ -86,28 +86,39 @@ Action = bytes | rpc.Call | Answered | None
 class ReplyCache:
     """The last answers sent to each station, so a CALL resent with the same
     message id (the station lost our answer) gets the identical answer again
-    instead of being handled twice. Kept per station id, across reconnects."""
+    instead of being handled twice. Kept per station id, across reconnects;
+    the first level only: what a CALL wrote, its answer included, is durable
+    (docs/adr/0012-durable-answers.md), so a resend this cache misses (after
+    a restart, or to another process) is answered from the database.
+
+    A resend matches on message id, action and the frame's text (as a hash):
+    firmware that counts message ids from 1 again after a reboot sends new
+    CALLs under old ids, and those are handled, not replayed."""
 
     def __init__(self, per_station: int = 4, max_stations: int = 100_000) -> None:
         self._per_station = per_station
         self._max_stations = max_stations
         # A short list per station, oldest first: a few hundred bytes less per
         # station than a dict (19,000 idle stations, docs/benchmarks.md).
-        self._replies: dict[str, list[tuple[str, str, bytes]]] = {}
+        self._replies: dict[str, list[tuple[str, str, int, bytes]]] = {}
 
-    def get(self, station_id: str, unique_id: str, action: str) -> bytes | None:
-        for known_id, known_action, reply in self._replies.get(station_id, ()):
-            if known_id == unique_id and known_action == action:
+    def get(self, station_id: str, unique_id: str, action: str, frame: int) -> bytes | None:
+        """The answer sent to the CALL whose frame text hashes to ``frame``."""
+        for known_id, known_action, known_frame, reply in self._replies.get(station_id, ()):
+            if known_id == unique_id and known_action == action and known_frame == frame:
                 return reply
         return None
 
-    def put(self, station_id: str, unique_id: str, action: str, reply: bytes) -> None:
+    def put(self, station_id: str, unique_id: str, action: str, frame: int, reply: bytes) -> None:
         replies = self._replies.get(station_id)
         if replies is None:
             replies = self._replies[station_id] = []
             if len(self._replies) > self._max_stations:
                 del self._replies[next(iter(self._replies))]  # the longest known station
-        replies.append((unique_id, action, reply))
+        else:
+            # A reused id with another payload replaces the old answer.
+            replies[:] = [r for r in replies if r[0] != unique_id or r[1] != action]
+        replies.append((unique_id, action, frame, reply))
         if len(replies) > self._per_station:
             del replies[0]
 
@@ -141,6 +152,7 @@ class Session:
         "_clock",
         "_closed",
         "_codes",
+        "_frame",
         "_next_id",
         "_pacer",
         "_pending",
@@ -169,6 +181,8 @@ class Session:
         self._pacer = pacer
         self._clock = clock
         self._started = 0.0
+        # The hash of the text of the station's CALL being handled (ReplyCache).
+        self._frame = 0
         # The CSMS's outstanding CALL: (message id, action).
         self._pending: tuple[str, str] | None = None
         self._next_id = 1
@@ -201,10 +215,12 @@ class Session:
             _count_in(INVALID_ACTION, self._version, exc.code)
             return exc.frame()
         if isinstance(frame, rpc.Call):
-            cached = self._replies.get(self.station_id, frame.unique_id, frame.action)
+            text = hash(raw)
+            cached = self._replies.get(self.station_id, frame.unique_id, frame.action, text)
             if cached is not None:
                 log.info("call_repeated", action=frame.action, message_id=frame.unique_id)
                 return cached
+            self._frame = text
             self._started = self._clock()
             return frame
         return self._answered(frame)
@@ -212,7 +228,7 @@ class Session:
     def answer(self, call: rpc.Call, result: dict[str, Any]) -> bytes:
         """The CALLRESULT frame for the handler's ``result`` (kept for replays)."""
         reply = rpc.encode_call_result(call.unique_id, result)
-        self._replies.put(self.station_id, call.unique_id, call.action, reply)
+        self._replies.put(self.station_id, call.unique_id, call.action, self._frame, reply)
         self._handled(call, "ok")
         return reply
 
@@ -244,7 +260,7 @@ class Session:
             )
         self._count_error_sent(code)
         if code != INTERNAL_ERROR:
-            self._replies.put(self.station_id, call.unique_id, call.action, reply)
+            self._replies.put(self.station_id, call.unique_id, call.action, self._frame, reply)
         self._handled(call, code)
         return reply
 

@@ -9,12 +9,15 @@ from typing import Any
 
 from csms.core.events import EventType
 from csms.services import StationContext
-from csms.services.transactions import StartRequest, StopRequest
-from protocols.common import Handler, format_time, parse_time, stored
+from csms.services.transactions import StartOutcome, StartRequest, StopOutcome, StopRequest
+from protocols.common import Handler, empty, format_time, parse_time, reply, stored
 from protocols.ocpp16 import convert
 
 
 async def boot_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    # No durable answer: it carries the current time, and firmware that counts
+    # message ids from 1 again sends the same boot under the same id after
+    # every reboot (docs/adr/0012-durable-answers.md).
     decision = await ctx.services.stations.booted(
         ctx.station_id, ctx.ocpp_version, convert.boot_info(req)
     )
@@ -33,13 +36,23 @@ async def heartbeat(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
 async def status_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
     status = convert.connector_status(ctx.station_id, req, ctx.services.clock())
     occurred = status.updated_at if "timestamp" in req else None
-    await ctx.services.stations.status_changed(status, ctx.ocpp_version, occurred)
+    await ctx.services.stations.status_changed(
+        status, ctx.ocpp_version, occurred, reply(ctx, empty)
+    )
     return {}
 
 
 async def authorize(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
     info = await ctx.services.authorization.authorize(req["idTag"])
     return {"idTagInfo": convert.id_tag_info(info)}
+
+
+def _start_answer(outcome: StartOutcome) -> dict[str, Any]:
+    assert outcome.id_token_info is not None
+    return {
+        "transactionId": int(outcome.transaction.transaction_id),
+        "idTagInfo": convert.id_tag_info(outcome.id_token_info),
+    }
 
 
 async def start_transaction(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
@@ -53,13 +66,16 @@ async def start_transaction(ctx: StationContext, req: dict[str, Any]) -> dict[st
             id_token=req["idTag"],
             meter_start_wh=float(req["meterStart"]),
             started_at=parse_time(req["timestamp"], "timestamp"),
-        )
+        ),
+        reply=reply(ctx, _start_answer),
     )
-    assert outcome.id_token_info is not None
-    return {
-        "transactionId": int(outcome.transaction.transaction_id),
-        "idTagInfo": convert.id_tag_info(outcome.id_token_info),
-    }
+    return _start_answer(outcome)
+
+
+def _stop_answer(outcome: StopOutcome) -> dict[str, Any]:
+    if outcome.id_token_info is None:
+        return {}
+    return {"idTagInfo": convert.id_tag_info(outcome.id_token_info)}
 
 
 async def stop_transaction(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
@@ -73,11 +89,10 @@ async def stop_transaction(ctx: StationContext, req: dict[str, Any]) -> dict[str
             reason=req.get("reason"),
             id_token=req.get("idTag"),
             samples=convert.meter_samples(req.get("transactionData", []), "transactionData"),
-        )
+        ),
+        reply(ctx, _stop_answer),
     )
-    if outcome.id_token_info is None:
-        return {}
-    return {"idTagInfo": convert.id_tag_info(outcome.id_token_info)}
+    return _stop_answer(outcome)
 
 
 async def meter_values(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
@@ -89,14 +104,21 @@ async def meter_values(ctx: StationContext, req: dict[str, Any]) -> dict[str, An
         None if transaction_id is None else str(transaction_id),
         evse_id,
         convert.meter_samples(req["meterValue"], "meterValue"),
+        reply(ctx, empty),
     )
     return {}
 
 
-async def data_transfer(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
-    await ctx.services.stations.notified(ctx.station_id, ctx.ocpp_version, "DataTransfer", req)
+def _unknown_vendor(_: object) -> dict[str, Any]:
     # No vendor extension is implemented: every vendorId is unknown here.
     return {"status": "UnknownVendorId"}
+
+
+async def data_transfer(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    await ctx.services.stations.notified(
+        ctx.station_id, ctx.ocpp_version, "DataTransfer", req, reply=reply(ctx, _unknown_vendor)
+    )
+    return _unknown_vendor(None)
 
 
 async def security_event_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
@@ -108,6 +130,7 @@ async def security_event_notification(ctx: StationContext, req: dict[str, Any]) 
         "SecurityEventNotification",
         req,
         (EventType.SECURITY_EVENT, data, occurred_at),
+        reply(ctx, empty),
     )
     return {}
 

@@ -10,11 +10,15 @@ from typing import Any
 from csms.core.domain import AuthorizationStatus
 from csms.core.events import EventType
 from csms.services import StationContext
-from protocols.common import Handler, format_time, parse_time, stored
+from csms.services.transactions import TransactionEventOutcome
+from protocols.common import Handler, empty, format_time, parse_time, reply, stored
 from protocols.ocpp201 import convert
 
 
 async def boot_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    # No durable answer: it carries the current time, and firmware that counts
+    # message ids from 1 again sends the same boot under the same id after
+    # every reboot (docs/adr/0012-durable-answers.md).
     decision = await ctx.services.stations.booted(
         ctx.station_id, ctx.ocpp_version, convert.boot_info(req)
     )
@@ -32,7 +36,9 @@ async def heartbeat(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
 
 async def status_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
     status = convert.connector_status(ctx.station_id, req)
-    await ctx.services.stations.status_changed(status, ctx.ocpp_version, status.updated_at)
+    await ctx.services.stations.status_changed(
+        status, ctx.ocpp_version, status.updated_at, reply(ctx, empty)
+    )
     return {}
 
 
@@ -43,13 +49,18 @@ async def authorize(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
     return {"idTokenInfo": convert.id_token_info(info)}
 
 
-async def transaction_event(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
-    outcome = await ctx.services.transactions.transaction_event(
-        convert.transaction_event(ctx.station_id, ctx.ocpp_version, req)
-    )
+def _transaction_event_answer(outcome: TransactionEventOutcome) -> dict[str, Any]:
     if outcome.id_token_info is None:
         return {}
     return {"idTokenInfo": convert.id_token_info(outcome.id_token_info)}
+
+
+async def transaction_event(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    outcome = await ctx.services.transactions.transaction_event(
+        convert.transaction_event(ctx.station_id, ctx.ocpp_version, req),
+        reply(ctx, _transaction_event_answer),
+    )
+    return _transaction_event_answer(outcome)
 
 
 async def meter_values(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
@@ -59,20 +70,31 @@ async def meter_values(ctx: StationContext, req: dict[str, Any]) -> dict[str, An
         None,
         req["evseId"],
         convert.meter_samples(req["meterValue"], "meterValue"),
+        reply(ctx, empty),
     )
     return {}
 
 
 async def notify_report(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
     await ctx.services.stations.device_model_reported(
-        ctx.station_id, "NotifyReport", req, convert.device_model(req.get("reportData", []))
+        ctx.station_id,
+        "NotifyReport",
+        req,
+        convert.device_model(req.get("reportData", [])),
+        reply(ctx, empty),
     )
     return {}
 
 
-async def data_transfer(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
-    await ctx.services.stations.notified(ctx.station_id, ctx.ocpp_version, "DataTransfer", req)
+def _unknown_vendor(_: object) -> dict[str, Any]:
     return {"status": "UnknownVendorId"}
+
+
+async def data_transfer(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    await ctx.services.stations.notified(
+        ctx.station_id, ctx.ocpp_version, "DataTransfer", req, reply=reply(ctx, _unknown_vendor)
+    )
+    return _unknown_vendor(None)
 
 
 async def security_event_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
@@ -84,6 +106,7 @@ async def security_event_notification(ctx: StationContext, req: dict[str, Any]) 
         "SecurityEventNotification",
         req,
         (EventType.SECURITY_EVENT, data, occurred_at),
+        reply(ctx, empty),
     )
     return {}
 

@@ -68,6 +68,15 @@ class TestIncomingCalls:
         first = s.answer(call, {"currentTime": "2026-01-01T00:00:00Z"})
         assert s.receive(frame([2, "m1", "Heartbeat", {}])) == first
 
+    def test_a_reused_id_with_another_payload_is_handled(self) -> None:
+        """Firmware counting ids from 1 again after a reboot: a new CALL, not a resend."""
+        s = session()
+        call = s.receive(frame([2, "1", "StatusNotification", {"status": "Available"}]))
+        assert isinstance(call, rpc.Call)
+        s.answer(call, {})
+        again = s.receive(frame([2, "1", "StatusNotification", {"status": "Charging"}]))
+        assert again == rpc.Call("1", "StatusNotification", {"status": "Charging"})
+
     def test_the_replay_survives_a_reconnect(self) -> None:
         """A station that lost our answer with its connection gets it on the next one."""
         replies = ReplyCache()
@@ -273,10 +282,19 @@ class TestReplyCache:
     def test_remembers_last_answers_per_station(self) -> None:
         """A resent CALL id finds the answer sent before; old ones age out."""
         cache = ReplyCache(per_station=2)
-        cache.put("CP1", "a", "Heartbeat", b"A")
-        cache.put("CP1", "b", "Heartbeat", b"B")
-        cache.put("CP1", "c", "Heartbeat", b"C")
-        assert cache.get("CP1", "a", "Heartbeat") is None
-        assert cache.get("CP1", "c", "Heartbeat") == b"C"
-        assert cache.get("CP1", "c", "Authorize") is None
-        assert cache.get("CP2", "c", "Heartbeat") is None
+        cache.put("CP1", "a", "Heartbeat", 1, b"A")
+        cache.put("CP1", "b", "Heartbeat", 2, b"B")
+        cache.put("CP1", "c", "Heartbeat", 3, b"C")
+        assert cache.get("CP1", "a", "Heartbeat", 1) is None
+        assert cache.get("CP1", "c", "Heartbeat", 3) == b"C"
+        assert cache.get("CP1", "c", "Authorize", 3) is None
+        assert cache.get("CP2", "c", "Heartbeat", 3) is None
+
+    def test_a_reused_id_with_another_frame_is_not_a_resend(self) -> None:
+        """Only the same frame text under the id matches; its new answer replaces the old."""
+        cache = ReplyCache()
+        cache.put("CP1", "1", "StatusNotification", 10, b"old")
+        assert cache.get("CP1", "1", "StatusNotification", 11) is None
+        cache.put("CP1", "1", "StatusNotification", 11, b"new")
+        assert cache.get("CP1", "1", "StatusNotification", 11) == b"new"
+        assert cache.get("CP1", "1", "StatusNotification", 10) is None

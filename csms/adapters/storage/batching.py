@@ -21,13 +21,14 @@ import collections
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 
-from csms.core.errors import StorageError, StorageUnavailableError
+from csms.core.errors import AlreadyAnsweredError, StorageError, StorageUnavailableError
 from csms.core.events import EventType
 from csms.core.ports import (
+    CallAnswered,
     ChargingProfilesCleared,
     ChargingProfileSet,
     CommandRecorded,
@@ -61,6 +62,33 @@ DEFAULT_MAX_BATCH = 500
 # units wait: a batch's fixed cost (a round trip, a commit) is worth paying
 # twice only under load; at a light load units wait one commit.
 OVERLAP_AT_UNITS = 32
+
+
+class UnitsRefused(Exception):
+    """``apply_batch`` applied nothing because these units (by position in the
+    batch) cannot be applied; each fails with its exception and the others
+    are applied again, as one batch. Raised for a resent CALL's unit
+    (``AlreadyAnsweredError``), so that one resend in a reconnect storm does
+    not make its whole batch commit unit by unit."""
+
+    def __init__(self, refused: dict[int, Exception]) -> None:
+        super().__init__(f"{len(refused)} units refused")
+        self.refused = refused
+
+
+def refuse_answered(
+    units: Sequence[Sequence[WriteOp]], answers: dict[tuple[str, str], dict[str, Any]]
+) -> UnitsRefused:
+    """The units whose ``CallAnswered`` (by station and action) found ``answers``
+    stored for their CALL, each refused with ``AlreadyAnsweredError``."""
+    refused: dict[int, Exception] = {}
+    for index, unit in enumerate(units):
+        for op in unit:
+            if isinstance(op, CallAnswered):
+                answer = answers.get((op.station_id, op.action))
+                if answer is not None:
+                    refused[index] = AlreadyAnsweredError(op.station_id, op.action, answer)
+    return UnitsRefused(refused)
 
 
 class GroupCommitter(Generic[U]):
@@ -153,6 +181,12 @@ class GroupCommitter(Generic[U]):
         started = time.perf_counter()
         try:
             await self._apply_batch([unit for unit, _ in batch])
+        except UnitsRefused as refusal:
+            for index, exc in refusal.refused.items():
+                _fail_all([batch[index]], exc)
+            rest = [pair for index, pair in enumerate(batch) if index not in refusal.refused]
+            if rest:
+                await self._flush(rest)
         except StorageUnavailableError as exc:
             # Retrying unit by unit cannot help when the database is gone.
             if DATABASE.failed():
@@ -182,6 +216,8 @@ class GroupCommitter(Generic[U]):
         for unit, future in batch:
             try:
                 await self._apply_batch([unit])
+            except UnitsRefused as refusal:
+                _fail_all([(unit, future)], refusal.refused.get(0, refusal))
             except Exception as exc:  # broad for the reason given in _flush
                 _fail_all([(unit, future)], exc)
             else:
@@ -281,9 +317,11 @@ class GroupedOps:
     Adapters apply the lists in field order, one statement each (SQLite an
     ``executemany``, PostgreSQL a set-based statement in ``csms_apply_batch``):
     that order lets a unit start a transaction and change it, and keeps the
-    outbox ``seq`` order equal to the unit order.
+    outbox ``seq`` order equal to the unit order. Answers go first: a resent
+    CALL's unit is refused before anything else of the batch runs.
     """
 
+    answers: list[CallAnswered] = field(default_factory=list)
     booted: list[StationBooted] = field(default_factory=list)
     seen: list[StationSeen] = field(default_factory=list)
     started: list[TransactionStarted] = field(default_factory=list)
@@ -359,5 +397,7 @@ def group_ops(units: Iterable[Sequence[WriteOp]]) -> GroupedOps:
                     grouped.connections.append(op)
                 case EventAppended():
                     grouped.events.append(op)
+                case CallAnswered():
+                    grouped.answers.append(op)
     grouped.seen = list(latest_seen.values())
     return grouped

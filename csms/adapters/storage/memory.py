@@ -36,9 +36,10 @@ from csms.core.domain import (
     Station,
     Transaction,
 )
-from csms.core.errors import ConflictError, StorageError
+from csms.core.errors import AlreadyAnsweredError, ConflictError, StorageError
 from csms.core.ports import (
     UNCHANGED,
+    CallAnswered,
     ChargingProfilesCleared,
     ChargingProfileSet,
     CommandFilter,
@@ -98,6 +99,8 @@ class _Tables:
     pending_passwords: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     connections: dict[tuple[str, int], Presence] = field(default_factory=dict)
+    # (station, action) -> (the last answer, when it was committed)
+    answers: dict[tuple[str, str], tuple[CallAnswered, datetime]] = field(default_factory=dict)
 
     def copy(self) -> _Tables:
         """A copy whose containers may change without touching these (rows are immutable)."""
@@ -206,6 +209,16 @@ class MemoryStorage:
                         f"cannot commit: seqNo {op.seq_no} of {op.transaction_id} already recorded"
                     )
                 seqs.add(op.seq_no)
+            case CallAnswered():
+                _storable(op.answer)
+                key = (op.station_id, op.action)
+                known = t.answers.get(key)
+                if known is not None and (known[0].message_id, known[0].request_digest) == (
+                    op.message_id,
+                    op.request_digest,
+                ):
+                    raise AlreadyAnsweredError(op.station_id, op.action, known[0].answer)
+                t.answers[key] = (op, now)
             case EventAppended():
                 _storable(op.event.data)
                 if any(row.event.event_id == op.event.event_id for row in t.outbox):
@@ -366,6 +379,7 @@ class MemoryStorage:
             for key in [k for k in table if k[0] == station_id]:
                 del table[key]  # type: ignore[arg-type]
         t.charging_profiles = [p for p in t.charging_profiles if p.station_id != station_id]
+        t.answers = {key: a for key, a in t.answers.items() if key[0] != station_id}
         t.local_list_versions.pop(station_id, None)
         t.pending_passwords.pop(station_id, None)
         return t.stations.pop(station_id, None) is not None
@@ -580,6 +594,20 @@ class MemoryStorage:
 
     def _queued(self) -> list[Command]:
         return [c for _, c in self._tables.commands.values() if c.status == CommandStatus.QUEUED]
+
+    # --- answers -----------------------------------------------------------
+
+    async def find_call_answer(self, station_id: str, action: str) -> CallAnswered | None:
+        self._check_open("find call answer")
+        found = self._tables.answers.get((station_id, action))
+        return None if found is None else found[0]
+
+    async def prune_call_answers(self, answered_before: datetime, limit: int = 10_000) -> int:
+        self._check_open("prune call answers")
+        doomed = [key for key, (_, at) in self._tables.answers.items() if at < answered_before]
+        for key in doomed[:limit]:
+            del self._tables.answers[key]
+        return len(doomed[:limit])
 
     # --- outbox ------------------------------------------------------------
 

@@ -27,7 +27,13 @@ import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from csms.adapters.storage import rows
-from csms.adapters.storage.batching import GroupCommitter, GroupedOps, LookupBatcher, group_ops
+from csms.adapters.storage.batching import (
+    GroupCommitter,
+    GroupedOps,
+    LookupBatcher,
+    group_ops,
+    refuse_answered,
+)
 from csms.adapters.storage.migrations import load_migrations
 from csms.adapters.storage.rows import NATIVE, Decode, Row
 from csms.adapters.storage.shared import SqlStorage
@@ -176,6 +182,8 @@ class PostgresStorage(SqlStorage):
         ops = group_ops(units)
         now = datetime.now(UTC)
         document = _batch_document(ops, now)
+        # With answers, the function that records them first (migration 0010).
+        apply = _APPLY_ANSWERED_BATCH if ops.answers else _APPLY_BATCH
         with _translate("commit"):
             ordered = bool(ops.charging_profiles or ops.commands or ops.connections)
             # Without ordered ops the one statement is its own transaction:
@@ -185,7 +193,13 @@ class PostgresStorage(SqlStorage):
                 conn.transaction() if ordered else contextlib.nullcontext(),
             ):
                 if document:
-                    await conn.execute(_APPLY_BATCH, document)
+                    try:
+                        await conn.execute(apply, document)
+                    except asyncpg.RaiseError as exc:
+                        if exc.message != _ANSWERED_BEFORE:
+                            raise
+                        # Nothing was applied (the statement failed): refuse the resends.
+                        raise refuse_answered(units, _answered(exc.detail)) from None
                 if ordered:
                     await _apply_ordered(conn, ops, now)
         self._committed(ops)
@@ -291,6 +305,11 @@ class PostgresStorage(SqlStorage):
         sql = "SELECT csms_mark_delivered($1::bigint[], $2)"
         with _translate("mark outbox rows delivered"):
             await self._pool.execute(sql, list(seqs), at)
+
+    async def prune_call_answers(self, answered_before: datetime, limit: int = 10_000) -> int:
+        with _translate("prune call answers"):
+            status = await self._pool.execute(rows.PRUNE_CALL_ANSWERS, answered_before, limit)
+        return int(status.rsplit(" ", 1)[-1])  # "DELETE <count>"
 
     async def outbox_prune(self, delivered_before: datetime, limit: int = 10_000) -> int:
         with _translate("prune the outbox"):
@@ -442,6 +461,9 @@ def _batch_document(ops: GroupedOps, now: datetime) -> dict[str, list[Row]]:
     may touch a row only once.
     """
     kinds: dict[str, list[Row]] = {
+        # Not deduplicated: two answers to one station's action fail the batch
+        # (then each unit goes alone), as applying them in turn would differ.
+        "answers": _by_key(rows.answer_rows(ops.answers, now), 2),
         "booted": _booted_rows(ops),
         # One per station already: group_ops keeps each station's latest.
         "seen": _by_key([(op.station_id, op.ocpp_version, op.at) for op in ops.seen], 1),
@@ -568,6 +590,16 @@ _REGISTER_STATION = f"{rows.REGISTER_STATION} RETURNING {rows.STATION_COLUMNS}"
 
 # A group-commit batch, one round trip (migration 0008, _batch_document).
 _APPLY_BATCH = "SELECT csms_apply_batch($1::jsonb)"
+# The same with its CALLs' answers recorded first (migration 0010): it raises
+# _ANSWERED_BEFORE, DETAIL [[station, action, answer], ...], for CALLs answered before.
+_APPLY_ANSWERED_BATCH = "SELECT csms_apply_answered_batch($1::jsonb)"
+_ANSWERED_BEFORE = "csms_calls_answered_before"
+
+
+def _answered(detail: str | None) -> dict[tuple[str, str], dict[str, Any]]:
+    """The stored answers a refused batch's DETAIL carries, by station and action."""
+    return {(station, action): answer for station, action, answer in orjson.loads(detail or "[]")}
+
 
 _PUT_ID_TOKEN = f"{rows.PUT_ID_TOKEN} RETURNING {rows.ID_TOKEN_COLUMNS}"
 

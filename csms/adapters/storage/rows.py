@@ -44,6 +44,7 @@ from csms.core.domain import (
 )
 from csms.core.events import Event
 from csms.core.ports import (
+    CallAnswered,
     CommandFilter,
     ConfigurationChanged,
     ConnectorStatusChanged,
@@ -385,6 +386,17 @@ def event_rows(ops: Iterable[EventAppended]) -> list[Row]:
     ]
 
 
+def answer_rows(ops: Iterable[CallAnswered], now: datetime) -> list[Row]:
+    """In the column order of CALL_ANSWERED and of csms_apply_answered_batch (migration 0010)."""
+    return [
+        (op.station_id, op.action, op.message_id, op.request_digest, op.answer, now) for op in ops
+    ]
+
+
+def call_answered(r: Columns, d: Decoding) -> CallAnswered:
+    return CallAnswered(r[0], r[1], r[2], r[3], d.json(r[4]))
+
+
 def charging_profile_row(p: ChargingProfile, now: datetime) -> Row:
     """In the column order of CHARGING_PROFILE_SET."""
     return (
@@ -508,6 +520,27 @@ COUNT_PENDING = (
     "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE delivered_at IS NULL LIMIT $1) AS p"
 )
 
+# The last answer per station and action; a row with the same message id and
+# digest is left as it is (the WHERE), which tells the CALL was answered before.
+CALL_ANSWERED = """
+INSERT INTO call_answers (station_id, action, message_id, request_digest, answer, answered_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (station_id, action) DO UPDATE SET
+    message_id = excluded.message_id, request_digest = excluded.request_digest,
+    answer = excluded.answer, answered_at = excluded.answered_at
+WHERE call_answers.message_id <> excluded.message_id
+    OR call_answers.request_digest <> excluded.request_digest
+"""
+SELECT_CALL_ANSWERS = (
+    "SELECT station_id, action, message_id, request_digest, answer FROM call_answers"
+)
+FIND_CALL_ANSWER = f"{SELECT_CALL_ANSWERS} WHERE station_id = $1 AND action = $2"
+PRUNE_CALL_ANSWERS = """
+DELETE FROM call_answers WHERE (station_id, action) IN (
+    SELECT station_id, action FROM call_answers WHERE answered_at < $1 LIMIT $2
+)
+"""
+
 # CASE WHEN $5/$6: keep the stored value (UNCHANGED); the original row by its table's name.
 REGISTER_STATION = """
 INSERT INTO stations (id, password_hash, security_profile, registered_at) VALUES ($1, $2, $3, $4)
@@ -559,6 +592,7 @@ STATION_STATE_TABLES = (
     "device_model",
     "reservations",
     "charging_profiles",
+    "call_answers",
 )
 
 

@@ -32,6 +32,7 @@ from csms.core.domain import (
 )
 from csms.core.ports import (
     UNCHANGED,
+    CallAnswered,
     CommandFilter,
     OutboxRow,
     Presence,
@@ -308,6 +309,14 @@ class SqlStorage(ABC):
             rows.first,
         )
         return [str(station_id) for station_id in found]
+
+    # --- answers -----------------------------------------------------------
+
+    async def find_call_answer(self, station_id: str, action: str) -> CallAnswered | None:
+        params = (station_id, action)
+        return await self._one(
+            "find call answer", rows.FIND_CALL_ANSWER, params, rows.call_answered
+        )
 
     # --- outbox ------------------------------------------------------------
 

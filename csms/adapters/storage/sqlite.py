@@ -30,7 +30,12 @@ from typing import Any, TypeVar
 import orjson
 
 from csms.adapters.storage import rows
-from csms.adapters.storage.batching import GroupCommitter, GroupedOps, group_ops
+from csms.adapters.storage.batching import (
+    GroupCommitter,
+    GroupedOps,
+    group_ops,
+    refuse_answered,
+)
 from csms.adapters.storage.migrations import load_migrations
 from csms.adapters.storage.rows import Decode, Decoding, Row
 from csms.adapters.storage.shared import SqlStorage
@@ -136,7 +141,10 @@ class SqliteStorage(SqlStorage):
 
     async def _apply_batch(self, units: Sequence[Unit]) -> None:
         ops = group_ops(units)
-        await self._call("commit", lambda conn: _apply_batch(conn, ops))
+        try:
+            await self._call("commit", lambda conn: _apply_batch(conn, ops))
+        except _AlreadyAnswered as exc:
+            raise refuse_answered(units, exc.answers) from None
         self._committed(ops)
 
     def pool_stats(self) -> PoolStats | None:
@@ -239,6 +247,14 @@ class SqliteStorage(SqlStorage):
 
         if seqs:
             await self._call("mark outbox rows delivered", mark)
+
+    async def prune_call_answers(self, answered_before: datetime, limit: int = 10_000) -> int:
+        params = (answered_before, limit)
+
+        def prune(conn: sqlite3.Connection) -> int:
+            return conn.execute(_sql(rows.PRUNE_CALL_ANSWERS), params).rowcount
+
+        return await self._call("prune call answers", prune)
 
     async def outbox_prune(self, delivered_before: datetime, limit: int = 10_000) -> int:
         params = (delivered_before, limit)
@@ -474,13 +490,38 @@ def _find_station(conn: sqlite3.Connection, station_id: str) -> Station | None:
 # --- the batch ------------------------------------------------------------------
 
 
+class _AlreadyAnswered(Exception):
+    """Some CALLs of the batch were answered before: (station, action) -> answer."""
+
+    def __init__(self, answers: dict[tuple[str, str], dict[str, Any]]) -> None:
+        super().__init__(f"{len(answers)} calls answered before")
+        self.answers = answers
+
+
 def _apply_batch(conn: sqlite3.Connection, ops: GroupedOps) -> None:
-    """Apply a batch in one transaction, one ``executemany`` per kind, in GroupedOps order."""
+    """Apply a batch in one transaction, one ``executemany`` per kind, in GroupedOps order;
+    answers first, one by one, each telling whether its CALL was answered before."""
     now = datetime.now(UTC)
     with _write_transaction(conn):
+        if ops.answers:
+            _record_answers(conn, rows.answer_rows(ops.answers, now))
         for sql, batch in _batch_statements(ops, now):
             conn.executemany(sql, batch)
         _apply_ordered(conn, ops, now)
+
+
+def _record_answers(conn: sqlite3.Connection, answers: list[Row]) -> None:
+    """Upsert each answer; one left unchanged was answered before: raise
+    _AlreadyAnswered with the stored answers (the transaction rolls back)."""
+    answered: dict[tuple[str, str], dict[str, Any]] = {}
+    upsert = _sql(rows.CALL_ANSWERED)
+    for row in answers:
+        if conn.execute(upsert, row).rowcount == 0:
+            found = _one(conn, rows.FIND_CALL_ANSWER, row[:2], rows.call_answered)
+            assert found is not None  # the upsert just found it
+            answered[(row[0], row[1])] = found.answer
+    if answered:
+        raise _AlreadyAnswered(answered)
 
 
 def _apply_ordered(conn: sqlite3.Connection, ops: GroupedOps, now: datetime) -> None:

@@ -12,6 +12,7 @@ declares only what it reads and writes (docs/storage.md):
   device model, reservations, charging profiles, notifications;
 - ``CommandStore`` (commands.py): the commands sent to stations;
 - ``OutboxStore`` (outbox.py): the transactional outbox the relay reads;
+- ``CallAnswerStore`` (answers.py): the durable answers to stations' CALLs;
 - ``StorageHealth`` (health.py): ping, pool use, close;
 - ``PresenceStore`` (presence.py): node leases and open connections, the
   cluster's view of which process holds which station.
@@ -29,6 +30,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from csms.core.ports.answers import CallAnswerStore
 from csms.core.ports.commands import CommandFilter, CommandQueueStore, CommandStore
 from csms.core.ports.health import PoolStats, StorageHealth
 from csms.core.ports.node_bus import NodeBus, NodeHandler
@@ -40,6 +42,7 @@ from csms.core.ports.stations import UNCHANGED, Sealer, StationStore
 from csms.core.ports.tokens import TokenStore
 from csms.core.ports.transactions import TransactionFilter, TransactionStore
 from csms.core.ports.writes import (
+    CallAnswered,
     ChargingProfilesCleared,
     ChargingProfileSet,
     CommandRecorded,
@@ -65,6 +68,8 @@ from csms.core.ports.writes import (
 
 __all__ = [
     "UNCHANGED",
+    "CallAnswerStore",
+    "CallAnswered",
     "ChargingProfileSet",
     "ChargingProfilesCleared",
     "Clock",
@@ -122,6 +127,7 @@ class Storage(
     StationStateStore,
     CommandStore,
     OutboxStore,
+    CallAnswerStore,
     StorageHealth,
     PresenceStore,
     Protocol,

@@ -189,6 +189,23 @@ class CommandRecorded:
 
 
 @record
+class CallAnswered:
+    """The answer to a station's CALL, committed with the CALL's effects.
+
+    The store keeps the last one per station and action. A unit whose
+    ``CallAnswered`` finds the stored one with the same message id and
+    request digest (the station resent a CALL whose answer it lost) is not
+    applied: ``commit`` raises ``AlreadyAnsweredError`` with the stored answer
+    (docs/adr/0012-durable-answers.md)."""
+
+    station_id: str
+    action: str
+    message_id: str
+    request_digest: str
+    answer: dict[str, Any]
+
+
+@record
 class EventAppended:
     """An outbox row, committed with the state change it reports."""
 
@@ -215,6 +232,7 @@ WriteOp = (
     | ChargingProfilesCleared
     | CommandRecorded
     | EventAppended
+    | CallAnswered
 )
 
 
@@ -226,6 +244,7 @@ class UnitOfWork(Protocol):
 
         Raises ``StorageError`` when it did not commit, ``ConflictError`` when
         a ``CommandRecorded`` found its command no longer in ``expected_status``
-        or a ``ConnectionClosed(must_exist=True)`` found its row gone.
+        or a ``ConnectionClosed(must_exist=True)`` found its row gone,
+        ``AlreadyAnsweredError`` when a ``CallAnswered`` found its CALL answered.
         """
         ...
