@@ -156,6 +156,7 @@ async def start(settings: Settings) -> Running:
     tolerances = interop.load(settings.interop_profiles)
     context = tls_context(settings)
     storage = await open_storage(settings.database_url, migrate=True)
+    storage.wait_out_outages(settings.database_outage_wait)
     try:
         services = Services.build(
             storage,

@@ -58,6 +58,7 @@ class Settings:
     ws_ping_timeout: float = 60.0
     max_frame_bytes: int = 65536
     outbox_retention_hours: float = 72.0
+    database_outage_wait: float = 15.0
     # SIGTERM to exit: stations closed in waves, then the flushes (app.ShutdownPlan).
     shutdown_seconds: float = 10.0
     tls_cert: str = ""
@@ -120,6 +121,10 @@ class Settings:
             )
         if self.heartbeat_interval <= 0:
             raise ConfigurationError("CSMS_HEARTBEAT_INTERVAL must be a positive number of seconds")
+        if not 0 <= self.database_outage_wait <= 60:
+            raise ConfigurationError(
+                "CSMS_DATABASE_OUTAGE_WAIT must be 0-60 seconds (0: fail at once)"
+            )
         if self.call_timeout <= 0:
             raise ConfigurationError("CSMS_CALL_TIMEOUT must be a positive number of seconds")
         if not (math.isfinite(self.shutdown_seconds) and self.shutdown_seconds > 0):

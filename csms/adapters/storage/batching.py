@@ -25,7 +25,11 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from csms.core.errors import AlreadyAnsweredError, StorageError, StorageUnavailableError
+from csms.core.errors import (
+    AlreadyAnsweredError,
+    StorageError,
+    StorageUnavailableError,
+)
 from csms.core.events import EventType
 from csms.core.ports import (
     CallAnswered,
@@ -62,6 +66,10 @@ DEFAULT_MAX_BATCH = 500
 # units wait: a batch's fixed cost (a round trip, a commit) is worth paying
 # twice only under load; at a light load units wait one commit.
 OVERLAP_AT_UNITS = 32
+# While the database cannot be reached, waiting units are retried after 0.1 s,
+# then twice as long each time, at most every second.
+OUTAGE_FIRST_RETRY = 0.1
+OUTAGE_RETRY_CAP = 1.0
 
 
 class UnitsRefused(Exception):
@@ -120,6 +128,7 @@ class GroupCommitter(Generic[U]):
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._outage_wait = 0.0
 
     async def submit(self, unit: U) -> None:
         """Return once ``unit`` is committed; raise ``StorageError`` if it was not.
@@ -177,7 +186,26 @@ class GroupCommitter(Generic[U]):
         self._in_flight.discard(flush)
         self._wakeup.set()
 
+    def wait_out_outages(self, seconds: float) -> None:
+        """Let a unit wait up to ``seconds`` for a database that cannot be
+        reached (0: fail it at once), retried with the others waiting."""
+        self._outage_wait = seconds
+
     async def _flush(self, batch: list[tuple[U, asyncio.Future[None]]]) -> None:
+        try:
+            outage = await self._attempt(batch)
+            if outage is not None:
+                await self._ride_out(batch, outage)
+        finally:
+            # Only reached with futures open when cancelled mid-flush: nobody may wait forever.
+            _fail_all(batch, StorageError("the storage closed before the write was confirmed"))
+
+    async def _attempt(
+        self, batch: list[tuple[U, asyncio.Future[None]]]
+    ) -> StorageUnavailableError | None:
+        """Apply ``batch`` and settle its callers; or, when nothing was applied
+        because the database could not be reached and outages are waited
+        out, leave them waiting and return the error."""
         started = time.perf_counter()
         try:
             await self._apply_batch([unit for unit, _ in batch])
@@ -186,17 +214,23 @@ class GroupCommitter(Generic[U]):
                 _fail_all([batch[index]], exc)
             rest = [pair for index, pair in enumerate(batch) if index not in refusal.refused]
             if rest:
-                await self._flush(rest)
+                return await self._attempt(rest)
         except StorageUnavailableError as exc:
-            # Retrying unit by unit cannot help when the database is gone.
+            # Retrying unit by unit cannot help when the database is gone; waiting
+            # may. A batch whose connection broke mid-commit may have committed:
+            # applied again, its events' unique ids and its CALLs' recorded
+            # answers (ADR 0012) keep it from booking anything twice.
             if DATABASE.failed():
                 log.warning("database_unavailable", error=str(exc))
             else:
                 log.debug("database_still_unavailable", error=str(exc), retry=DATABASE.retries)
+            if self._outage_wait > 0:
+                return exc
             _fail_all(batch, exc)
         except Exception as exc:
             # Deliberately broad: a constraint failure or an adapter bug. Whatever
             # it is, it must reach the callers and never end this loop.
+            log.debug("batch_failed", error=repr(exc), units=len(batch))
             if len(batch) == 1:
                 _fail_all(batch, exc)
             else:
@@ -207,21 +241,48 @@ class GroupCommitter(Generic[U]):
             if DATABASE.down:
                 log.info("database_available", **(DATABASE.recovered() or {}))
             _succeed_all(batch)
-        finally:
-            # Only reached with futures open when cancelled mid-flush: nobody may wait forever.
-            _fail_all(batch, StorageError("the storage closed before the write was confirmed"))
+        return None
+
+    async def _ride_out(
+        self, batch: list[tuple[U, asyncio.Future[None]]], outage: StorageUnavailableError
+    ) -> None:
+        """Retry until the database takes the batch, each caller waiting at most
+        the outage wait; the units submitted meanwhile join the retry (one
+        attempt for all of them, not one per batch). ``batch`` grows in place,
+        so that ``_flush`` fails whatever is left if it is cancelled."""
+        loop = asyncio.get_running_loop()
+        give_up = {id(future): loop.time() + self._outage_wait for _, future in batch}
+        delay = OUTAGE_FIRST_RETRY
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, OUTAGE_RETRY_CAP)
+            now = loop.time()
+            while self._pending and len(batch) < self._max_batch:
+                pair = self._pending.popleft()
+                batch.append(pair)
+                give_up[id(pair[1])] = now + self._outage_wait
+            waiting = [pair for pair in batch if not pair[1].done()]
+            _fail_all([pair for pair in waiting if give_up[id(pair[1])] <= now], outage)
+            live = [pair for pair in waiting if not pair[1].done()]
+            if not live:
+                return
+            again = await self._attempt(live)
+            if again is None:
+                return
+            outage = again
 
     async def _retry_alone(self, batch: list[tuple[U, asyncio.Future[None]]]) -> None:
-        """Apply each unit in its own transaction, so a bad one fails only its caller."""
-        for unit, future in batch:
-            try:
-                await self._apply_batch([unit])
-            except UnitsRefused as refusal:
-                _fail_all([(unit, future)], refusal.refused.get(0, refusal))
-            except Exception as exc:  # broad for the reason given in _flush
-                _fail_all([(unit, future)], exc)
-            else:
-                _succeed_all([(unit, future)])
+        """Apply each unit in its own transaction, so a bad one fails only its
+        caller; those the database could not take wait out the outage together."""
+        stranded: list[tuple[U, asyncio.Future[None]]] = []
+        outage: StorageUnavailableError | None = None
+        for pair in batch:
+            refused = await self._attempt([pair])
+            if refused is not None:
+                stranded.append(pair)
+                outage = refused
+        if outage is not None:
+            await self._ride_out(stranded, outage)
 
 
 K = TypeVar("K")

@@ -128,6 +128,9 @@ class MemoryStorage:
     async def ping(self) -> bool:
         return not self._closed
 
+    def wait_out_outages(self, seconds: float) -> None:
+        """Memory is never unreachable."""
+
     def pool_stats(self) -> PoolStats | None:
         return None
 

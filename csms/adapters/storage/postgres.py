@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 import orjson
@@ -28,6 +28,8 @@ from asyncpg.pool import PoolConnectionProxy
 
 from csms.adapters.storage import rows
 from csms.adapters.storage.batching import (
+    OUTAGE_FIRST_RETRY,
+    OUTAGE_RETRY_CAP,
     GroupCommitter,
     GroupedOps,
     LookupBatcher,
@@ -58,6 +60,7 @@ from csms.core.ports import (
 from csms.telemetry import metrics
 
 T = TypeVar("T")
+R = TypeVar("R")
 Unit = Sequence[WriteOp]
 
 CONNECT_TIMEOUT_S = 10.0
@@ -106,11 +109,13 @@ class PostgresStorage(SqlStorage):
 
     def __init__(self, pool: asyncpg.Pool[asyncpg.Record], dsn: str) -> None:
         self._pool = pool
+        self._guarded = _GuardedPool(pool)
         self._dsn = dsn
         self._committer: GroupCommitter[Unit] = GroupCommitter(
             self._apply_batch, max_in_flight=COMMITS_IN_FLIGHT
         )
         self._closed = False
+        self._outage_wait = 0.0
         self._outbox_listeners: list[Callable[[], None]] = []
         self._relay_lock: asyncpg.Connection[asyncpg.Record] | None = None
         # Handshakes look their station up; at once, many share one query.
@@ -171,7 +176,7 @@ class PostgresStorage(SqlStorage):
     async def ping(self) -> bool:
         try:
             async with asyncio.timeout(PING_TIMEOUT_S):
-                await self._pool.fetchval("SELECT 1")
+                await self._guarded.fetchval("SELECT 1")
         except (*_UNAVAILABLE, *_FAILED):
             return False
         return True
@@ -182,6 +187,12 @@ class PostgresStorage(SqlStorage):
         ops = group_ops(units)
         now = datetime.now(UTC)
         document = _batch_document(ops, now)
+        await self._commit_batch(units, ops, document, now)
+        self._committed(ops)
+
+    async def _commit_batch(
+        self, units: Sequence[Unit], ops: GroupedOps, document: dict[str, list[Row]], now: datetime
+    ) -> None:
         # With answers, the function that records them first (migration 0010).
         apply = _APPLY_ANSWERED_BATCH if ops.answers else _APPLY_BATCH
         with _translate("commit"):
@@ -190,6 +201,7 @@ class PostgresStorage(SqlStorage):
             # one round trip per batch.
             async with (
                 self._pool.acquire() as conn,
+                _dropped_if_broken(conn),
                 conn.transaction() if ordered else contextlib.nullcontext(),
             ):
                 if document:
@@ -202,7 +214,6 @@ class PostgresStorage(SqlStorage):
                         raise refuse_answered(units, _answered(exc.detail)) from None
                 if ordered:
                     await _apply_ordered(conn, ops, now)
-        self._committed(ops)
 
     def pool_stats(self) -> PoolStats | None:
         pool = self._pool
@@ -216,14 +227,15 @@ class PostgresStorage(SqlStorage):
     async def _find_stations(self, station_ids: Sequence[str]) -> dict[str, Station]:
         sql = f"{rows.SELECT_STATIONS} WHERE id = ANY($1::text[])"
         what = f"find station {station_ids[0]!r}" if len(station_ids) == 1 else "find stations"
-        with _translate(what):
-            # Bounded: every handshake's lookup waits on this one query.
-            found = await self._pool.fetch(sql, station_ids, timeout=LOOKUP_TIMEOUT_S)
+        # Bounded: every handshake's lookup waits on this one query.
+        found = await self._patiently(
+            what, lambda conn: conn.fetch(sql, station_ids, timeout=LOOKUP_TIMEOUT_S)
+        )
         return {row[0]: rows.station(row, NATIVE) for row in found}
 
     async def _register_station(self, station_id: str, params: Row) -> Station:
         with _translate(f"register station {station_id!r}"):
-            row = await self._pool.fetchrow(_REGISTER_STATION, *params)
+            row = await self._guarded.fetchrow(_REGISTER_STATION, *params)
         assert row is not None  # an upsert always returns its row
         return rows.station(row, NATIVE)
 
@@ -257,7 +269,7 @@ class PostgresStorage(SqlStorage):
 
     async def put_id_token(self, token: IdToken) -> IdToken:
         with _translate(f"store id token {token.id_token!r}"):
-            row = await self._pool.fetchrow(
+            row = await self._guarded.fetchrow(
                 _PUT_ID_TOKEN, *rows.id_token_row(token, datetime.now(UTC))
             )
         assert row is not None  # an upsert always returns its row
@@ -270,7 +282,7 @@ class PostgresStorage(SqlStorage):
 
     async def begin_connection(self, station_id: str) -> tuple[int, list[Presence]]:
         with _translate(f"open a connection of {station_id!r}"):
-            found = await self._pool.fetch(rows.BEGIN_CONNECTION, station_id)
+            found = await self._guarded.fetch(rows.BEGIN_CONNECTION, station_id)
         others = [rows.presence(row[1:], NATIVE) for row in found if row[1] is not None]
         return int(found[0][0]), others
 
@@ -282,7 +294,7 @@ class PostgresStorage(SqlStorage):
 
     async def next_transaction_number(self) -> int:
         with _translate("allocate a 1.6 transaction id"):
-            number = await self._pool.fetchval("SELECT nextval('ocpp16_transaction_numbers')")
+            number = await self._guarded.fetchval("SELECT nextval('ocpp16_transaction_numbers')")
         return int(number)
 
     # --- outbox ------------------------------------------------------------
@@ -304,21 +316,21 @@ class PostgresStorage(SqlStorage):
         # Committed asynchronously: a mark lost in a crash means a duplicate (migration 0008).
         sql = "SELECT csms_mark_delivered($1::bigint[], $2)"
         with _translate("mark outbox rows delivered"):
-            await self._pool.execute(sql, list(seqs), at)
+            await self._guarded.execute(sql, list(seqs), at)
 
     async def prune_call_answers(self, answered_before: datetime, limit: int = 10_000) -> int:
         with _translate("prune call answers"):
-            status = await self._pool.execute(rows.PRUNE_CALL_ANSWERS, answered_before, limit)
+            status = await self._guarded.execute(rows.PRUNE_CALL_ANSWERS, answered_before, limit)
         return int(status.rsplit(" ", 1)[-1])  # "DELETE <count>"
 
     async def outbox_prune(self, delivered_before: datetime, limit: int = 10_000) -> int:
         with _translate("prune the outbox"):
-            status = await self._pool.execute(rows.PRUNE_OUTBOX, delivered_before, limit)
+            status = await self._guarded.execute(rows.PRUNE_OUTBOX, delivered_before, limit)
         return int(status.rsplit(" ", 1)[-1])  # "DELETE <count>"
 
     async def outbox_backlog(self, cap: int = 1_000_000) -> OutboxBacklog:
         with _translate("measure the outbox backlog"):
-            row = await self._pool.fetchrow(_OUTBOX_BACKLOG, cap)
+            row = await self._guarded.fetchrow(_OUTBOX_BACKLOG, cap)
         assert row is not None  # scalar subqueries always return one row
         return OutboxBacklog(row[0], row[1])
 
@@ -330,7 +342,7 @@ class PostgresStorage(SqlStorage):
             " FROM outbox"
         )
         with _translate("count the outbox"):
-            row = await self._pool.fetchrow(sql)
+            row = await self._guarded.fetchrow(sql)
         assert row is not None  # an aggregate always returns one row
         return OutboxStats(row[0], row[1], row[2])
 
@@ -373,21 +385,40 @@ class PostgresStorage(SqlStorage):
     async def _one(
         self, action: str, sql: str, params: Sequence[Any], decode: Decode[T]
     ) -> T | None:
-        with _translate(action):
-            row = await self._pool.fetchrow(sql, *params)
+        row = await self._patiently(action, lambda conn: conn.fetchrow(sql, *params))
         return None if row is None else decode(row, NATIVE)
 
     async def _all(
         self, action: str, sql: str, params: Sequence[Any], decode: Decode[T]
     ) -> list[T]:
-        with _translate(action):
-            found = await self._pool.fetch(sql, *params)
+        found = await self._patiently(action, lambda conn: conn.fetch(sql, *params))
         return [decode(row, NATIVE) for row in found]
+
+    def wait_out_outages(self, seconds: float) -> None:
+        self._outage_wait = seconds
+        self._committer.wait_out_outages(seconds)
+
+    async def _patiently(self, action: str, read: Callable[[Connection], Awaitable[R]]) -> R:
+        """Run a read on a pooled connection; while PostgreSQL cannot be reached,
+        try again for up to the outage wait (a restart or failover takes seconds)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._outage_wait
+        delay = OUTAGE_FIRST_RETRY
+        while True:
+            try:
+                with _translate(action):
+                    async with self._pool.acquire() as conn, _dropped_if_broken(conn):
+                        return await read(conn)
+            except StorageUnavailableError:
+                if loop.time() + delay > give_up:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, OUTAGE_RETRY_CAP)
 
     async def _write(self, action: str, sql: str, *params: Any) -> bool:
         """Run one statement; True if it changed one row."""
         with _translate(action):
-            status = await self._pool.execute(sql, *params)
+            status = await self._guarded.execute(sql, *params)
         return bool(status.endswith(" 1"))  # "UPDATE 1", "DELETE 1"
 
 
@@ -420,6 +451,46 @@ def _encode_jsonb(value: Any) -> bytes:
 
 def _decode_jsonb(data: bytes) -> Any:
     return orjson.loads(memoryview(data)[1:])
+
+
+Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+
+
+@contextlib.asynccontextmanager
+async def _dropped_if_broken(conn: Connection) -> AsyncIterator[None]:
+    """Close a connection that lost the database instead of returning it to
+    the pool: it may still be consuming the error, and our reset (no round
+    trip, ``_keep_session``) would not notice, so the next caller would get
+    "cannot switch to state 12; another operation (2) is in progress"."""
+    try:
+        yield
+    except _UNAVAILABLE:
+        conn.terminate()
+        raise
+
+
+class _GuardedPool:
+    """The pool's one-statement calls, each on a connection that is closed
+    rather than pooled again if it lost the database (``_dropped_if_broken``)."""
+
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+        self._pool = pool
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        async with self._pool.acquire() as conn, _dropped_if_broken(conn):
+            return await conn.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        async with self._pool.acquire() as conn, _dropped_if_broken(conn):
+            return await conn.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self._pool.acquire() as conn, _dropped_if_broken(conn):
+            return await conn.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        async with self._pool.acquire() as conn, _dropped_if_broken(conn):
+            return await conn.execute(sql, *args)
 
 
 @contextlib.contextmanager

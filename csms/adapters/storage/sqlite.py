@@ -40,7 +40,11 @@ from csms.adapters.storage.migrations import load_migrations
 from csms.adapters.storage.rows import Decode, Decoding, Row
 from csms.adapters.storage.shared import SqlStorage
 from csms.core.domain import CommandStatus, IdToken, Station
-from csms.core.errors import ConflictError, StorageError, StorageUnavailableError
+from csms.core.errors import (
+    ConflictError,
+    StorageError,
+    StorageUnavailableError,
+)
 from csms.core.ports import (
     ChargingProfileSet,
     ConnectionOpened,
@@ -302,6 +306,9 @@ class SqliteStorage(SqlStorage):
             os.close(fd)  # closing the descriptor releases the flock
 
     # --- plumbing ----------------------------------------------------------
+
+    def wait_out_outages(self, seconds: float) -> None:
+        self._committer.wait_out_outages(seconds)
 
     async def _one(
         self, action: str, sql: str, params: Sequence[Any], decode: Decode[T]

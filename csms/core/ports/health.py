@@ -29,6 +29,11 @@ class StorageHealth(Protocol):
         """The connection pool's use; None without a pool (SQLite's one thread)."""
         ...
 
+    def wait_out_outages(self, seconds: float) -> None:
+        """While the database cannot be reached, let writes and the station
+        path's reads wait up to ``seconds`` (retrying) before they fail."""
+        ...
+
     async def close(self) -> None:
         """Flush pending commits, then release the database."""
         ...
