@@ -153,10 +153,11 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 async def start(settings: Settings) -> Running:
     """Open storage (migrating it), then both listeners."""
+    # Every line this process logs from here on names it (a cluster's logs interleave).
+    structlog.contextvars.bind_contextvars(node_id=settings.node)
     tolerances = interop.load(settings.interop_profiles)
     context = tls_context(settings)
-    storage = await open_storage(settings.database_url, migrate=True)
-    storage.wait_out_outages(settings.database_outage_wait)
+    storage = await _open_storage(settings)
     try:
         services = Services.build(
             storage,
@@ -167,8 +168,6 @@ async def start(settings: Settings) -> Running:
             # SQLite is one process: what is open at its start was left by a crash.
             single_process=storage.dialect != "postgresql",
         )
-        # Before the listener: close what an earlier life of this node left open.
-        await services.connections.start()
         connections = services.connections
         versions = adapters()
         stations = StationServer(
@@ -207,6 +206,12 @@ async def start(settings: Settings) -> Running:
         stations.add_connect_listener(passwords.on_connect)
         stations.add_connect_listener(commands.on_connect)
         api = Api(storage, services, link, commands, passwords)
+        connections.on_lease_lapsed = stations.reconnect_all
+        # Before the listeners: close what an earlier life of this node left open,
+        # and link to the other processes before a station can arrive.
+        await connections.start()
+        if bus is not None:
+            bus.start()
         http = OpsHttp(
             build_app(
                 storage,
@@ -219,24 +224,16 @@ async def start(settings: Settings) -> Running:
                 refresh=functools.partial(refresh, storage, outbox=relay is None),
             )
         )
-        await _listen(
-            "CSMS_HTTP_PORT", settings.http_port, http.start(settings.host, settings.http_port)
-        )
         try:
-            await _listen(
-                "CSMS_PORT",
-                settings.port,
-                stations.start(settings.host, settings.port, context),
-            )
+            await _listen_both(settings, http, stations, context)
         except BaseException:
-            await http.stop()
+            if bus is not None:
+                await bus.stop()
             await connections.stop()
             raise
     except BaseException:
         await storage.close()
         raise
-    if bus is not None:
-        bus.start()
     if relay is not None:
         relay.start()
     commands.start()
@@ -261,6 +258,27 @@ async def start(settings: Settings) -> Running:
         loop_lag,
         answers,
     )
+
+
+async def _open_storage(settings: Settings) -> Storage:
+    """The database, migrated, its station path waiting out short outages."""
+    storage = await open_storage(settings.database_url, migrate=True)
+    storage.wait_out_outages(settings.database_outage_wait)
+    return storage
+
+
+async def _listen_both(
+    settings: Settings, http: OpsHttp, stations: StationServer, tls: ssl.SSLContext | None
+) -> None:
+    """The operations listener, then the stations' (the first closed if the second fails)."""
+    await _listen(
+        "CSMS_HTTP_PORT", settings.http_port, http.start(settings.host, settings.http_port)
+    )
+    try:
+        await _listen("CSMS_PORT", settings.port, stations.start(settings.host, settings.port, tls))
+    except BaseException:
+        await http.stop()
+        raise
 
 
 async def run_relay(settings: Settings) -> None:

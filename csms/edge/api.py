@@ -26,6 +26,7 @@ from csms.core.domain import Command, Station
 from csms.core.errors import (
     CallErrorReceived,
     CallTimeoutError,
+    ClusterUnavailableError,
     StationDisconnectedError,
     StationNotConnectedError,
     StorageError,
@@ -135,6 +136,12 @@ class Api:
                 log.error("api_storage_failed", path=request.path, error=str(exc))
                 message = "the CSMS cannot reach its database; retry later"
                 return _json({"error": "storage_unavailable", "message": message}, 503)
+            except ClusterUnavailableError:
+                message = (
+                    "the station is connected to another CSMS process and the broker "
+                    "linking the processes is unreachable; retry later"
+                )
+                return _json({"error": "cluster_unavailable", "message": message}, 503)
 
         return wrapped
 
@@ -228,8 +235,8 @@ class Api:
         await self._services.stations.rotate_password(station_id, password)
         try:
             status = await self._passwords.change(station_id, password)
-        except (StationNotConnectedError, StationDisconnectedError):
-            status = None  # it waits for the station's next connection
+        except (StationNotConnectedError, StationDisconnectedError, ClusterUnavailableError):
+            status = None  # it waits (stored) for the station's next connection
         except CallErrorReceived as exc:
             raise OperatorError(
                 502,

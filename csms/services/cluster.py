@@ -29,6 +29,7 @@ from csms.core.errors import (
     StationDisconnectedError,
     StationLinkError,
     StationNotConnectedError,
+    StorageError,
 )
 from csms.core.ports import LinkOpened, LocalLink, NodeBus, Presence
 from csms.services.connections import ConnectionService
@@ -39,8 +40,9 @@ log = structlog.get_logger("csms.cluster")
 HOP_MARGIN = 2.0
 # How often a caller waiting on another process looks whether the station is still there.
 WATCH_INTERVAL = 1.0
-# How long the holding node takes to close a station and record it (StationServer).
-DISCONNECT_WAIT = 6.0
+# How long the holding node may take to close a station and record it
+# (StationServer: the close handshake, then up to 5 s for the record).
+DISCONNECT_WAIT = 12.0
 
 _ERRORS = {
     "not_connected": StationNotConnectedError,
@@ -121,6 +123,10 @@ class ClusterLink:
             reply = await self._request(held, request, DISCONNECT_WAIT)
         except StationNotConnectedError:
             return False
+        except TimeoutError:
+            # Asked to close; its record may still be on its way.
+            log.warning("disconnect_unconfirmed", station_id=station_id, node=held.node_id)
+            return True
         return bool(reply.get("closed"))
 
     async def on_connect(self, opened: LinkOpened) -> None:
@@ -189,7 +195,10 @@ class ClusterLink:
     async def _until_gone(self, held: Presence) -> None:
         while True:
             await asyncio.sleep(self._watch_interval)
-            now = await self._connections.locate(held.station_id)
+            try:
+                now = await self._connections.locate(held.station_id)
+            except StorageError:
+                continue  # a database blip says nothing about the station
             if now is None or now.epoch != held.epoch:
                 log.info("station_left_during_call", station_id=held.station_id, node=held.node_id)
                 return

@@ -17,7 +17,7 @@ per connection, whatever happens:
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import structlog
@@ -36,6 +36,8 @@ RENEW_INTERVAL = 5.0
 # A node row with no connection left is dropped this long after it stopped.
 FORGET_AFTER = timedelta(hours=1)
 STOPPED_REASON = "the CSMS process holding the connection stopped"
+# Stale connections closed at once, in one batch of the group commit.
+STALE_CLOSE_CHUNK = 200
 
 
 @record
@@ -72,7 +74,13 @@ class ConnectionService:
         self.lease = lease
         self._started_at = self.clock()
         self._unrecorded: list[_Unrecorded] = []
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        # When the lease was last renewed, and since when without a failure.
+        self._renewed_at: datetime | None = None
+        self._held_since: datetime | None = None
+        # Called when a renewal finds the lease had run out (the composition
+        # root closes this process's stations so that they reconnect).
+        self.on_lease_lapsed: Callable[[], Awaitable[None]] | None = None
 
     def alive_since(self) -> datetime:
         """A lease renewed at or after this time is current."""
@@ -98,10 +106,13 @@ class ConnectionService:
         return presence, older
 
     async def closed(self, presence: Presence, code: int | None, reason: str) -> None:
-        """Record the close now, or (the database down) as soon as it answers."""
+        """Record the close now, or (the database down) as soon as it answers;
+        not at all if another process already closed the record (late)."""
         at = self.clock()
         try:
             await self.stations.disconnected(presence, code, reason, at=at)
+        except ConflictError:
+            log.info("disconnect_recorded_elsewhere", station_id=presence.station_id)
         except StorageError as exc:
             log.warning("disconnect_recorded_later", station_id=presence.station_id, error=str(exc))
             self._unrecorded.append(_Unrecorded(presence, code, reason, at))
@@ -110,21 +121,23 @@ class ConnectionService:
 
     async def start(self) -> None:
         """Take the lease, close what an earlier life of this node left open,
-        then keep renewing in the background."""
+        then keep renewing (and sweeping) in the background."""
         await self._renew()
         await self._close_stale(
             alive_since=self.clock() + self.lease if self.single_process else self.alive_since(),
             node_id=self.node_id,
         )
-        self._task = asyncio.create_task(self._keep())
+        self._tasks = [
+            asyncio.create_task(self._every_round(self._keep_lease)),
+            asyncio.create_task(self._every_round(self._sweep_others)),
+        ]
 
     async def stop(self) -> None:
         """Stop renewing; record the closes still waiting, if the database lets us."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         try:
             await self._record_waiting()
         except StorageError as exc:
@@ -134,33 +147,66 @@ class ConnectionService:
             )
 
     async def sweep(self) -> None:
-        """One round of the lease: renew it, record the closes still waiting,
-        close the connections of nodes found stopped, forget long-gone nodes."""
-        await self._renew()
-        await self._record_waiting()
-        await self._close_stale(alive_since=self.alive_since())
-        await self.store.forget_nodes(self.clock() - FORGET_AFTER)
+        """One round of both loops: renew the lease and record the closes still
+        waiting; then close the connections of nodes found stopped."""
+        await self._keep_lease()
+        await self._sweep_others()
 
-    async def _keep(self) -> None:
+    async def _every_round(self, work: Callable[[], Awaitable[None]]) -> None:
         while True:
             await asyncio.sleep(self.renew_interval)
             try:
-                await self.sweep()
+                await work()
             except StorageError as exc:
                 # The outage itself is logged once, by the group committer.
-                log.debug("lease_not_renewed", error=str(exc))
+                log.debug("lease_round_failed", error=str(exc))
+
+    async def _keep_lease(self) -> None:
+        await self._renew()
+        await self._record_waiting()
+
+    async def _sweep_others(self) -> None:
+        """Close the connections of stopped nodes, but only once this node has
+        held its lease for a whole lease: after an outage of the database every
+        node's lease looks run out until each has renewed, and none may take
+        the others' live connections for dead."""
+        held = self._held_since
+        if held is None or self.clock() - held < self.lease:
+            return
+        await self._close_stale(alive_since=self.alive_since())
+        await self.store.forget_nodes(self.clock() - FORGET_AFTER)
 
     async def _renew(self) -> None:
-        await self.store.renew_node(self.node_id, self._started_at, self.clock())
+        now = self.clock()
+        try:
+            await self.store.renew_node(self.node_id, self._started_at, now)
+        except StorageError:
+            self._held_since = None
+            raise
+        last, self._renewed_at = self._renewed_at, now
+        lapsed = last is not None and now - last > self.lease
+        if self._held_since is None or lapsed:
+            self._held_since = now  # held anew: the others get a lease to renew theirs
+        if lapsed:
+            assert last is not None
+            # The others may have taken our connections for dead and closed their
+            # records: the stations reconnect and get records (and events) anew.
+            log.warning("lease_lapsed", seconds=round((now - last).total_seconds(), 1))
+            if self.on_lease_lapsed is not None:
+                await self.on_lease_lapsed()
 
     async def _record_waiting(self) -> None:
         while self._unrecorded:
             waiting = self._unrecorded[0]
-            await self.stations.disconnected(
-                waiting.presence, waiting.code, waiting.reason, at=waiting.at
-            )
+            try:
+                await self.stations.disconnected(
+                    waiting.presence, waiting.code, waiting.reason, at=waiting.at
+                )
+            except ConflictError:
+                pass  # closed late by another process meanwhile: its event stands
+            else:
+                log.info("disconnect_recorded", station_id=waiting.presence.station_id)
             self._unrecorded.pop(0)
-            log.info("disconnect_recorded", station_id=waiting.presence.station_id)
 
     async def close_abandoned(self, presence: Presence) -> bool:
         """Close, with a late event, a connection whose process is known to be
@@ -172,10 +218,13 @@ class ConnectionService:
         return True
 
     async def _close_stale(self, *, alive_since: datetime, node_id: str | None = None) -> None:
-        """Close, with their event, the connections of nodes that stopped."""
+        """Close, with their event, the connections of nodes that stopped: many
+        at once, so that the group commit batches them (a stopped node may
+        have held tens of thousands)."""
         stale = await self.store.stale_connections(alive_since, node_id)
         closed = 0
-        for presence in stale:
-            closed += await self.close_abandoned(presence)
+        for start in range(0, len(stale), STALE_CLOSE_CHUNK):
+            chunk = stale[start : start + STALE_CLOSE_CHUNK]
+            closed += sum(await asyncio.gather(*map(self.close_abandoned, chunk)))
         if closed:
             log.info("stale_connections_closed", connections=closed)

@@ -241,7 +241,9 @@ class StationService:
         station_id, ocpp_version = opened.station_id, opened.ocpp_version
         now = self._clock()
         unit: list[WriteOp] = [
-            ConnectionClosed(station_id, opened.epoch, must_exist=detected_late),
+            # Conditional always: of two closes of one record (a late one by another
+            # process, this process's own), one reports it.
+            ConnectionClosed(station_id, opened.epoch, must_exist=True),
             report(
                 self._clock,
                 EventType.STATION_DISCONNECTED,

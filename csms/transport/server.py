@@ -72,6 +72,9 @@ MAX_WAVES = 8
 WAVE_STATIONS = 10
 
 BINARY_CLOSE_REASON = "OCPP-J messages are text frames"
+# A superseded socket that does not answer the close within this is aborted.
+SUPERSEDED_CLOSE_WAIT = 1.0
+LEASE_LOST_REASON = "the CSMS process lost its cluster lease; reconnect"
 
 # websockets' default high-water mark, stated: what one station may have
 # queued towards it before our send waits for it to read.
@@ -347,13 +350,31 @@ class StationServer:
 
     async def supersede(self, station_id: str, epoch: int) -> bool:
         """Close the station's connection here if it is older than ``epoch``
-        (a newer one opened on another process); False if there was none."""
+        (a newer one opened on another process); False if there was none.
+
+        It leaves the table at once, so that nothing is sent to it any more,
+        and a socket that does not answer the close (half-open, the usual
+        case) is aborted after a second."""
         link = self._links.get(station_id)
         if link is None or link.presence is None or link.presence.epoch >= epoch:
             return False
         log.info("station_superseded", station_id=station_id)
-        await link.ws.close(1000, "replaced by a newer connection on another process")
+        del self._links[station_id]
+        try:
+            await asyncio.wait_for(
+                link.ws.close(1000, "replaced by a newer connection on another process"),
+                SUPERSEDED_CLOSE_WAIT,
+            )
+        except TimeoutError:
+            link.ws.transport.abort()
         return True
+
+    async def reconnect_all(self) -> None:
+        """Close every station here with 1012 (service restart): this process's
+        cluster lease ran out, so the others may have closed their records;
+        reconnecting, they are recorded (and reported) anew."""
+        for link in list(self._links.values()):
+            self._spawn(link.ws.close(CloseCode.SERVICE_RESTART, LEASE_LOST_REASON))
 
     def add_connect_listener(self, listener: ConnectListener) -> None:
         """Run ``listener(LinkOpened)`` on a tracked task each time a station's

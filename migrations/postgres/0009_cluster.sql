@@ -32,29 +32,25 @@ ALTER FUNCTION csms_apply_batch(jsonb) RENAME TO csms_apply_batch_0008;
 CREATE FUNCTION csms_apply_batch(batch jsonb) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- UPDATE, not INSERT .. ON CONFLICT: an upsert racing a DELETE of the row
+    -- inserts it again once the DELETE commits. Rows come one per station,
+    -- sorted by id (the adapter's _by_key), so row locks are taken in one order.
     IF batch ? 'booted' THEN
-        INSERT INTO stations (id, ocpp_version, vendor, model, serial_number,
-                              firmware_version, boot_info, last_boot_at, last_seen_at)
-        SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->>5, NULLIF(r->6, 'null'),
-               (r->>7)::timestamptz, (r->>8)::timestamptz
-        FROM jsonb_array_elements(batch->'booted') WITH ORDINALITY AS e(r, n)
-        WHERE EXISTS (SELECT 1 FROM stations s WHERE s.id = r->>0) ORDER BY n
-        ON CONFLICT (id) DO UPDATE SET
-            ocpp_version = EXCLUDED.ocpp_version, vendor = EXCLUDED.vendor,
-            model = EXCLUDED.model, serial_number = EXCLUDED.serial_number,
-            firmware_version = EXCLUDED.firmware_version, boot_info = EXCLUDED.boot_info,
-            last_boot_at = EXCLUDED.last_boot_at,
-            last_seen_at = GREATEST(stations.last_seen_at, EXCLUDED.last_seen_at);
+        UPDATE stations s SET
+            ocpp_version = r->>1, vendor = r->>2, model = r->>3, serial_number = r->>4,
+            firmware_version = r->>5, boot_info = coalesce(NULLIF(r->6, 'null'), '{}'),
+            last_boot_at = (r->>7)::timestamptz,
+            last_seen_at = GREATEST(s.last_seen_at, (r->>8)::timestamptz)
+        FROM jsonb_array_elements(batch->'booted') AS e(r)
+        WHERE s.id = r->>0;
     END IF;
 
     IF batch ? 'seen' THEN
-        INSERT INTO stations (id, ocpp_version, last_seen_at)
-        SELECT r->>0, r->>1, (r->>2)::timestamptz
-        FROM jsonb_array_elements(batch->'seen') WITH ORDINALITY AS e(r, n)
-        WHERE EXISTS (SELECT 1 FROM stations s WHERE s.id = r->>0) ORDER BY n
-        ON CONFLICT (id) DO UPDATE SET
-            ocpp_version = EXCLUDED.ocpp_version,
-            last_seen_at = GREATEST(stations.last_seen_at, EXCLUDED.last_seen_at);
+        UPDATE stations s SET
+            ocpp_version = r->>1,
+            last_seen_at = GREATEST(s.last_seen_at, (r->>2)::timestamptz)
+        FROM jsonb_array_elements(batch->'seen') AS e(r)
+        WHERE s.id = r->>0;
     END IF;
 
     PERFORM csms_apply_batch_0008(batch - 'booted' - 'seen');

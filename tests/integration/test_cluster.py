@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from scripts.simulate import SimStation
+from scripts.simulate import CallError, SimStation
 from tests.integration.broker import unique_name
 from tests.integration.command_queue_client import command_requester
 from tests.integration.polling import poll_until
@@ -162,6 +162,8 @@ class TestAnyProcessReachesAnyStation:
                     assert reply["status"] == 200, reply
             assert [len(cp.received_calls) for cp in stations] == [4, 4, 4]
             for node in cluster.nodes:
+                _, only = await http(node, "GET", "/api/v1/stations?connected=true")
+                assert sorted(s["id"] for s in only["items"]) == ids
                 status, page = await http(node, "GET", "/api/v1/stations")
                 assert status == 200
                 listed = {s["id"]: (s["connected"], s["ocpp_version"]) for s in page["items"]}
@@ -201,6 +203,45 @@ class TestAnyProcessReachesAnyStation:
             await poll_until(completed, within=10)
         assert len(cp.received_calls) == 1
         del c
+
+
+class Grumpy(SimStation):
+    """Refuses UnlockConnector with a CALLERROR and never answers Reset."""
+
+    async def on_call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if action == "UnlockConnector":
+            raise CallError("NotSupported", "no lock here", {"why": "none"})
+        if action == "Reset":
+            await asyncio.sleep(60)
+        return await super().on_call(action, payload)
+
+
+class TestTheSameAnswersAcrossProcesses:
+    async def test_a_callerror_is_502_and_silence_504_through_another_process(
+        self, cluster: Cluster
+    ) -> None:
+        """The station on A answers CALLERROR: B's REST API says 502 with the
+        station's code; the station stays silent: 504 after CSMS_CALL_TIMEOUT,
+        each recorded failed on the command."""
+        a, b, _ = cluster.nodes
+        await register(a, "GRUMPY")
+        async with Grumpy(cluster.ws(0), "GRUMPY") as cp:
+            await cp.boot()
+            status, body = await http(
+                b, "POST", "/api/v1/stations/GRUMPY/ocpp/UnlockConnector", {"connectorId": 1}
+            )
+            assert (status, body["error"], body["code"]) == (
+                502,
+                "station_call_error",
+                "NotSupported",
+            )
+            assert body["description"] == "no lock here"
+            status, body = await http(
+                b, "POST", "/api/v1/stations/GRUMPY/ocpp/Reset", {"type": "Soft"}
+            )
+            assert (status, body["error"]) == (504, "station_timeout")
+            _, record = await http(a, "GET", f"/api/v1/commands/{body['command_id']}")
+            assert record["status"] == "failed"
 
 
 class TestTakeover:

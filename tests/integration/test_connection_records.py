@@ -160,6 +160,76 @@ class TestPresence:
         await a.connections.stop()
 
 
+class TestLeaseLapses:
+    async def test_after_a_shared_outage_no_node_takes_the_others_for_dead(
+        self, any_storage: Storage
+    ) -> None:
+        """No node renewed for 20 s (the database was down for all): the first
+        back waits a whole lease before it sweeps, by which time the others
+        renewed too; the station on B stays connected, no late event."""
+        clock = FakeClock()
+        a, b = node(any_storage, clock, "A"), node(any_storage, clock, "B")
+        await a.connections.start()
+        await b.connections.start()
+        await any_storage.register_station("CP-B", at=clock())
+        on_b, _ = await b.connections.opened("CP-B", "1.6", None)
+        clock.advance(20)
+        await a.connections.sweep()  # back first: its own lease had lapsed
+        for _ in range(3):
+            clock.advance(5)
+            await b.connections.sweep()
+            await a.connections.sweep()
+        assert await a.connections.locate("CP-B") == on_b
+        assert await events(any_storage, EventType.STATION_DISCONNECTED) == []
+        await a.connections.stop()
+        await b.connections.stop()
+
+    async def test_a_node_whose_lease_lapsed_has_its_stations_reconnect(
+        self, any_storage: Storage
+    ) -> None:
+        """A renewal that finds its own lease run out asks for the stations to
+        be closed (the composition root closes them with 1012), once."""
+        clock = FakeClock()
+        a = node(any_storage, clock, "A")
+        lapses = 0
+
+        async def reconnect_all() -> None:
+            nonlocal lapses
+            lapses += 1
+
+        a.connections.on_lease_lapsed = reconnect_all
+        await a.connections.start()
+        clock.advance(5)
+        await a.connections.sweep()
+        assert lapses == 0
+        clock.advance(16)
+        await a.connections.sweep()
+        clock.advance(5)
+        await a.connections.sweep()
+        assert lapses == 1
+        await a.connections.stop()
+
+    async def test_a_connection_closed_late_by_another_is_not_reported_twice(
+        self, any_storage: Storage
+    ) -> None:
+        """B took A for dead and closed A's connection with a late event; when
+        A (alive after all) closes it too, no second station.disconnected."""
+        clock = FakeClock()
+        a, b = node(any_storage, clock, "A"), node(any_storage, clock, "B")
+        await a.connections.start()
+        await b.connections.start()
+        await any_storage.register_station("CP-A", at=clock())
+        on_a, _ = await a.connections.opened("CP-A", "1.6", None)
+        for _ in range(4):  # A renews no more (stalled); B does, and sweeps
+            clock.advance(4)
+            await b.connections.sweep()
+        await a.connections.closed(on_a, 1000, "bye")
+        closed = await events(any_storage, EventType.STATION_DISCONNECTED)
+        assert [(e["connection_id"], e["detected_late"]) for e in closed] == [(on_a.epoch, True)]
+        await a.connections.stop()
+        await b.connections.stop()
+
+
 class TestKilledProcess:
     async def test_every_connection_of_a_killed_process_gets_its_disconnected(
         self, database_url: str, tmp_path: Path

@@ -351,6 +351,31 @@ class TestCommittedOps:
         await storage.commit([StationSeen("CP-D", "1.6", at(5)), StationSeen("CP-S", "1.6", at(5))])
         assert await storage.list_stations() == []
 
+    @pytest.mark.postgres
+    async def test_a_write_racing_a_delete_does_not_bring_the_station_back(
+        self, postgres_url: str
+    ) -> None:
+        """The station's deletion is in flight (its transaction open) when its
+        boot and liveness writes arrive: they wait for it, then find no row."""
+        storage = await open_storage(postgres_url)
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            await storage.register_station("CP-R", password_hash="h", security_profile=2, at=T0)
+            deleting = admin.transaction()
+            await deleting.start()
+            await admin.execute("DELETE FROM stations WHERE id = 'CP-R'")
+            writes = asyncio.gather(
+                storage.commit([StationSeen("CP-R", "1.6", at(5))]),
+                storage.commit([booted("CP-R")]),
+            )
+            await asyncio.sleep(0.3)  # both blocked on the deleted row
+            await deleting.commit()
+            await writes
+            assert await storage.find_station("CP-R") is None
+        finally:
+            await admin.close()
+            await storage.close()
+
     async def test_two_boots_in_one_batch_keep_the_last_boot_and_the_latest_time(
         self, storage: Storage
     ) -> None:

@@ -116,3 +116,5 @@ class TestPasswordDelivery:
         assert (await PasswordSealer.load(MemoryStorage())).unseal("CP-1", sealed) is None
         assert sealer.unseal("CP-1", "v1:not-base64!") is None
         assert sealer.unseal("CP-1", sealed[:-4]) is None
+        # A fresh nonce each time: the same password never seals the same twice.
+        assert sealer.seal("CP-1", PASSWORD) != sealed

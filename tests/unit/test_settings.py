@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import re
+
 import pytest
 
 from csms.core.errors import ConfigurationError
@@ -47,3 +51,26 @@ class TestSettings:
         """A bad value raises one clear message naming the variable."""
         with pytest.raises(ConfigurationError, match=names):
             Settings.load(env=env)
+
+
+class TestNodeId:
+    def test_default_is_host_name_and_process_id(self) -> None:
+        """The contract's default: host name and process id (safe characters only)."""
+        node = Settings.load(env={}).node
+        assert node.endswith(f"-{os.getpid()}")
+        assert re.fullmatch(r"[A-Za-z0-9._-]{1,64}", node)
+        host = platform.node()
+        if re.fullmatch(r"[A-Za-z0-9._-]{1,50}", host):
+            assert node == f"{host}-{os.getpid()}"
+
+    def test_a_given_node_id_names_the_process(self) -> None:
+        assert Settings.load(env={"CSMS_NODE_ID": "csms-eu-1.a_2"}).node == "csms-eu-1.a_2"
+
+    @pytest.mark.parametrize("bad", ["has space", "slash/ed", "x" * 65, "ünï"])
+    def test_an_unsafe_node_id_is_refused(self, bad: str) -> None:
+        """It names a queue and a routing key: 1-64 of letters, digits, . _ -."""
+        with pytest.raises(ConfigurationError, match="CSMS_NODE_ID"):
+            Settings.load(env={"CSMS_NODE_ID": bad})
+
+    def test_sixty_four_characters_are_enough(self) -> None:
+        assert Settings.load(env={"CSMS_NODE_ID": "n" * 64}).node == "n" * 64

@@ -33,6 +33,8 @@ from csms.telemetry.outage import Outage
 log = structlog.get_logger("csms.node_bus")
 
 CONNECT_TIMEOUT_S = 5.0
+# A request not taken by its node within this is dropped by the broker.
+PICKUP_SECONDS = 1.0
 _REQUEST, _REPLY = "csms.node.request", "csms.node.reply"
 
 
@@ -55,6 +57,7 @@ class AmqpNodeBus:
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._ready = asyncio.Event()
         self._outage = Outage()
+        self._stopping = False
 
     @property
     def node_id(self) -> str:
@@ -77,13 +80,15 @@ class AmqpNodeBus:
         await self._ready.wait()
 
     async def stop(self) -> None:
+        self._stopping = True
         tasks = [*self._tasks, *([self._run_task] if self._run_task else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for waiter in self._pending.values():
             if not waiter.done():
-                waiter.set_exception(ClusterUnavailableError("this CSMS process is stopping"))
+                # Published, so possibly carried out: its outcome is unknown (504), not "not sent".
+                waiter.set_exception(TimeoutError())
         self._pending.clear()
 
     # --- asking ------------------------------------------------------------------
@@ -92,19 +97,22 @@ class AmqpNodeBus:
         self, node_id: str, message: dict[str, Any], expires_in: float
     ) -> dict[str, Any]:
         correlation_id = uuid.uuid4().hex
-        waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = waiter
         try:
-            await self._publish(node_id, message, expires_in, correlation_id)
-            return await asyncio.wait_for(waiter, expires_in)
+            # One bound for all of it: a broker that swallows the publish as well.
+            async with asyncio.timeout(expires_in):
+                await self._publish(node_id, message, correlation_id)
+                return await waiter
         finally:
             self._pending.pop(correlation_id, None)
 
     async def tell(self, node_id: str, message: dict[str, Any]) -> None:
-        await self._publish(node_id, message, 30.0, None)
+        async with asyncio.timeout(PICKUP_SECONDS * 5):
+            await self._publish(node_id, message, None)
 
     async def _publish(
-        self, node_id: str, message: dict[str, Any], expires_in: float, correlation_id: str | None
+        self, node_id: str, message: dict[str, Any], correlation_id: str | None
     ) -> None:
         exchange = self._exchange
         if exchange is None or not self._ready.is_set():
@@ -117,7 +125,9 @@ class AmqpNodeBus:
                     type=_REQUEST,
                     correlation_id=correlation_id,
                     reply_to=self._node_id if correlation_id else None,
-                    expiration=max(expires_in, 0.001),
+                    # Taken within a second or dropped by the broker: never carried
+                    # out after its asker stopped waiting (ADR 0011).
+                    expiration=PICKUP_SECONDS,
                     app_id="csms",
                 ),
                 routing_key=node_id,
@@ -134,38 +144,56 @@ class AmqpNodeBus:
         attempt = 0
         while True:
             try:
-                connection = await aio_pika.connect_robust(
-                    self._url,
-                    timeout=CONNECT_TIMEOUT_S,
-                    client_properties={"connection_name": f"csms-node-{self._node_id}"},
-                )
+                await self._serve_queue()
             except BROKER_ERRORS as exc:
+                self._ready.clear()
+                # A warning when the outage begins, its retries at debug.
                 level = log.warning if self._outage.failed() else log.debug
                 level(
                     "node_bus_unavailable",
                     broker=mask_password(self._url),
-                    error=str(exc),
+                    error=str(exc) or type(exc).__name__,
                     attempt=attempt + 1,
                 )
                 await asyncio.sleep(self._backoff.delay(attempt))
                 attempt += 1
                 continue
-            break
+            attempt = 0
+
+    async def _serve_queue(self) -> None:
+        """Connect, declare this node's queue and consume it until the link goes;
+        aio-pika re-declares and re-consumes after a reconnect by itself."""
+        connection = await aio_pika.connect_robust(
+            self._url,
+            timeout=CONNECT_TIMEOUT_S,
+            client_properties={"connection_name": f"csms-node-{self._node_id}"},
+        )
         self._connection = connection
         async with connection:
-            # Robust: after a reconnect aio-pika declares, binds and consumes again.
             channel = await connection.channel(publisher_confirms=True)
             # Gone with the last process's queue: the cluster's line leaves nothing behind.
             exchange = await channel.declare_exchange(
                 self._exchange_name, aio_pika.ExchangeType.DIRECT, auto_delete=True
             )
+            # Exclusive: a second process with this CSMS_NODE_ID is refused here.
             queue = await channel.declare_queue(self._queue_name, exclusive=True, auto_delete=True)
             await queue.bind(exchange, routing_key=self._node_id)
             await queue.consume(self._on_message, no_ack=True)
             self._exchange = exchange
-            self._ready.set()
-            log.info("node_bus_ready", queue=self._queue_name, **(self._outage.recovered() or {}))
+            connection.close_callbacks.add(self._on_lost)
+            connection.reconnect_callbacks.add(self._on_reconnected)
+            self._on_reconnected(connection)
             await asyncio.Future()  # until stop() cancels us
+
+    def _on_lost(self, _: object, error: BaseException | None = None) -> None:
+        self._ready.clear()
+        if not self._stopping and self._outage.failed():
+            reason = " ".join(str(error).split()) if error else "closed"
+            log.warning("node_bus_lost", error=reason or type(error).__name__)
+
+    def _on_reconnected(self, _: object) -> None:
+        self._ready.set()
+        log.info("node_bus_ready", queue=self._queue_name, **(self._outage.recovered() or {}))
 
     async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         try:
