@@ -29,6 +29,7 @@ import structlog
 
 from csms.core.errors import (
     CallErrorReceived,
+    OcppError,
     StationDisconnectedError,
     StationLinkError,
     StationNotConnectedError,
@@ -67,6 +68,10 @@ class OcppVersion(Protocol):
 
     async def handle(self, ctx: StationContext, call: rpc.Call, /) -> dict[str, Any]:
         """Validate and handle a station's CALL; its answer payload, or RpcError."""
+        ...
+
+    def validate_response(self, action: str, payload: dict[str, Any], /) -> None:
+        """Check a station's CALLRESULT to the CSMS's CALL; OcppError if it does not fit."""
         ...
 
 
@@ -315,7 +320,15 @@ class Session:
         self._pending = None
         action = pending[1]
         if isinstance(frame, rpc.CallResult):
-            metrics.MESSAGES.labels("out", action, self._version, "ok").inc()
+            # The metric says what the CSMS made of the answer; the caller decides
+            # what follows (a command records the refused answer as failed).
+            try:
+                self.version.validate_response(action, frame.payload)
+            except OcppError:
+                outcome = "invalid_answer"
+            else:
+                outcome = "ok"
+            metrics.MESSAGES.labels("out", action, self._version, outcome).inc()
             return Answered(frame.unique_id, frame.payload, None)
         code = frame.code if frame.code in self._codes.spec else OTHER_CODE
         metrics.CALL_ERRORS.labels("in", code, self._version).inc()

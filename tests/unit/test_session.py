@@ -145,6 +145,27 @@ class TestOutgoingCalls:
         assert answered == Answered(sent[1], {"configurationKey": []}, None)
         assert s.pending_call is None
 
+    def test_an_answer_that_breaks_its_schema_is_counted_invalid_not_ok(self) -> None:
+        """A CALLRESULT the CSMS refuses (out of its schema) still reaches the
+        caller, which records the command failed; the metric says invalid_answer."""
+        s = session()
+
+        def count(outcome: str) -> float:
+            value = metrics.REGISTRY.get_sample_value(
+                "csms_messages_total",
+                {"direction": "out", "action": "Reset", "ocpp_version": "1.6", "outcome": outcome},
+            )
+            return value or 0.0
+
+        ok, invalid = count("ok"), count("invalid_answer")
+        unique_id = orjson.loads(s.send_call("Reset", {"type": "Hard"}))[1]
+        answered = s.receive(frame([3, unique_id, {"status": "Maybe"}]))
+        assert answered == Answered(unique_id, {"status": "Maybe"}, None)
+        assert (count("ok"), count("invalid_answer")) == (ok, invalid + 1)
+        unique_id = orjson.loads(s.send_call("Reset", {"type": "Hard"}))[1]
+        s.receive(frame([3, unique_id, {"status": "Accepted"}]))
+        assert (count("ok"), count("invalid_answer")) == (ok + 1, invalid + 1)
+
     def test_a_callerror_answer_fails_the_call_with_its_code(self) -> None:
         """A CALLERROR to our CALL carries the station's code, description and details."""
         s = session()
