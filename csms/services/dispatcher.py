@@ -331,8 +331,16 @@ class CommandDispatcher:
             log.info("command_settled_elsewhere", command_id=command.id)
         else:
             metrics.COMMANDS.labels(_label(done), "failed").inc()
-            log.info(
-                "command_failed", station_id=done.station_id, command_id=done.id, error=error.kind
+            # A warning with the station's CALLERROR code, if any: what an operator
+            # looking for broken stations filters on.
+            log.warning(
+                "command_failed",
+                station_id=done.station_id,
+                command_id=done.id,
+                action=done.action,
+                error=error.kind,
+                code=error.code,
+                description=error.description,
             )
         body = error.as_dict()
         kind, message = body.pop("error"), body.pop("message")

@@ -14,13 +14,14 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+import structlog
 
 from csms.app import Running
 from csms.core.domain import Command, CommandStatus
 from csms.core.events import EventType
 from csms.core.ports import CommandRecorded
 from csms.core.security import hash_password
-from scripts.simulate import OCPP16, OCPP201, SimStation
+from scripts.simulate import OCPP16, OCPP201, CallError, SimStation
 from tests.integration.conftest import StartCsms, http_url, ws_url
 from tests.integration.polling import poll_until
 from tests.integration.vanishing import WAYS, SilentStation, vanish
@@ -448,3 +449,29 @@ class TestCancelledCaller:
             answer = await running.stations.call("PATIENT", "Reset", {"type": "Hard"})
             assert answer == {"status": "Accepted"}
             assert cp.calls == 2
+
+
+class Refusing(SimStation):
+    """Answers every CSMS CALL with a CALLERROR NotSupported."""
+
+    async def on_call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        raise CallError("NotSupported", "not on this model", {})
+
+
+class TestFailureLogs:
+    async def test_a_failed_command_is_a_warning_with_the_stations_code(
+        self, api: Api, running: Running
+    ) -> None:
+        """An operator looking for broken stations filters on the warning and
+        the OCPP error code (issue 21, item 6)."""
+        async with Refusing(ws_url(running), "REFUSER") as cp:
+            await cp.boot()
+            with structlog.testing.capture_logs() as logs:
+                status, _ = await api.post(
+                    "/api/v1/stations/REFUSER/commands/unlock", {"evse_id": 1}
+                )
+        assert status == 502
+        [failed] = [e for e in logs if e["event"] == "command_failed"]
+        assert failed["log_level"] == "warning"
+        assert (failed["code"], failed["error"]) == ("NotSupported", "station_call_error")
+        assert failed["station_id"] == "REFUSER"
