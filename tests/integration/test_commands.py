@@ -475,3 +475,41 @@ class TestFailureLogs:
         assert failed["log_level"] == "warning"
         assert (failed["code"], failed["error"]) == ("NotSupported", "station_call_error")
         assert failed["station_id"] == "REFUSER"
+
+
+class TestHeartbeatIntervalKept:
+    async def test_a_1_6_interval_set_through_the_csms_survives_the_next_boot(
+        self, api: Api, running: Running
+    ) -> None:
+        """ChangeConfiguration HeartbeatInterval=120, accepted: the next
+        BootNotification answer says 120, not CSMS_HEARTBEAT_INTERVAL (issue 21 item 2)."""
+        async with SimStation(ws_url(running), "HB-16") as cp:
+            first = await cp.boot()
+            assert first["interval"] == 300
+            status, _ = await api.post(
+                "/api/v1/stations/HB-16/ocpp/ChangeConfiguration",
+                {"key": "HeartbeatInterval", "value": "120"},
+            )
+            assert status == 200
+            again = await cp.boot()
+        assert again["interval"] == 120
+
+    async def test_a_2_0_1_interval_set_through_the_csms_survives_the_next_boot(
+        self, api: Api, running: Running
+    ) -> None:
+        async with SimStation(ws_url(running), "HB-201", protocol=OCPP201) as cp:
+            assert (await cp.boot201())["interval"] == 300
+            status, _ = await api.post(
+                "/api/v1/stations/HB-201/ocpp/SetVariables",
+                {
+                    "setVariableData": [
+                        {
+                            "component": {"name": "OCPPCommCtrlr"},
+                            "variable": {"name": "HeartbeatInterval"},
+                            "attributeValue": "90",
+                        }
+                    ]
+                },
+            )
+            assert status == 200
+            assert (await cp.boot201())["interval"] == 90
