@@ -43,7 +43,8 @@ async def test_a_database_outage_logs_when_it_began_and_when_it_ended(
     """CALLs refused while the database is cut are logged at debug after one
     database_unavailable warning; the first commit after it logs database_available."""
     DATABASE.recovered()  # process-wide: an earlier test's outage is not this one's
-    running = await start_csms(database_url=proxy.url(postgres_url))
+    # No wait: the CALLs are refused at once (test_outage_absorbed.py has the wait).
+    running = await start_csms(database_url=proxy.url(postgres_url), database_outage_wait=0)
     with structlog.testing.capture_logs() as logs:
         async with SimStation(ws_url(running), "DB-OUT") as cp:
             await cp.boot()

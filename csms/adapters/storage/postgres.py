@@ -465,7 +465,9 @@ async def _dropped_if_broken(conn: Connection) -> AsyncIterator[None]:
     try:
         yield
     except _UNAVAILABLE:
-        conn.terminate()
+        # A connection that was lost outright is released by asyncpg already.
+        with contextlib.suppress(asyncpg.InterfaceError):
+            conn.terminate()
         raise
 
 
