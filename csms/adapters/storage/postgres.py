@@ -469,6 +469,18 @@ async def _dropped_if_broken(conn: Connection) -> AsyncIterator[None]:
         with contextlib.suppress(asyncpg.InterfaceError):
             conn.terminate()
         raise
+    except asyncpg.InterfaceError as exc:
+        # "connection is closed": the database went away under it, as above.
+        if _closed(conn):
+            raise asyncpg.ConnectionDoesNotExistError(str(exc)) from exc
+        raise
+
+
+def _closed(conn: Connection) -> bool:
+    try:
+        return bool(conn.is_closed())
+    except (asyncpg.InterfaceError, AttributeError):  # released already: it was lost
+        return True
 
 
 class _GuardedPool:
