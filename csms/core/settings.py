@@ -78,6 +78,7 @@ class Settings:
     station_message_rate: float = 20.0
     station_message_burst: int = 200
     station_abuse_seconds: float = 300.0
+    station_max_refusals: int = 30
     log_mask_tokens: bool = False
     # Real-world firmware tolerances (docs/interoperability.md).
     default_subprotocol: str = ""
@@ -184,6 +185,10 @@ class Settings:
                 raise ConfigurationError(f"{env_name(name)} must not be negative")
         if self.station_message_burst < 1:
             raise ConfigurationError("CSMS_STATION_MESSAGE_BURST must be at least 1")
+        if self.station_max_refusals < 0:
+            raise ConfigurationError(
+                "CSMS_STATION_MAX_REFUSALS must be 0 (off) or a positive number of messages"
+            )
         if self.station_abuse_seconds <= 0:
             raise ConfigurationError("CSMS_STATION_ABUSE_SECONDS must be positive")
 

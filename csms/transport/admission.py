@@ -187,6 +187,10 @@ class HandshakeGate:
         return self._rng.randint(low, self._retry_after_max)
 
 
+# The refusal budget's window: MAX refusals within it make a connection abusive.
+REFUSAL_WINDOW = 10.0
+
+
 class MessagePacer:
     """One station's message budget: ``rate`` frames per second with bursts
     of ``burst``. A frame beyond the budget is not refused but delayed until
@@ -197,11 +201,26 @@ class MessagePacer:
     closes the connection with 1008 (policy violation).
 
     ``rate`` 0 turns pacing off.
+
+    Its other budget is for refusals: a connection whose messages keep being
+    refused (unreadable, or invalid for their schema) costs the CSMS work for
+    nothing; ``max_refusals`` of them within REFUSAL_WINDOW seconds make it
+    abusive too (``refused()`` says so). 0 turns that off.
     """
 
     def __init__(
-        self, rate: float, burst: int, abuse_after: float, *, clock: Clock = time.monotonic
+        self,
+        rate: float,
+        burst: int,
+        abuse_after: float,
+        *,
+        max_refusals: int = 0,
+        clock: Clock = time.monotonic,
     ) -> None:
+        self._max_refusals = max_refusals
+        # When the last refusals happened, oldest first; made on the first (an
+        # idle station should not carry a deque).
+        self._refusals: collections.deque[float] | None = None
         self._rate = rate
         self._burst = float(max(burst, 1))
         self._abuse_after = abuse_after
@@ -209,6 +228,16 @@ class MessagePacer:
         self._tokens = self._burst
         self._refilled = clock()
         self._throttled_since: float | None = None
+
+    def refused(self) -> bool:
+        """Note a refused message; True once ``max_refusals`` came within the window."""
+        if self._max_refusals <= 0:
+            return False
+        if self._refusals is None:
+            self._refusals = collections.deque(maxlen=self._max_refusals)
+        refusals = self._refusals
+        refusals.append(self._clock())
+        return len(refusals) == self._max_refusals and refusals[-1] - refusals[0] <= REFUSAL_WINDOW
 
     def delay(self) -> float | None:
         """Seconds to wait before handling the next frame (0: at once), or
@@ -244,6 +273,7 @@ class ConnectionPolicy:
     message_rate: float
     message_burst: int
     abuse_after: float
+    max_refusals: int
     peer: PeerFacts
     interop: InteropProfiles
     default_subprotocol: str
@@ -261,6 +291,7 @@ class ConnectionPolicy:
             message_rate=settings.station_message_rate,
             message_burst=settings.station_message_burst,
             abuse_after=settings.station_abuse_seconds,
+            max_refusals=settings.station_max_refusals,
             peer=PeerFacts.from_settings(settings),
             interop=interop,
             default_subprotocol=settings.default_subprotocol,
@@ -275,4 +306,9 @@ class ConnectionPolicy:
         )
 
     def pacer(self) -> MessagePacer:
-        return MessagePacer(self.message_rate, self.message_burst, self.abuse_after)
+        return MessagePacer(
+            self.message_rate,
+            self.message_burst,
+            self.abuse_after,
+            max_refusals=self.max_refusals,
+        )

@@ -51,6 +51,7 @@ from csms.transport.admission import ConnectionPolicy
 from csms.transport.session import (
     ABUSE_CLOSE_CODE,
     ABUSE_CLOSE_REASON,
+    REFUSALS_CLOSE_REASON,
     Answered,
     OcppVersion,
     ReplyCache,
@@ -691,6 +692,10 @@ class StationServer:
                 await ws.send(action, text=True)
             elif type(action) is Answered:
                 link.settle(action)
+                continue
+            if session.abusive:  # its refusals came too fast: it costs others their latency
+                await ws.close(ABUSE_CLOSE_CODE, REFUSALS_CLOSE_REASON)
+                return
         if link.closing:
             await ws.close(CloseCode.GOING_AWAY)
 

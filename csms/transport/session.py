@@ -49,6 +49,7 @@ INVALID_ACTION = "(invalid)"
 OTHER_CODE = "other"
 ABUSE_CLOSE_CODE = 1008
 ABUSE_CLOSE_REASON = "message rate limit exceeded for too long"
+REFUSALS_CLOSE_REASON = "too many invalid messages"
 INTERNAL_ERROR = "InternalError"
 
 
@@ -154,6 +155,7 @@ class Session:
     """One station connection's OCPP-J state; see the module docstring."""
 
     __slots__ = (
+        "_abusive",
         "_clock",
         "_closed",
         "_codes",
@@ -195,6 +197,8 @@ class Session:
         # new connection cannot resolve a call of the old one.
         self._prefix = hex(id(self))[-6:] + "-"
         self._closed = False
+        # Its messages were refused too often (the pacer's refusal budget).
+        self._abusive = False
 
     # --- the station's frames ---------------------------------------------
 
@@ -218,6 +222,7 @@ class Session:
             log.info("frame_refused", code=exc.code, reason=exc.description)
             self._count_error_sent(exc.code)
             _count_in(INVALID_ACTION, self._version, exc.code)
+            self._refused()
             return exc.frame()
         if isinstance(frame, rpc.Call):
             text = hash(raw)
@@ -250,6 +255,7 @@ class Session:
                 reason=exc.description,
             )
             code, reply = exc.code, exc.frame(call.unique_id)
+            self._refused()
         else:
             if isinstance(exc, StorageError):
                 # Inside a database outage the committer has said so once (warning).
@@ -268,6 +274,19 @@ class Session:
             self._replies.put(self.station_id, call.unique_id, call.action, self._frame, reply)
         self._handled(call, code)
         return reply
+
+    @property
+    def abusive(self) -> bool:
+        """Too many of the station's messages were refused lately (the pacer's
+        refusal budget): once the CALLERROR is sent, close with
+        ABUSE_CLOSE_CODE / REFUSALS_CLOSE_REASON."""
+        return self._abusive
+
+    def _refused(self) -> None:
+        if self._pacer.refused() and not self._abusive:
+            self._abusive = True
+            metrics.CONNECTIONS_CLOSED_FOR_ABUSE.labels("invalid_messages").inc()
+            log.warning("station_closed_for_abuse", reason="invalid_messages")
 
     # --- the CSMS's CALLs -------------------------------------------------
 

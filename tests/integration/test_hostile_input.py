@@ -110,8 +110,8 @@ def assert_one_answer(answer: list[Any], unique_id: str, action: str, payload: A
 @pytest.fixture
 async def target(start_csms: StartCsms) -> AsyncIterator[tuple[Running, dict[str, Prober]]]:
     """A CSMS and one raw connection per protocol version (no message pacing: the
-    fuzzers send far faster than a station would)."""
-    csms = await start_csms(station_message_rate=0)
+    fuzzers send far faster, and far more invalid frames, than a station would)."""
+    csms = await start_csms(station_message_rate=0, station_max_refusals=0)
     probers = {
         version: Prober(ws_url(csms), f"FUZZ-{version}", subprotocol)
         for version, subprotocol in VERSIONS.items()
@@ -408,3 +408,24 @@ class TestRegressions:
             assert heartbeat[0] == 3
         finally:
             await prober.close()
+
+
+class TestRepeatOffenders:
+    async def test_a_flood_of_invalid_frames_closes_that_connection_alone(
+        self, csms: Running
+    ) -> None:
+        """Thirty unreadable frames in a row: each answered with its CALLERROR,
+        then the connection closed with 1008; a station beside it is served."""
+        async with SimStation(ws_url(csms), "NEIGHBOUR") as good:
+            await good.boot()
+            async with SimStation(ws_url(csms), "FLOODER") as bad:
+                answers = 0
+                with pytest.raises(ConnectionClosed):
+                    for _ in range(40):
+                        answer = await bad.send_raw("[2, not json")
+                        assert answer[0] == 4
+                        answers += 1
+                assert answers == 30
+                assert bad.close_code == 1008
+                assert bad.close_reason == "too many invalid messages"
+            assert (await good.heartbeat())["currentTime"]

@@ -134,6 +134,57 @@ class TestMalformedInput:
         assert orjson.loads(reply)[1:3] == expected
 
 
+MAX_REFUSALS = 30
+
+
+def offender_session(now: list[float]) -> Session:
+    pacer = MessagePacer(
+        rate=0, burst=1, abuse_after=1, max_refusals=MAX_REFUSALS, clock=lambda: now[0]
+    )
+    return Session("CP-1", OCPP16, ReplyCache(), pacer)
+
+
+class TestRepeatOffenders:
+    def test_thirty_refusals_within_ten_seconds_make_a_connection_abusive(self) -> None:
+        """Each unreadable frame gets its CALLERROR; the 30th within 10 s also
+        says the connection is to be closed (1008)."""
+        now = [0.0]
+        s = offender_session(now)
+        for _ in range(MAX_REFUSALS - 1):
+            now[0] += 0.1
+            assert isinstance(s.receive(frame("not json")), bytes)
+        assert not s.abusive
+        now[0] += 0.1
+        s.receive(frame("not json"))
+        assert s.abusive
+
+    def test_refusals_spread_out_are_tolerated(self) -> None:
+        """Buggy firmware refused now and then (one a second) is never closed."""
+        now = [0.0]
+        s = offender_session(now)
+        for _ in range(MAX_REFUSALS * 3):
+            now[0] += 1.0
+            s.receive(frame("not json"))
+            assert not s.abusive
+
+    def test_without_a_refusal_budget_nobody_is_closed(self) -> None:
+        """CSMS_STATION_MAX_REFUSALS=0: refusals are answered, never counted against it."""
+        s = session()
+        for _ in range(MAX_REFUSALS * 2):
+            s.receive(frame("not json"))
+        assert not s.abusive
+
+    def test_a_call_its_handler_refuses_counts_too(self) -> None:
+        """A CALL refused by its schema (the handler's RpcError) is a refusal."""
+        now = [0.0]
+        s = offender_session(now)
+        for i in range(MAX_REFUSALS):
+            call = s.receive(frame([2, f"id-{i}", "Heartbeat", {}]))
+            assert isinstance(call, rpc.Call)
+            s.fail(call, rpc.RpcError("FormationViolation", "no"))
+        assert s.abusive
+
+
 class TestOutgoingCalls:
     def test_a_call_goes_out_and_its_callresult_resolves_it(self) -> None:
         """The CSMS's CALL is a frame; the station's CALLRESULT with its id answers it."""
