@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import urllib.error
 import urllib.request
@@ -27,7 +28,7 @@ from scripts.simulate import CallError, SimStation
 from tests.integration.broker import unique_name
 from tests.integration.command_queue_client import command_requester
 from tests.integration.polling import poll_until
-from tests.integration.test_process import Server
+from tests.integration.test_process import Server, free_port
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.postgres]
 
@@ -79,13 +80,13 @@ class Cluster:
         return self.nodes[i].ws_url
 
 
-def ready(node: Server) -> bool:
+def ready(node: Server | Balancer) -> bool:
     status, body = node.get("/health/ready")
     return status == 200 and json.loads(body)["checks"].get("broker") == "up"
 
 
 async def http(
-    node: Server, method: str, path: str, body: dict[str, Any] | None = None
+    node: Server | Balancer, method: str, path: str, body: dict[str, Any] | None = None
 ) -> tuple[int, Any]:
     def send() -> tuple[int, Any]:
         request = urllib.request.Request(
@@ -440,3 +441,125 @@ async def stored_events(database_url: str) -> list[tuple[str, str]]:
     finally:
         await connection.close()
     return [(r["station_id"], r["type"]) for r in rows]
+
+
+HAPROXY_CFG = """
+global
+    maxconn 2000
+defaults
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    timeout tunnel 60s
+    default-server inter 500ms fall 2 rise 1
+frontend ocpp
+    mode tcp
+    bind 127.0.0.1:{ws}
+    default_backend csms_ocpp
+backend csms_ocpp
+    mode tcp
+    balance leastconn
+    option httpchk
+    http-check send meth GET uri /health/ready
+{ws_servers}
+frontend api
+    mode http
+    bind 127.0.0.1:{http}
+    default_backend csms_api
+backend csms_api
+    mode http
+    balance roundrobin
+    option httpchk
+    http-check send meth GET uri /health/ready
+{http_servers}
+"""
+
+
+class TestBehindHaproxy:
+    async def test_stations_and_requests_through_haproxy_reach_each_other(
+        self, cluster: Cluster, tmp_path: Path
+    ) -> None:
+        """Debian's HAProxy in front of both listeners, no stickiness: six
+        stations spread over the three processes; a command to each through
+        the balancer (any process answers) reaches it."""
+        binary = shutil.which("haproxy")
+        if binary is None:
+            pytest.skip("haproxy is not installed (apt-get install haproxy)")
+        ws_port, http_port = free_port(), free_port()
+        config = tmp_path / "haproxy.cfg"
+        config.write_text(
+            HAPROXY_CFG.format(
+                ws=ws_port,
+                http=http_port,
+                ws_servers="\n".join(
+                    f"    server n{i} 127.0.0.1:{n.port} check port {n.http_port}"
+                    for i, n in enumerate(cluster.nodes)
+                ),
+                http_servers="\n".join(
+                    f"    server n{i} 127.0.0.1:{n.http_port} check"
+                    for i, n in enumerate(cluster.nodes)
+                ),
+            )
+        )
+        proxy = await asyncio.create_subprocess_exec(
+            binary,
+            "-db",
+            "-f",
+            str(config),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        stations: list[SimStation] = []
+        try:
+            front = Balancer(http_port)
+            await poll_until(lambda: ready(front), within=10)
+            for i in range(6):
+                await register(cluster.nodes[0], f"LB-{i}")
+                cp = SimStation(f"ws://127.0.0.1:{ws_port}/ocpp", f"LB-{i}")
+                await cp.connect()
+                await cp.boot()
+                stations.append(cp)
+            holders = set()
+            for cp in stations:
+                _, station = await http(front, "GET", f"/api/v1/stations/{cp.station_id}")
+                assert station["connected"] is True
+                status, body = await http(
+                    front, "POST", f"/api/v1/stations/{cp.station_id}/ocpp/Reset", {"type": "Soft"}
+                )
+                assert (status, body) == (200, {"status": "Accepted"})
+                assert [c.action for c in cp.received_calls] == ["Reset"]
+                holders.add(await held_by(cluster, cp.station_id))
+            assert len(holders) == 3  # leastconn spread them over every process
+        finally:
+            for cp in stations:
+                await cp.close()
+            proxy.terminate()
+            await proxy.wait()
+
+
+class Balancer:
+    """The balancer's HTTP front, shaped like a Server for ``http`` and ``ready``."""
+
+    def __init__(self, http_port: int) -> None:
+        self.http_port = http_port
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as r:
+                return int(r.status), bytes(r.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), bytes(exc.read())
+        except OSError:  # not listening yet
+            return 0, b"{}"
+
+
+async def held_by(cluster: Cluster, station_id: str) -> str:
+    connection = await asyncpg.connect(cluster.database_url)
+    try:
+        node: str = await connection.fetchval(
+            "SELECT node_id FROM connections WHERE station_id = $1 ORDER BY epoch DESC LIMIT 1",
+            station_id,
+        )
+    finally:
+        await connection.close()
+    return node

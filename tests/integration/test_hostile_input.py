@@ -420,11 +420,13 @@ class TestRepeatOffenders:
             await good.boot()
             async with SimStation(ws_url(csms), "FLOODER") as bad:
                 answers = 0
-                with pytest.raises(ConnectionClosed):
-                    for _ in range(40):
+                for _ in range(40):
+                    try:
                         answer = await bad.send_raw("[2, not json")
-                        assert answer[0] == 4
-                        answers += 1
+                    except ConnectionClosed:
+                        break
+                    assert answer[0] == 4
+                    answers += 1
                 assert answers == 30
                 assert bad.close_code == 1008
                 assert bad.close_reason == "too many invalid messages"
