@@ -42,6 +42,7 @@ from csms.services.cluster import ClusterLink
 from csms.services.connections import ConnectionService
 from csms.services.dispatcher import CommandDispatcher
 from csms.services.passwords import PasswordDelivery
+from csms.telemetry import metrics
 from csms.telemetry.loop_lag import LoopLagMonitor
 from csms.transport import tls
 from csms.transport.admission import ConnectionPolicy
@@ -153,8 +154,7 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 async def start(settings: Settings) -> Running:
     """Open storage (migrating it), then both listeners."""
-    # Every line this process logs from here on names it (a cluster's logs interleave).
-    structlog.contextvars.bind_contextvars(node_id=settings.node)
+    _name_this_process(settings.node)
     tolerances = interop.load(settings.interop_profiles)
     context = tls_context(settings)
     storage = await _open_storage(settings)
@@ -258,6 +258,13 @@ async def start(settings: Settings) -> Running:
         loop_lag,
         answers,
     )
+
+
+def _name_this_process(node_id: str) -> None:
+    """Every line this process logs from here on names it (a cluster's logs
+    interleave), and so does its metrics page."""
+    structlog.contextvars.bind_contextvars(node_id=node_id)
+    metrics.NODE.info({"node_id": node_id})
 
 
 async def _open_storage(settings: Settings) -> Storage:

@@ -398,6 +398,7 @@ class Api:
             s,
             ocpp_version=_version(s, held),
             connected=held is not None,
+            node_id=held.node_id if held is not None else None,
             connectors=await self._storage.list_connectors(s.id),
         )
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
+NODE = Info(
+    "csms_node",
+    "This process's name in a cluster (CSMS_NODE_ID): one series, value 1.",
+    registry=REGISTRY,
+)
 STATIONS_CONNECTED = Gauge(
     "csms_stations_connected",
     "Stations with an open WebSocket, by protocol.",

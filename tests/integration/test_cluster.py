@@ -167,12 +167,18 @@ class TestAnyProcessReachesAnyStation:
                 assert sorted(s["id"] for s in only["items"]) == ids
                 status, page = await http(node, "GET", "/api/v1/stations")
                 assert status == 200
-                listed = {s["id"]: (s["connected"], s["ocpp_version"]) for s in page["items"]}
-                assert listed == {
-                    "SPREAD-0": (True, "1.6"),
-                    "SPREAD-1": (True, "2.0.1"),
-                    "SPREAD-2": (True, "1.6"),
+                listed = {
+                    s["id"]: (s["connected"], s["ocpp_version"], s["node_id"])
+                    for s in page["items"]
                 }
+                assert listed == {
+                    "SPREAD-0": (True, "1.6", "csms-a"),
+                    "SPREAD-1": (True, "2.0.1", "csms-b"),
+                    "SPREAD-2": (True, "1.6", "csms-c"),
+                }
+            for node, name in zip(cluster.nodes, NODES, strict=True):
+                _, text = node.get("/metrics")
+                assert f'csms_node_info{{node_id="{name}"}} 1.0'.encode() in text
         finally:
             for cp in stations:
                 await cp.close()

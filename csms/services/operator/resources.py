@@ -94,6 +94,10 @@ class StationResource(Resource):
     id: str
     ocpp_version: str | None = Field(description="the protocol it speaks (or spoke last)")
     connected: bool
+    node_id: str | None = Field(
+        default=None,
+        description="the CSMS process (CSMS_NODE_ID) holding its connection; null when offline",
+    )
     security_profile: int
     boot_status: str = Field(description="what its next BootNotification is answered")
     has_password: bool
@@ -109,12 +113,18 @@ class StationResource(Resource):
 
     @staticmethod
     def fields_of(
-        s: Station, *, ocpp_version: str | None, connected: bool, connectors: list[ConnectorStatus]
+        s: Station,
+        *,
+        ocpp_version: str | None,
+        connected: bool,
+        connectors: list[ConnectorStatus],
+        node_id: str | None = None,
     ) -> dict[str, Any]:
         return {
             "id": s.id,
             "ocpp_version": ocpp_version,
             "connected": connected,
+            "node_id": node_id,
             "security_profile": s.security_profile,
             "boot_status": s.boot_status,
             "has_password": s.password_hash is not None,
