@@ -206,7 +206,7 @@ async def start(settings: Settings) -> Running:
         stations.add_connect_listener(passwords.on_connect)
         stations.add_connect_listener(commands.on_connect)
         api = Api(storage, services, link, commands, passwords)
-        connections.on_lease_lapsed = stations.reconnect_all
+        connections.on_lease_lapsed = stations.reconnect_lost
         # Before the listeners: close what an earlier life of this node left open,
         # and link to the other processes before a station can arrive.
         await connections.start()

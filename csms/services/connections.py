@@ -78,9 +78,10 @@ class ConnectionService:
         # When the lease was last renewed, and since when without a failure.
         self._renewed_at: datetime | None = None
         self._held_since: datetime | None = None
-        # Called when a renewal finds the lease had run out (the composition
-        # root closes this process's stations so that they reconnect).
-        self.on_lease_lapsed: Callable[[], Awaitable[None]] | None = None
+        # Called when a renewal finds the lease had run out, with the
+        # connections still recorded open (the composition root closes this
+        # process's other stations so that they reconnect).
+        self.on_lease_lapsed: Callable[[set[tuple[str, int]]], Awaitable[None]] | None = None
 
     def alive_since(self) -> datetime:
         """A lease renewed at or after this time is current."""
@@ -178,11 +179,7 @@ class ConnectionService:
 
     async def _renew(self) -> None:
         now = self.clock()
-        try:
-            await self.store.renew_node(self.node_id, self._started_at, now)
-        except StorageError:
-            self._held_since = None
-            raise
+        await self.store.renew_node(self.node_id, self._started_at, now)
         last, self._renewed_at = self._renewed_at, now
         lapsed = last is not None and now - last > self.lease
         if self._held_since is None or lapsed:
@@ -190,10 +187,18 @@ class ConnectionService:
         if lapsed:
             assert last is not None
             # The others may have taken our connections for dead and closed their
-            # records: the stations reconnect and get records (and events) anew.
-            log.warning("lease_lapsed", seconds=round((now - last).total_seconds(), 1))
+            # records (or, after an outage they shared, not): the stations whose
+            # record is gone reconnect and get one (and its events) anew.
+            still_open = {
+                (p.station_id, p.epoch) for p in await self.store.connections_of(self.node_id)
+            }
+            log.warning(
+                "lease_lapsed",
+                seconds=round((now - last).total_seconds(), 1),
+                records=len(still_open),
+            )
             if self.on_lease_lapsed is not None:
-                await self.on_lease_lapsed()
+                await self.on_lease_lapsed(still_open)
 
     async def _record_waiting(self) -> None:
         while self._unrecorded:

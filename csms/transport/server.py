@@ -370,12 +370,15 @@ class StationServer:
             link.ws.transport.abort()
         return True
 
-    async def reconnect_all(self) -> None:
-        """Close every station here with 1012 (service restart): this process's
-        cluster lease ran out, so the others may have closed their records;
-        reconnecting, they are recorded (and reported) anew."""
+    async def reconnect_lost(self, still_open: set[tuple[str, int]]) -> None:
+        """Close with 1012 (service restart) the stations here whose connection
+        record is gone (this process's lease ran out and another process took
+        them for dead): reconnecting, they are recorded (and reported) anew.
+        The others keep their connection."""
         for link in list(self._links.values()):
-            self._spawn(link.ws.close(CloseCode.SERVICE_RESTART, LEASE_LOST_REASON))
+            p = link.presence
+            if p is not None and (p.station_id, p.epoch) not in still_open:
+                self._spawn(link.ws.close(CloseCode.SERVICE_RESTART, LEASE_LOST_REASON))
 
     def add_connect_listener(self, listener: ConnectListener) -> None:
         """Run ``listener(LinkOpened)`` on a tracked task each time a station's

@@ -184,29 +184,31 @@ class TestLeaseLapses:
         await a.connections.stop()
         await b.connections.stop()
 
-    async def test_a_node_whose_lease_lapsed_has_its_stations_reconnect(
+    async def test_a_node_whose_lease_lapsed_reconnects_the_stations_it_lost(
         self, any_storage: Storage
     ) -> None:
-        """A renewal that finds its own lease run out asks for the stations to
-        be closed (the composition root closes them with 1012), once."""
+        """A renewal that finds its own lease run out says so once, with the
+        records still open (the composition root closes the others with 1012)."""
         clock = FakeClock()
         a = node(any_storage, clock, "A")
-        lapses = 0
+        lapses: list[set[tuple[str, int]]] = []
 
-        async def reconnect_all() -> None:
-            nonlocal lapses
-            lapses += 1
+        async def reconnect_lost(still_open: set[tuple[str, int]]) -> None:
+            lapses.append(still_open)
 
-        a.connections.on_lease_lapsed = reconnect_all
+        a.connections.on_lease_lapsed = reconnect_lost
         await a.connections.start()
+        await any_storage.register_station("CP-1", at=clock())
+        kept, _ = await a.connections.opened("CP-1", "1.6", None)
         clock.advance(5)
         await a.connections.sweep()
-        assert lapses == 0
+        assert lapses == []
         clock.advance(16)
         await a.connections.sweep()
         clock.advance(5)
         await a.connections.sweep()
-        assert lapses == 1
+        # Nobody closed its record meanwhile: nothing to reconnect.
+        assert lapses == [{("CP-1", kept.epoch)}]
         await a.connections.stop()
 
     async def test_a_connection_closed_late_by_another_is_not_reported_twice(

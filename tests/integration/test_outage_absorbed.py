@@ -129,3 +129,22 @@ class TestOutageAbsorbed:
             assert refused.value.code == "InternalError"
             assert 4 <= waited < 30
             await asyncio.to_thread(private_pg.start)
+
+    async def test_an_outage_longer_than_the_lease_keeps_the_stations_connected(
+        self, start_csms: StartCsms, private_pg: PrivatePostgres
+    ) -> None:
+        """Stopped 12 s (longer than the 5 s lease renewals can miss without a
+        lapse, shorter than the 15 s wait): the lease lapses, but nobody took
+        the connection for dead, so the station keeps it and its CALL is answered."""
+        DATABASE.recovered()
+        running = await start_csms(database_outage_wait=15)
+        async with SimStation(ws_url(running), "STAYS", call_timeout=30) as cp:
+            await cp.boot()
+            await asyncio.to_thread(private_pg.stop)
+            pending = asyncio.create_task(cp.call("StatusNotification", status("Charging")))
+            await asyncio.sleep(12)
+            await asyncio.to_thread(private_pg.start)
+            await pending
+            await asyncio.sleep(6)  # a lease round after the database came back
+            assert cp.connected
+            await cp.heartbeat()

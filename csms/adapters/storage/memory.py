@@ -470,6 +470,10 @@ class MemoryStorage:
                 found[p.station_id] = p
         return found
 
+    async def connections_of(self, node_id: str) -> list[Presence]:
+        self._check_open("list this process's connections")
+        return [p for p in self._tables.connections.values() if p.node_id == node_id]
+
     async def stale_connections(
         self, alive_since: datetime, node_id: str | None = None
     ) -> list[Presence]:

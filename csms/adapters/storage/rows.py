@@ -456,6 +456,7 @@ BEGIN_CONNECTION = """WITH e AS (SELECT nextval('connection_epochs') AS epoch)
 SELECT e.epoch, c.station_id, c.node_id, c.epoch, c.ocpp_version, c.opened_at
 FROM e LEFT JOIN connections c ON c.station_id = $1 ORDER BY c.epoch"""
 OPEN_CONNECTIONS = f"{SELECT_PRESENCE} WHERE c.station_id = $1 ORDER BY c.epoch"
+NODE_CONNECTIONS = f"{SELECT_PRESENCE} WHERE c.node_id = $1"
 CONNECTION_CLOSED = "DELETE FROM connections WHERE station_id = $1 AND epoch = $2"
 # The newest connection of each station held by a live node comes last.
 FIND_PRESENCE = f"""{SELECT_PRESENCE} JOIN nodes n ON n.node_id = c.node_id

@@ -166,6 +166,11 @@ class SqlStorage(ABC):
         )
         return {p.station_id: p for p in found}  # by epoch: the newest stays
 
+    async def connections_of(self, node_id: str) -> list[Presence]:
+        return await self._all(
+            "list this process's connections", rows.NODE_CONNECTIONS, (node_id,), rows.presence
+        )
+
     async def stale_connections(
         self, alive_since: datetime, node_id: str | None = None
     ) -> list[Presence]:

@@ -52,6 +52,10 @@ class PresenceStore(Protocol):
         (or that has no node row), and every open connection of ``node_id``."""
         ...
 
+    async def connections_of(self, node_id: str) -> list[Presence]:
+        """Every connection recorded open on ``node_id``."""
+        ...
+
     async def forget_nodes(self, seen_before: datetime) -> None:
         """Drop the rows of nodes not renewed since ``seen_before`` that hold
         no connection any more."""
