@@ -73,6 +73,8 @@ class Station:
     previous_password_hash: str | None = None
     # What its BootNotification is answered: Accepted, Pending or Rejected.
     boot_status: str = "Accepted"
+    # The heartbeat interval it accepted through the CSMS; None: CSMS_HEARTBEAT_INTERVAL.
+    heartbeat_interval: int | None = None
 
 
 @record

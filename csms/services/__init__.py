@@ -54,7 +54,6 @@ class Services:
             heartbeat_interval=heartbeat_interval,
             accept_unknown=accept_unknown_stations,
             interop=interop,
-            state=storage,
         )
         return cls(
             stations=stations,

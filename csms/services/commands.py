@@ -36,6 +36,7 @@ from csms.core.ports import (
     CommandRecorded,
     ConfigurationChanged,
     DeviceModelValuesSet,
+    HeartbeatIntervalSet,
     LocalListVersionSet,
     ReservationChanged,
     StationStateStore,
@@ -156,9 +157,23 @@ class Effects:
     reservation_cancelled: int | None = None
     charging_profile: ChargingProfile | None = None
     profiles_cleared: ChargingProfileCriteria | None = None
+    heartbeat_interval: int | None = None
 
 
 NO_EFFECTS = Effects()
+
+# A heartbeat interval a station accepted is believed up to a week.
+MAX_HEARTBEAT_INTERVAL = 7 * 24 * 3600
+
+
+def heartbeat_seconds(value: str | None) -> int | None:
+    """A configuration value as a heartbeat interval: whole seconds, 1 s to a
+    week; None for anything else (it is then not kept)."""
+    try:
+        seconds = int(value or "")
+    except ValueError:
+        return None
+    return seconds if 0 < seconds <= MAX_HEARTBEAT_INTERVAL else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,4 +323,6 @@ class CommandService:
             ops.append(ChargingProfileSet(replace(effects.charging_profile, updated_at=now)))
         if effects.profiles_cleared is not None:
             ops.append(ChargingProfilesCleared(station_id, effects.profiles_cleared))
+        if effects.heartbeat_interval is not None:
+            ops.append(HeartbeatIntervalSet(station_id, effects.heartbeat_interval))
         return ops

@@ -22,7 +22,6 @@ from csms.core.ports import (
     StationBooted,
     StationNotified,
     StationSeen,
-    StationStateStore,
     StationStore,
     UnitOfWork,
     WriteOp,
@@ -37,9 +36,6 @@ from csms.services.replies import Reply
 SEEN_WRITE_INTERVAL = timedelta(seconds=60)
 STRICT = InteropProfiles()
 
-
-# A station's own heartbeat interval is believed up to a week.
-MAX_HEARTBEAT_INTERVAL = 7 * 24 * 3600
 
 # Seconds a Pending or Rejected station waits before it boots again (+/- 20 %).
 BOOT_RETRY_INTERVAL = 60
@@ -115,10 +111,8 @@ class StationService:
         heartbeat_interval: int,
         accept_unknown: bool,
         interop: InteropProfiles = STRICT,
-        state: StationStateStore | None = None,
     ) -> None:
         self._stations = stations
-        self._state = state
         self._writes = writes
         self._clock = clock
         self._interval = heartbeat_interval
@@ -279,7 +273,8 @@ class StationService:
         station = await self._stations.find_station(station_id)
         status = station.boot_status if station is not None else "Accepted"
         if status == "Accepted":
-            own = await self._own_heartbeat_interval(station_id, ocpp_version)
+            # The interval it accepted through the CSMS, if any: the boot answer must not undo it.
+            own = station.heartbeat_interval if station is not None else None
             decision = BootDecision(status, own or self._interval, now)
         else:
             retry = round(BOOT_RETRY_INTERVAL * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
@@ -312,34 +307,6 @@ class StationService:
         ]
         await self._writes.commit(unit)
         return decision
-
-    async def _own_heartbeat_interval(self, station_id: str, ocpp_version: str) -> int | None:
-        """The interval the station was configured with (a ChangeConfiguration or
-        SetVariables it accepted, or what it reported), so that the boot answer
-        does not undo it; None to use CSMS_HEARTBEAT_INTERVAL."""
-        if self._state is None:
-            return None
-        if ocpp_version == "1.6":
-            keys = await self._state.list_configuration(station_id)
-            value = next((k.value for k in keys if k.key.lower() == "heartbeatinterval"), None)
-        else:
-            entries = await self._state.list_device_model(station_id)
-            value = next(
-                (
-                    e.value
-                    for e in entries
-                    if e.component == "OCPPCommCtrlr"
-                    and e.variable == "HeartbeatInterval"
-                    and e.attribute_type == "Actual"
-                    and e.evse_id is None
-                ),
-                None,
-            )
-        try:
-            seconds = int(value or "")
-        except ValueError:
-            return None
-        return seconds if 0 < seconds <= MAX_HEARTBEAT_INTERVAL else None
 
     async def heartbeat(self, station_id: str, ocpp_version: str) -> datetime:
         now = self._clock()

@@ -16,7 +16,7 @@ from csms.core.domain import (
     Reservation,
 )
 from csms.core.errors import InvalidRequestError
-from csms.services.commands import MASK, NO_EFFECTS, Effects, NeutralCommand
+from csms.services.commands import MASK, NO_EFFECTS, Effects, NeutralCommand, heartbeat_seconds
 from protocols.command_set import CommandSet, Payload, integer, masked_items
 from protocols.common import parse_time
 from protocols.ocpp16.convert import evse_of
@@ -101,7 +101,12 @@ def effects(station_id: str, action: str, request: Payload, response: Payload) -
             return Effects(configuration=keys)
         case "ChangeConfiguration" if status in ACCEPTED and request["key"] != PASSWORD_KEY:
             return Effects(
-                configuration=(ConfigurationKey(request["key"], request["value"], None),)
+                configuration=(ConfigurationKey(request["key"], request["value"], None),),
+                heartbeat_interval=(
+                    heartbeat_seconds(request["value"])
+                    if request["key"].lower() == "heartbeatinterval"
+                    else None
+                ),
             )
         case "GetLocalListVersion":
             return Effects(local_list_version=integer(response.get("listVersion")))

@@ -8,7 +8,7 @@ from typing import Any
 
 from csms.core.domain import ChargingProfile, ChargingProfileCriteria, DeviceModelEntry, Reservation
 from csms.core.errors import InvalidRequestError
-from csms.services.commands import MASK, NO_EFFECTS, Effects, NeutralCommand
+from csms.services.commands import MASK, NO_EFFECTS, Effects, NeutralCommand, heartbeat_seconds
 from protocols.command_set import CommandSet, Payload, integer, masked_items
 from protocols.common import parse_time
 
@@ -116,7 +116,17 @@ def effects(station_id: str, action: str, request: Payload, response: Payload) -
                 and not _is_password(result)
                 and _identity(result) in asked
             )
-            return Effects(device_model=entries)
+            interval = next(
+                (
+                    heartbeat_seconds(entry.value)
+                    for entry in entries
+                    if entry.component == "OCPPCommCtrlr"
+                    and entry.variable == "HeartbeatInterval"
+                    and entry.attribute_type == "Actual"
+                ),
+                None,
+            )
+            return Effects(device_model=entries, heartbeat_interval=interval)
         case "GetLocalListVersion":
             return Effects(local_list_version=integer(response.get("versionNumber")))
         case "SendLocalList" if status == "Accepted":

@@ -486,6 +486,11 @@ class TestHeartbeatIntervalKept:
         async with SimStation(ws_url(running), "HB-16") as cp:
             first = await cp.boot()
             assert first["interval"] == 300
+            # A factory value it reports is not the CSMS's setting: still 300.
+            cp.configuration["HeartbeatInterval"] = "86400"
+            status, _ = await api.post("/api/v1/stations/HB-16/ocpp/GetConfiguration", {})
+            assert status == 200
+            assert (await cp.boot())["interval"] == 300
             status, _ = await api.post(
                 "/api/v1/stations/HB-16/ocpp/ChangeConfiguration",
                 {"key": "HeartbeatInterval", "value": "120"},

@@ -43,6 +43,7 @@ from csms.core.ports import (
     DeviceModelReported,
     DeviceModelValuesSet,
     EventAppended,
+    HeartbeatIntervalSet,
     LocalListVersionSet,
     MeterSamplesRecorded,
     ReservationChanged,
@@ -401,6 +402,7 @@ class GroupedOps:
         default_factory=list
     )
     commands: list[CommandRecorded] = field(default_factory=list)
+    heartbeat_intervals: list[HeartbeatIntervalSet] = field(default_factory=list)
     # Once per connection: a close may have to find its row (must_exist).
     connections: list[ConnectionOpened | ConnectionClosed] = field(default_factory=list)
     events: list[EventAppended] = field(default_factory=list)
@@ -454,6 +456,8 @@ def group_ops(units: Iterable[Sequence[WriteOp]]) -> GroupedOps:
                     grouped.charging_profiles.append(op)
                 case CommandRecorded():
                     grouped.commands.append(op)
+                case HeartbeatIntervalSet():
+                    grouped.heartbeat_intervals.append(op)
                 case ConnectionOpened() | ConnectionClosed():
                     grouped.connections.append(op)
                 case EventAppended():

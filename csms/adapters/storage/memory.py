@@ -51,6 +51,7 @@ from csms.core.ports import (
     DeviceModelReported,
     DeviceModelValuesSet,
     EventAppended,
+    HeartbeatIntervalSet,
     LocalListVersionSet,
     MeterSamplesRecorded,
     OutboxBacklog,
@@ -270,6 +271,10 @@ class MemoryStorage:
                 t.charging_profiles = [q for q in t.charging_profiles if not _cleared(q, op)]
             case CommandRecorded():
                 self._record_command(t, op)
+            case HeartbeatIntervalSet():
+                station = t.stations.get(op.station_id)
+                if station is not None:
+                    t.stations[op.station_id] = replace(station, heartbeat_interval=op.seconds)
             case ConnectionOpened():
                 opened = op.presence
                 t.connections[(opened.station_id, opened.epoch)] = opened

@@ -196,7 +196,9 @@ class PostgresStorage(SqlStorage):
         # With answers, the function that records them first (migration 0010).
         apply = _APPLY_ANSWERED_BATCH if ops.answers else _APPLY_BATCH
         with _translate("commit"):
-            ordered = bool(ops.charging_profiles or ops.commands or ops.connections)
+            ordered = bool(
+                ops.charging_profiles or ops.commands or ops.connections or ops.heartbeat_intervals
+            )
             # Without ordered ops the one statement is its own transaction:
             # one round trip per batch.
             async with (
@@ -653,6 +655,8 @@ async def _apply_ordered(
             raise ConflictError(
                 f"command {recorded.command.id} is no longer {expected}: another writer moved it on"
             )
+    for interval in ops.heartbeat_intervals:
+        await conn.execute(rows.HEARTBEAT_INTERVAL_SET, interval.seconds, interval.station_id)
     for link in ops.connections:
         if isinstance(link, ConnectionOpened):
             await conn.execute(rows.CONNECTION_OPENED, *rows.presence_row(link.presence))

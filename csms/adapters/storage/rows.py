@@ -104,7 +104,7 @@ NATIVE = Decoding()
 STATION_COLUMNS = (
     "id, password_hash, security_profile, ocpp_version, vendor, model, serial_number,"
     " firmware_version, boot_info, registered_at, last_boot_at, last_seen_at,"
-    " previous_password_hash, boot_status"
+    " previous_password_hash, boot_status, heartbeat_interval"
 )
 SELECT_STATIONS = f"SELECT {STATION_COLUMNS} FROM stations"  # noqa: S608 - constant SQL text
 ID_TOKEN_COLUMNS = "id_token, status, type, expires_at, group_id, updated_at"  # noqa: S105 - SQL
@@ -151,7 +151,7 @@ def station(r: Columns, d: Decoding) -> Station:
     ts = d.timestamp
     return Station(
         r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], d.json(r[8]),
-        ts(r[9]), ts(r[10]), ts(r[11]), r[12], r[13],
+        ts(r[9]), ts(r[10]), ts(r[11]), r[12], r[13], r[14],
     )  # fmt: skip
 
 
@@ -470,6 +470,7 @@ ON CONFLICT (node_id) DO UPDATE SET started_at = excluded.started_at, seen_at = 
 NODES_FORGOTTEN = """DELETE FROM nodes WHERE seen_at < $1
 AND NOT EXISTS (SELECT 1 FROM connections c WHERE c.node_id = nodes.node_id)"""
 
+HEARTBEAT_INTERVAL_SET = "UPDATE stations SET heartbeat_interval = $1 WHERE id = $2"
 FIND_LOCAL_LIST_VERSION = "SELECT local_list_version FROM stations WHERE id = $1"
 FIND_ID_TOKEN = f"{SELECT_ID_TOKENS} WHERE id_token = $1"
 LIST_ID_TOKENS = f"{SELECT_ID_TOKENS} ORDER BY id_token"

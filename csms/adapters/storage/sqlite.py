@@ -559,6 +559,8 @@ def _apply_ordered(conn: sqlite3.Connection, ops: GroupedOps, now: datetime) -> 
             raise ConflictError(
                 f"command {recorded.command.id} is no longer {expected}: another writer moved it on"
             )
+    for interval in ops.heartbeat_intervals:
+        conn.execute(_sql(rows.HEARTBEAT_INTERVAL_SET), (interval.seconds, interval.station_id))
     for link in ops.connections:
         if isinstance(link, ConnectionOpened):
             conn.execute(_sql(rows.CONNECTION_OPENED), rows.presence_row(link.presence))

@@ -179,6 +179,14 @@ class ChargingProfilesCleared:
 
 
 @record
+class HeartbeatIntervalSet:
+    """The station accepted this heartbeat interval through the CSMS."""
+
+    station_id: str
+    seconds: int
+
+
+@record
 class CommandRecorded:
     """Insert a command (``expected_status`` None) or update it, only if it is
     still in ``expected_status``; otherwise the unit fails with ConflictError,
@@ -231,6 +239,7 @@ WriteOp = (
     | ChargingProfileSet
     | ChargingProfilesCleared
     | CommandRecorded
+    | HeartbeatIntervalSet
     | EventAppended
     | CallAnswered
 )
