@@ -171,10 +171,13 @@ class ConnectionService:
         held its lease for a whole lease: after an outage of the database every
         node's lease looks run out until each has renewed, and none may take
         the others' live connections for dead."""
-        held = self._held_since
-        if held is None or self.clock() - held < self.lease:
+        held, now = self._held_since, self.clock()
+        renewed = self._renewed_at
+        if held is None or now - held < self.lease:
             return
-        await self._close_stale(alive_since=self.alive_since())
+        if renewed is None or now - renewed >= self.lease:
+            return  # our own lease is as stale as the others': we are the one cut off
+        await self._close_stale(alive_since=self.alive_since(), others_only=True)
         await self.store.forget_nodes(self.clock() - FORGET_AFTER)
 
     async def _renew(self) -> None:
@@ -201,17 +204,21 @@ class ConnectionService:
                 await self.on_lease_lapsed(still_open)
 
     async def _record_waiting(self) -> None:
+        """Record the closes the database refused, many at once (after a long
+        outage there may be thousands: one by one would delay the renewal)."""
         while self._unrecorded:
-            waiting = self._unrecorded[0]
-            try:
-                await self.stations.disconnected(
-                    waiting.presence, waiting.code, waiting.reason, at=waiting.at
-                )
-            except ConflictError:
-                pass  # closed late by another process meanwhile: its event stands
-            else:
-                log.info("disconnect_recorded", station_id=waiting.presence.station_id)
-            self._unrecorded.pop(0)
+            chunk = self._unrecorded[:STALE_CLOSE_CHUNK]
+            await asyncio.gather(*map(self._record_one, chunk))
+            del self._unrecorded[: len(chunk)]
+
+    async def _record_one(self, waiting: _Unrecorded) -> None:
+        try:
+            await self.stations.disconnected(
+                waiting.presence, waiting.code, waiting.reason, at=waiting.at
+            )
+        except ConflictError:
+            return  # closed late by another process meanwhile: its event stands
+        log.info("disconnect_recorded", station_id=waiting.presence.station_id)
 
     async def close_abandoned(self, presence: Presence) -> bool:
         """Close, with a late event, a connection whose process is known to be
@@ -222,11 +229,16 @@ class ConnectionService:
             return False
         return True
 
-    async def _close_stale(self, *, alive_since: datetime, node_id: str | None = None) -> None:
+    async def _close_stale(
+        self, *, alive_since: datetime, node_id: str | None = None, others_only: bool = False
+    ) -> None:
         """Close, with their event, the connections of nodes that stopped: many
         at once, so that the group commit batches them (a stopped node may
-        have held tens of thousands)."""
+        have held tens of thousands). ``others_only``: never this node's own
+        (alive, whatever its lease row says)."""
         stale = await self.store.stale_connections(alive_since, node_id)
+        if others_only:
+            stale = [p for p in stale if p.node_id != self.node_id]
         closed = 0
         for start in range(0, len(stale), STALE_CLOSE_CHUNK):
             chunk = stale[start : start + STALE_CLOSE_CHUNK]

@@ -64,6 +64,9 @@ R = TypeVar("R")
 Unit = Sequence[WriteOp]
 
 CONNECT_TIMEOUT_S = 10.0
+# No statement of ours takes seconds; one that does has lost its server.
+COMMAND_TIMEOUT_S = 10.0
+MIGRATION_TIMEOUT_S = 3600.0
 PING_TIMEOUT_S = 2.0
 LOOKUP_TIMEOUT_S = 5.0
 # Group-commit batches in flight at once, each on its own pooled connection, so
@@ -132,6 +135,9 @@ class PostgresStorage(SqlStorage):
                 init=_init_connection,
                 reset=_keep_session,
                 timeout=CONNECT_TIMEOUT_S,
+                # A primary that stops answering without resetting the connection
+                # (a failover) must fail the statement, so that it is waited out.
+                command_timeout=COMMAND_TIMEOUT_S,
             )
         except ValueError as exc:  # asyncpg.ClientConfigurationError among them
             raise ConfigurationError(
@@ -164,7 +170,7 @@ class PostgresStorage(SqlStorage):
                 for migration in load_migrations("postgresql"):
                     if migration.version in done:
                         continue
-                    await conn.execute(migration.sql)
+                    await conn.execute(migration.sql, timeout=MIGRATION_TIMEOUT_S)
                     await conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                         migration.version,
@@ -236,8 +242,10 @@ class PostgresStorage(SqlStorage):
         return {row[0]: rows.station(row, NATIVE) for row in found}
 
     async def _register_station(self, station_id: str, params: Row) -> Station:
-        with _translate(f"register station {station_id!r}"):
-            row = await self._guarded.fetchrow(_REGISTER_STATION, *params)
+        # The upsert is safe to repeat: it waits out an outage like a read.
+        row = await self._patiently(
+            f"register station {station_id!r}", lambda c: c.fetchrow(_REGISTER_STATION, *params)
+        )
         assert row is not None  # an upsert always returns its row
         return rows.station(row, NATIVE)
 
@@ -262,7 +270,7 @@ class PostgresStorage(SqlStorage):
 
     async def delete_station(self, station_id: str) -> bool:
         with _translate(f"delete station {station_id!r}"):
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with self._pool.acquire() as conn, _dropped_if_broken(conn), conn.transaction():
                 for table in rows.STATION_STATE_TABLES:
                     sql = f"DELETE FROM {table} WHERE station_id = $1"  # noqa: S608 - fixed names
                     await conn.execute(sql, station_id)
@@ -283,8 +291,11 @@ class PostgresStorage(SqlStorage):
     # --- charging state (its reads are SqlStorage's) --------------------------
 
     async def begin_connection(self, station_id: str) -> tuple[int, list[Presence]]:
-        with _translate(f"open a connection of {station_id!r}"):
-            found = await self._guarded.fetch(rows.BEGIN_CONNECTION, station_id)
+        # A sequence number lost to a retry is a gap, never a duplicate: safe to repeat.
+        found = await self._patiently(
+            f"open a connection of {station_id!r}",
+            lambda c: c.fetch(rows.BEGIN_CONNECTION, station_id),
+        )
         others = [rows.presence(row[1:], NATIVE) for row in found if row[1] is not None]
         return int(found[0][0]), others
 
@@ -295,8 +306,10 @@ class PostgresStorage(SqlStorage):
         await self._write("forget stopped nodes", rows.NODES_FORGOTTEN, seen_before)
 
     async def next_transaction_number(self) -> int:
-        with _translate("allocate a 1.6 transaction id"):
-            number = await self._guarded.fetchval("SELECT nextval('ocpp16_transaction_numbers')")
+        number = await self._patiently(
+            "allocate a 1.6 transaction id",
+            lambda c: c.fetchval("SELECT nextval('ocpp16_transaction_numbers')"),
+        )
         return int(number)
 
     # --- outbox ------------------------------------------------------------
@@ -475,6 +488,9 @@ async def _dropped_if_broken(conn: Connection) -> AsyncIterator[None]:
         # "connection is closed": the database went away under it, as above.
         if _closed(conn):
             raise asyncpg.ConnectionDoesNotExistError(str(exc)) from exc
+        # Any other (an operation still in progress on it): it is not pooled again.
+        with contextlib.suppress(asyncpg.InterfaceError):
+            conn.terminate()
         raise
 
 
