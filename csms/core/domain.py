@@ -162,6 +162,12 @@ class Transaction:
     last_meter_wh: float | None = None
     anomalies: tuple[str, ...] = ()
     updated_at: datetime | None = None
+    # What the CSMS last answered for the session's id token (Accepted,
+    # Invalid...); None before any answer, or for a session stored before it
+    # was kept. A reboot closes the open sessions it was not Accepted for.
+    id_token_status: str | None = None
+    # 2.0.1: the remoteStartId of the RequestStartTransaction that led to it.
+    remote_start_id: int | None = None
 
     @property
     def is_active(self) -> bool:

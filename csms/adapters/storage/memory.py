@@ -436,6 +436,19 @@ class MemoryStorage:
             )
         )
 
+    async def list_open_transactions(
+        self, station_id: str, evse_id: int | None = None
+    ) -> list[Transaction]:
+        self._check_open("list open transactions")
+        found = [
+            (n, tx)
+            for n, tx in self._tables.transactions.values()
+            if tx.station_id == station_id
+            and tx.ended_at is None
+            and (evse_id is None or tx.evse_id == evse_id)
+        ]
+        return [tx for _, tx in sorted(found, key=lambda pair: pair[0])]
+
     def _newest(self, matches: Callable[[Transaction], bool]) -> Transaction | None:
         self._check_open("find transaction")
         found = [(n, tx) for n, tx in self._tables.transactions.values() if matches(tx)]

@@ -117,7 +117,8 @@ SELECT_CONNECTORS = (
 SELECT_TRANSACTIONS = (
     "SELECT station_id, transaction_id, evse_id, connector_id, id_token, meter_start_wh,"
     " started_at, ocpp_version, meter_stop_wh, energy_wh, ended_at, stop_reason,"
-    " charging_state, seq_no, last_meter_wh, anomalies, updated_at FROM transactions"
+    " charging_state, seq_no, last_meter_wh, anomalies, updated_at, id_token_status,"
+    " remote_start_id FROM transactions"
 )
 SELECT_DEVICE_MODEL = (
     "SELECT component, component_instance, evse_id, connector_id, variable, variable_instance,"
@@ -192,6 +193,8 @@ def transaction(r: Columns, d: Decoding) -> Transaction:
         last_meter_wh=r[14],
         anomalies=tuple(d.json(r[15])),
         updated_at=ts(r[16]),
+        id_token_status=r[17],
+        remote_start_id=r[18],
     )
 
 
@@ -301,7 +304,7 @@ def transaction_rows(
             t.station_id, t.transaction_id, t.evse_id, t.connector_id, t.id_token,
             t.meter_start_wh, t.meter_stop_wh, t.energy_wh, t.started_at, t.ended_at,
             t.stop_reason, t.charging_state, t.seq_no, t.last_meter_wh, t.anomalies,
-            t.ocpp_version, t.updated_at or now,
+            t.ocpp_version, t.updated_at or now, t.id_token_status, t.remote_start_id,
         )
         for t in (op.transaction for op in ops)
     ]  # fmt: skip
@@ -486,6 +489,13 @@ FIND_OPEN_TRANSACTION_LIKE = (
     f"{SELECT_TRANSACTIONS}"
     " WHERE station_id = $1 AND evse_id = $2 AND ended_at IS NULL"
     " AND id_token = $3 AND started_at = $4 ORDER BY id DESC LIMIT 1"
+)
+# Both read through the partial index transactions_active.
+LIST_OPEN_TRANSACTIONS = (
+    f"{SELECT_TRANSACTIONS} WHERE station_id = $1 AND ended_at IS NULL ORDER BY id"
+)
+LIST_OPEN_TRANSACTIONS_ON_EVSE = (
+    f"{SELECT_TRANSACTIONS} WHERE station_id = $1 AND evse_id = $2 AND ended_at IS NULL ORDER BY id"
 )
 COUNT_ACTIVE_TRANSACTIONS = "SELECT count(*) FROM transactions WHERE ended_at IS NULL"
 LIST_METER_READINGS = (

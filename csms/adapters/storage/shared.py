@@ -233,6 +233,17 @@ class SqlStorage(ABC):
             "find transaction", rows.FIND_OPEN_TRANSACTION_LIKE, params, rows.transaction
         )
 
+    async def list_open_transactions(
+        self, station_id: str, evse_id: int | None = None
+    ) -> list[Transaction]:
+        params: list[Any] = [station_id]
+        if evse_id is None:
+            sql = rows.LIST_OPEN_TRANSACTIONS
+        else:
+            sql = rows.LIST_OPEN_TRANSACTIONS_ON_EVSE
+            params.append(evse_id)
+        return await self._all("list open transactions", sql, params, rows.transaction)
+
     async def list_transactions(self, where: TransactionFilter) -> list[Transaction]:
         sql, params = rows.transactions_query(where)
         return await self._all("list transactions", sql, params, rows.transaction)

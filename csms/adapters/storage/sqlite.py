@@ -680,8 +680,8 @@ _TRANSACTION_STARTED = """
 INSERT INTO transactions (station_id, transaction_id, evse_id, connector_id, id_token,
                           meter_start_wh, meter_stop_wh, energy_wh, started_at, ended_at,
                           stop_reason, charging_state, seq_no, last_meter_wh, anomalies,
-                          ocpp_version, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                          ocpp_version, updated_at, id_token_status, remote_start_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 # An upsert: a change of a transaction the store lacks still lands.
@@ -696,7 +696,8 @@ ON CONFLICT (station_id, transaction_id) DO UPDATE SET
     stop_reason = excluded.stop_reason, charging_state = excluded.charging_state,
     seq_no = excluded.seq_no, last_meter_wh = excluded.last_meter_wh,
     anomalies = excluded.anomalies, ocpp_version = excluded.ocpp_version,
-    updated_at = excluded.updated_at
+    updated_at = excluded.updated_at, id_token_status = excluded.id_token_status,
+    remote_start_id = excluded.remote_start_id
 """
 )
 

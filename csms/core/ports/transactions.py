@@ -38,6 +38,13 @@ class TransactionStore(Protocol):
         """A transaction already started with these facts (a resent StartTransaction)."""
         ...
 
+    async def list_open_transactions(
+        self, station_id: str, evse_id: int | None = None
+    ) -> list[Transaction]:
+        """The station's transactions not ended, on one EVSE when given, oldest
+        first (an indexed read: the active transactions per connector)."""
+        ...
+
     async def next_transaction_number(self) -> int:
         """A fresh, never reused 1.6 transaction id (a positive int32)."""
         ...
