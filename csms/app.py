@@ -163,6 +163,7 @@ async def start(settings: Settings) -> Running:
             storage,
             heartbeat_interval=settings.heartbeat_interval,
             accept_unknown_stations=settings.unknown_stations == "accept",
+            abandon_after=timedelta(seconds=settings.abandon_after),
             interop=tolerances,
             node_id=settings.node,
             # SQLite is one process: what is open at its start was left by a crash.

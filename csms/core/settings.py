@@ -59,6 +59,9 @@ class Settings:
     max_frame_bytes: int = 65536
     outbox_retention_hours: float = 72.0
     database_outage_wait: float = 15.0
+    # Seconds after a reboot or a connector's Available before a silent session
+    # is closed as abandoned (docs/billing.md).
+    abandon_after: float = 900.0
     # SIGTERM to exit: stations closed in waves, then the flushes (app.ShutdownPlan).
     shutdown_seconds: float = 10.0
     tls_cert: str = ""
@@ -128,6 +131,8 @@ class Settings:
             )
         if self.call_timeout <= 0:
             raise ConfigurationError("CSMS_CALL_TIMEOUT must be a positive number of seconds")
+        if not (math.isfinite(self.abandon_after) and self.abandon_after > 0):
+            raise ConfigurationError("CSMS_ABANDON_AFTER must be a positive number of seconds")
         if not (math.isfinite(self.shutdown_seconds) and self.shutdown_seconds > 0):
             raise ConfigurationError(
                 f"CSMS_SHUTDOWN_SECONDS={self.shutdown_seconds!r}: must be a positive number"

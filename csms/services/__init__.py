@@ -4,7 +4,7 @@ driver, a protocol library or a socket."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from csms.core.interop import InteropProfiles, Tolerance
 from csms.core.ports import Clock, Storage
@@ -13,7 +13,7 @@ from csms.services.commands import CommandService
 from csms.services.connections import ConnectionService
 from csms.services.replies import CallInHand
 from csms.services.stations import STRICT, StationService
-from csms.services.transactions import TransactionService
+from csms.services.transactions import ABANDON_AFTER, TransactionService
 
 
 def utc_now() -> datetime:
@@ -42,6 +42,7 @@ class Services:
         interop: InteropProfiles = STRICT,
         node_id: str = "csms",
         single_process: bool = False,
+        abandon_after: timedelta = ABANDON_AFTER,
     ) -> Services:
         """``node_id`` names this process in the cluster; ``single_process``
         (SQLite) makes every connection left open at start stale."""
@@ -58,7 +59,15 @@ class Services:
         return cls(
             stations=stations,
             authorization=authorization,
-            transactions=TransactionService(storage, storage, clock, authorization, storage),
+            transactions=TransactionService(
+                storage,
+                storage,
+                clock,
+                authorization,
+                storage,
+                storage,
+                abandon_after=abandon_after,
+            ),
             commands=CommandService(storage, storage, clock),
             connections=ConnectionService(
                 storage, stations, clock, node_id, single_process=single_process

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -12,6 +12,7 @@ import structlog
 from csms.core import catalog
 from csms.core.domain import (
     AuthorizationStatus,
+    ConnectorStatus,
     IdTokenInfo,
     MeterSample,
     Transaction,
@@ -22,6 +23,7 @@ from csms.core.ports import (
     CallAnswerStore,
     Clock,
     MeterSamplesRecorded,
+    StationStateStore,
     TransactionChanged,
     TransactionEventRecorded,
     TransactionStarted,
@@ -40,6 +42,30 @@ log = structlog.get_logger("csms.transactions")
 
 DEFAULT_STOP_REASON = "Local"
 MAX_KNOWN_TRANSACTIONS = 200_000
+
+
+class Abandoned:
+    """Why the CSMS closed a session the station never stopped (docs/billing.md)."""
+
+    SUPERSEDED = "abandoned_superseded"  # a new session started on its EVSE
+    AFTER_REBOOT = "abandoned_after_reboot"  # a boot, and its token was not Accepted
+    AVAILABLE = "abandoned_available"  # its connector Available for ABANDON_AFTER
+
+
+# A stop (1.6 StopTransaction, 2.0.1 Ended) that came for a session already
+# closed as abandoned: answered, flagged on the session, never billed again.
+STOPPED_AFTER_ABANDONED = "stopped_after_abandoned"
+ABANDONED = (Abandoned.SUPERSEDED, Abandoned.AFTER_REBOOT, Abandoned.AVAILABLE)
+# How long after a reboot, or a connector reporting Available, a session with
+# no message is taken for over: long enough for a station that comes back
+# online to send its queued stop first (CSMS_ABANDON_AFTER).
+ABANDON_AFTER = timedelta(minutes=15)
+# What the stop reason of a closed session says, in both protocols' words.
+_ABANDON_REASONS = {
+    Abandoned.SUPERSEDED: "Other",
+    Abandoned.AFTER_REBOOT: "Reboot",
+    Abandoned.AVAILABLE: "Other",
+}
 
 
 @record
@@ -126,6 +152,16 @@ class _Known:
     registers: list[tuple[datetime, float]]
 
 
+@dataclass(slots=True)
+class _Watch:
+    """A piece of evidence that sessions may be over, waiting ABANDON_AFTER."""
+
+    since: datetime  # when it happened (an Available report: the station's time)
+    reported_at: datetime  # the CSMS's clock: the bound is counted on it
+    # Sessions that sent a message since: not over.
+    spoke: set[str] = field(default_factory=set)
+
+
 class TransactionService:
     """Sessions: reads a ``TransactionStore``, writes through a ``UnitOfWork``;
     id tokens are checked by the ``AuthorizationService``. A repeat it tells
@@ -141,9 +177,17 @@ class TransactionService:
         clock: Clock,
         authorization: AuthorizationService,
         answers: CallAnswerStore,
+        state: StationStateStore,
+        *,
+        abandon_after: timedelta = ABANDON_AFTER,
     ) -> None:
         self._transactions = transactions
         self._answers = answers
+        self._state = state
+        self._abandon_after = abandon_after
+        # Watches per station: its last boot; per EVSE, its connector Available.
+        self._rebooted: dict[str, _Watch] = {}
+        self._available: dict[str, dict[int, _Watch]] = {}
         self._writes = writes
         self._clock = clock
         self._authorization = authorization
@@ -169,9 +213,17 @@ class TransactionService:
         info = None
         if req.id_token is not None:
             info = await self._authorization.authorize(req.id_token, unknown=unknown)
+        # The open sessions on its EVSE (indexed): a resent start is one of
+        # them; any other is over, since an EVSE has one session at a time.
+        open_here = await self._open_on(req.station_id, req.evse_id)
         if req.transaction_id is None:
-            existing = await self._transactions.find_open_transaction_like(
-                req.station_id, req.evse_id, req.id_token or "", req.started_at
+            existing = next(
+                (
+                    tx
+                    for tx in reversed(open_here)
+                    if tx.id_token == req.id_token and tx.started_at == req.started_at
+                ),
+                None,
             )
             transaction_id = None if existing else str(await self._new_number(req.station_id))
         else:
@@ -191,13 +243,152 @@ class TransactionService:
             started_at=req.started_at,
             ocpp_version=req.ocpp_version,
             updated_at=self._clock(),
+            id_token_status=None if info is None else info.status.value,
         )
         outcome = StartOutcome(tx, info, created=True)
-        unit: list[WriteOp] = [TransactionStarted(tx), self._started_event(tx)]
+        closed = [
+            await self._abandon(old, Abandoned.SUPERSEDED, req.started_at) for old in open_here
+        ]
+        unit: list[WriteOp] = [op for ops, _ in closed for op in ops]
+        unit += [TransactionStarted(tx), self._started_event(tx)]
         if reply is not None:
             unit.append(reply.answered(outcome))
         await self._writes.commit(unit)
+        self._abandoned([old for _, old in closed])
+        self._session_spoke(tx.station_id, tx.transaction_id)
         return outcome
+
+    async def _open_on(self, station_id: str, evse_id: int) -> list[Transaction]:
+        """The open sessions on one EVSE of a station (none known on EVSE 0)."""
+        if evse_id <= 0:
+            return []
+        return await self._transactions.list_open_transactions(station_id, evse_id)
+
+    # --- sessions that never end ---------------------------------------------
+    # The evidence that a session is over without its stop: a new session on
+    # its EVSE (start, transaction_event), a reboot, its connector Available.
+    # The last two wait ABANDON_AFTER for the station's own stop first; their
+    # watches live in memory and are settled on the station's own messages
+    # (Heartbeat, StatusNotification), so a close never races its stop, and
+    # the hot path reads nothing: the open sessions are read when a bound passed.
+
+    def station_booted(self, station_id: str) -> None:
+        """A reboot ends every session; the station sends the stops it kept after
+        its BootNotification. The sessions open now whose id token the CSMS did
+        not accept are closed ``abandoned_after_reboot`` if ABANDON_AFTER passes
+        with no message of theirs (docs/billing.md)."""
+        self._rebooted[station_id] = _Watch(self._clock(), self._clock())
+
+    async def connector_reported(self, status: ConnectorStatus) -> None:
+        """A connector's status: Available starts the watch of its EVSE's open
+        sessions, any other ends it; then the station's watches are settled."""
+        watches = self._available.get(status.station_id)
+        if status.status == "Available" and status.evse_id > 0:
+            if watches is None:
+                watches = self._available[status.station_id] = {}
+            if status.evse_id not in watches:
+                watches[status.evse_id] = _Watch(status.updated_at, self._clock())
+        elif watches is not None:
+            watches.pop(status.evse_id, None)
+            if not watches:
+                del self._available[status.station_id]
+        await self.settle_watches(status.station_id)
+
+    async def settle_watches(self, station_id: str) -> None:
+        """Close the sessions whose watch ran ABANDON_AFTER with no message of
+        theirs. Memory only unless a bound passed: called at every Heartbeat."""
+        now = self._clock()
+        closing: list[tuple[list[WriteOp], Transaction]] = []
+        rebooted = self._rebooted.get(station_id)
+        if rebooted is not None and now - rebooted.reported_at >= self._abandon_after:
+            del self._rebooted[station_id]
+            for tx in await self._transactions.list_open_transactions(station_id):
+                refused = tx.id_token_status not in (None, AuthorizationStatus.ACCEPTED.value)
+                if refused and await self._silent_since(tx, rebooted):
+                    closing.append(await self._abandon(tx, Abandoned.AFTER_REBOOT, rebooted.since))
+        watches = self._available.get(station_id, {})
+        for evse_id, watch in list(watches.items()):
+            if now - watch.reported_at < self._abandon_after:
+                continue
+            del watches[evse_id]
+            open_here = await self._open_on(station_id, evse_id)
+            if not open_here or not await self._still_available(station_id, evse_id):
+                continue
+            for tx in open_here:
+                if tx.started_at <= watch.since and await self._silent_since(tx, watch):
+                    closing.append(await self._abandon(tx, Abandoned.AVAILABLE, watch.since))
+        if not watches:
+            self._available.pop(station_id, None)
+        if closing:
+            await self._close(closing)
+
+    async def _still_available(self, station_id: str, evse_id: int) -> bool:
+        """Is the EVSE's connector still Available as stored (another process
+        may have served the station meanwhile)?"""
+        statuses = [
+            c for c in await self._state.list_connectors(station_id) if c.evse_id == evse_id
+        ]
+        return bool(statuses) and all(c.status == "Available" for c in statuses)
+
+    async def _silent_since(self, tx: Transaction, watch: _Watch) -> bool:
+        """No message of the session since the watch began: none through this
+        process, and no meter values stamped after it (through any)."""
+        if tx.transaction_id in watch.spoke:
+            return False
+        samples = await self._transactions.list_meter_samples(tx.station_id, tx.transaction_id)
+        return all(s.timestamp <= watch.since for s in samples)
+
+    def _session_spoke(self, station_id: str, transaction_id: str) -> None:
+        """A message of the session: the watches over its station do not close it."""
+        rebooted = self._rebooted.get(station_id)
+        if rebooted is not None:
+            rebooted.spoke.add(transaction_id)
+        for watch in self._available.get(station_id, {}).values():
+            watch.spoke.add(transaction_id)
+
+    async def _close(self, closed: list[tuple[list[WriteOp], Transaction]]) -> None:
+        await self._writes.commit([op for ops, _ in closed for op in ops])
+        self._abandoned([tx for _, tx in closed])
+
+    async def _abandon(
+        self, tx: Transaction, reason: str, at: datetime
+    ) -> tuple[list[WriteOp], Transaction]:
+        """The ops closing a session the station never stopped, and the session
+        closed: settled on its own readings as any stop without a meter stop
+        (the last reading, ``meter_stop_missing``; none: ``no_meter_readings``),
+        reported ended once."""
+        stored = await self._transactions.list_meter_samples(tx.station_id, tx.transaction_id)
+        registers = [(s.timestamp, s.value) for s in stored if s.is_energy_register()]
+        ended_at = max(at, tx.started_at)
+        settled = settle_energy((tx.started_at, tx.meter_start_wh), (ended_at, None), registers)
+        closed = replace(
+            tx,
+            meter_stop_wh=None,
+            energy_wh=settled.energy_wh,
+            ended_at=ended_at,
+            stop_reason=_ABANDON_REASONS[reason],
+            anomalies=(*tx.anomalies, reason, *settled.anomalies),
+            updated_at=self._clock(),
+        )
+        ops: list[WriteOp] = [TransactionChanged(closed), self._ended_event(closed)]
+        return ops, closed
+
+    def _abandoned(self, closed: list[Transaction]) -> None:
+        """After the commit: count and log each closed session, update the cache."""
+        for tx in closed:
+            reason = next(a for a in tx.anomalies if a in ABANDONED)
+            label = reason.removeprefix("abandoned_")
+            metrics.TRANSACTIONS_ABANDONED.labels(tx.ocpp_version, label).inc()
+            log.info(
+                "transaction_abandoned",
+                station_id=tx.station_id,
+                transaction_id=tx.transaction_id,
+                reason=reason,
+                energy_wh=tx.energy_wh,
+            )
+            known = self._known.get((tx.station_id, tx.transaction_id))
+            if known is not None:
+                known.transaction = tx
 
     async def _new_number(self, station_id: str) -> int:
         # A number a station used for a session we never assigned (an orphan
@@ -216,6 +407,8 @@ class TransactionService:
         samples: tuple[MeterSample, ...],
         reply: Reply[None] | None = None,
     ) -> None:
+        if transaction_id is not None:
+            self._session_spoke(station_id, transaction_id)
         unit = self._meter_ops(station_id, ocpp_version, transaction_id, evse_id, samples)
         if reply is not None:
             unit.append(reply.answered(None))
@@ -250,6 +443,8 @@ class TransactionService:
             info = await self._authorization.authorize(req.id_token)
         tx = await self._transactions.find_transaction(req.station_id, req.transaction_id)
         if tx is not None and tx.ended_at is not None:
+            if _stop_after_abandon(tx):
+                return await self._stopped_after_abandon(tx, req, info, reply)
             await self._answer_repeat(reply)
             return StopOutcome(tx, info, already_ended=True)
         unit: list[WriteOp] = []
@@ -305,6 +500,35 @@ class TransactionService:
             _orphan_stopped(ended, billable)
         return outcome
 
+    async def _stopped_after_abandon(
+        self,
+        tx: Transaction,
+        req: StopRequest,
+        info: IdTokenInfo | None,
+        reply: Reply[StopOutcome] | None,
+    ) -> StopOutcome:
+        """The station's stop of a session the CSMS closed as abandoned: answered
+        as any stop, its readings kept, the session flagged; it was reported
+        ended once already, so no second transaction.ended."""
+        flagged = replace(
+            tx,
+            anomalies=(*tx.anomalies, STOPPED_AFTER_ABANDONED),
+            updated_at=self._clock(),
+        )
+        unit: list[WriteOp] = [TransactionChanged(flagged)]
+        if req.samples:
+            unit.extend(
+                self._meter_ops(
+                    req.station_id, req.ocpp_version, tx.transaction_id, tx.evse_id, req.samples
+                )
+            )
+        outcome = StopOutcome(flagged, info, already_ended=True)
+        if reply is not None:
+            unit.append(reply.answered(outcome))
+        await self._writes.commit(unit)
+        _late_stop(flagged, req.meter_stop_wh)
+        return outcome
+
     async def transaction_event(
         self,
         req: TransactionEventRequest,
@@ -332,24 +556,9 @@ class TransactionService:
         registers = [(s.timestamp, s.value) for s in req.samples if s.is_energy_register()]
         # An Ended as the first event seen of a transaction: its start was never seen.
         orphan = known is None and req.event_type == TransactionEventType.ENDED
+        closed: list[tuple[list[WriteOp], Transaction]] = []
         if known is None:
-            first = min(registers, default=None)
-            tx = Transaction(
-                station_id=req.station_id,
-                transaction_id=req.transaction_id,
-                evse_id=req.evse_id or 0,
-                connector_id=req.connector_id or (1 if req.evse_id else 0),
-                id_token=req.id_token,
-                meter_start_wh=first[1] if first else None,
-                started_at=req.timestamp,
-                ocpp_version=req.ocpp_version,
-                anomalies=("unknown_transaction",) if orphan else (),
-                updated_at=now,
-            )
-            known = _Known(tx, set(), [])
-            unit.append(TransactionStarted(tx))
-            if not orphan:
-                unit.append(self._started_event(tx))
+            known, closed = await self._first_seen(req, registers, orphan, unit)
         tx = known.transaction
         if req.samples:
             unit.extend(
@@ -375,29 +584,11 @@ class TransactionService:
             meter_start_wh=readings[0][1] if readings else tx.meter_start_wh,
             last_meter_wh=readings[-1][1] if readings else tx.last_meter_wh,
             updated_at=now,
+            id_token_status=tx.id_token_status if info is None else info.status.value,
         )
-        billable = True
-        if req.event_type == TransactionEventType.ENDED and tx.ended_at is None:
-            tx = self._settle(tx, req, known.seq_nos | {req.seq_no}, readings)
-            unit.append(TransactionChanged(tx))
-            billable = not orphan or _billable_orphan(tx)
-            if orphan and billable:
-                unit.append(self._started_event(tx))
-            if billable:
-                unit.append(self._ended_event(tx))
-        else:
-            unit.append(TransactionChanged(tx))
-            if req.event_type == TransactionEventType.UPDATED:
-                unit.append(
-                    report(
-                        self._clock,
-                        EventType.TRANSACTION_UPDATED,
-                        tx.station_id,
-                        tx.ocpp_version,
-                        req.timestamp,
-                        catalog.transaction_updated(tx, req.trigger_reason),
-                    )
-                )
+        self._session_spoke(tx.station_id, tx.transaction_id)
+        late_stop = req.event_type == TransactionEventType.ENDED and _stop_after_abandon(tx)
+        tx, billable = await self._applied(tx, req, known, orphan, late_stop, unit)
         unit.append(
             TransactionEventRecorded(
                 req.station_id,
@@ -420,9 +611,82 @@ class TransactionService:
             raise
         if orphan:
             _orphan_stopped(tx, billable)
+        if late_stop:
+            _late_stop(tx, tx.last_meter_wh)
+        self._abandoned([old for _, old in closed])
         known.transaction = tx
         known.seq_nos.add(req.seq_no)
         return outcome
+
+    async def _applied(
+        self,
+        tx: Transaction,
+        req: TransactionEventRequest,
+        known: _Known,
+        orphan: bool,
+        late_stop: bool,
+        unit: list[WriteOp],
+    ) -> tuple[Transaction, bool]:
+        """The session after the event (its ops appended to ``unit``), and
+        whether it is billable: an Ended settles it and reports it ended once."""
+        if req.event_type == TransactionEventType.ENDED and tx.ended_at is None:
+            tx = self._settle(tx, req, known.seq_nos | {req.seq_no}, known.registers)
+            unit.append(TransactionChanged(tx))
+            billable = not orphan or _billable_orphan(tx)
+            if orphan and billable:
+                unit.append(self._started_event(tx))
+            if billable:
+                unit.append(self._ended_event(tx))
+            return tx, billable
+        if late_stop:
+            tx = replace(tx, anomalies=(*tx.anomalies, STOPPED_AFTER_ABANDONED))
+        unit.append(TransactionChanged(tx))
+        if req.event_type == TransactionEventType.UPDATED:
+            unit.append(
+                report(
+                    self._clock,
+                    EventType.TRANSACTION_UPDATED,
+                    tx.station_id,
+                    tx.ocpp_version,
+                    req.timestamp,
+                    catalog.transaction_updated(tx, req.trigger_reason),
+                )
+            )
+        return tx, True
+
+    async def _first_seen(
+        self,
+        req: TransactionEventRequest,
+        registers: list[tuple[datetime, float]],
+        orphan: bool,
+        unit: list[WriteOp],
+    ) -> tuple[_Known, list[tuple[list[WriteOp], Transaction]]]:
+        """Book a transaction from its first event seen (ops appended to ``unit``);
+        a new session on an EVSE ends any other open there (the closed ones returned)."""
+        closed = [
+            await self._abandon(old, Abandoned.SUPERSEDED, req.timestamp)
+            for old in await self._open_on(req.station_id, req.evse_id or 0)
+            if old.transaction_id != req.transaction_id
+        ]
+        for ops, _ in closed:
+            unit.extend(ops)
+        first = min(registers, default=None)
+        tx = Transaction(
+            station_id=req.station_id,
+            transaction_id=req.transaction_id,
+            evse_id=req.evse_id or 0,
+            connector_id=req.connector_id or (1 if req.evse_id else 0),
+            id_token=req.id_token,
+            meter_start_wh=first[1] if first else None,
+            started_at=req.timestamp,
+            ocpp_version=req.ocpp_version,
+            anomalies=("unknown_transaction",) if orphan else (),
+            updated_at=self._clock(),
+        )
+        unit.append(TransactionStarted(tx))
+        if not orphan:
+            unit.append(self._started_event(tx))
+        return _Known(tx, set(), []), closed
 
     async def _answer_repeat(self, reply: Reply[Any] | None) -> None:
         """Raise AlreadyAnsweredError with the stored answer to the CALL in hand, if any.
@@ -512,4 +776,25 @@ def _orphan_stopped(ended: Transaction, billable: bool) -> None:
         transaction_id=ended.transaction_id,
         outcome=outcome,
         energy_wh=ended.energy_wh,
+    )
+
+
+def _stop_after_abandon(tx: Transaction) -> bool:
+    """Is a stop of ``tx`` the first to come after the CSMS closed it as abandoned?"""
+    return (
+        tx.ended_at is not None
+        and any(a in ABANDONED for a in tx.anomalies)
+        and STOPPED_AFTER_ABANDONED not in tx.anomalies
+    )
+
+
+def _late_stop(tx: Transaction, meter_stop_wh: float | None) -> None:
+    # The station's own figure, for an operator who reconciles the bill by hand.
+    log.info(
+        "abandoned_transaction_stopped",
+        station_id=tx.station_id,
+        transaction_id=tx.transaction_id,
+        energy_wh=tx.energy_wh,
+        meter_start_wh=tx.meter_start_wh,
+        station_meter_stop_wh=meter_stop_wh,
     )

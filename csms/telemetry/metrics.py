@@ -68,6 +68,13 @@ UNKNOWN_TRANSACTION_STOPS = Counter(
     ["ocpp_version", "outcome"],
     registry=REGISTRY,
 )
+TRANSACTIONS_ABANDONED = Counter(
+    "csms_transactions_abandoned_total",
+    "Sessions the CSMS closed without their stop because the evidence said they were over,"
+    " by reason: superseded, after_reboot, available (docs/billing.md).",
+    ["ocpp_version", "reason"],
+    registry=REGISTRY,
+)
 TRANSACTIONS_ACTIVE = Gauge(
     "csms_transactions_active",
     "Charging sessions started and not ended, across the database (read at each scrape).",

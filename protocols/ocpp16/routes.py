@@ -18,6 +18,7 @@ async def boot_notification(ctx: StationContext, req: dict[str, Any]) -> dict[st
     # No durable answer: it carries the current time, and firmware that counts
     # message ids from 1 again sends the same boot under the same id after
     # every reboot (docs/adr/0012-durable-answers.md).
+    ctx.services.transactions.station_booted(ctx.station_id)
     decision = await ctx.services.stations.booted(
         ctx.station_id, ctx.ocpp_version, convert.boot_info(req)
     )
@@ -29,6 +30,7 @@ async def boot_notification(ctx: StationContext, req: dict[str, Any]) -> dict[st
 
 
 async def heartbeat(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    await ctx.services.transactions.settle_watches(ctx.station_id)
     now = await ctx.services.stations.heartbeat(ctx.station_id, ctx.ocpp_version)
     return {"currentTime": format_time(now)}
 
@@ -36,6 +38,7 @@ async def heartbeat(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
 async def status_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
     status = convert.connector_status(ctx.station_id, req, ctx.services.clock())
     occurred = status.updated_at if "timestamp" in req else None
+    await ctx.services.transactions.connector_reported(status)
     await ctx.services.stations.status_changed(
         status, ctx.ocpp_version, occurred, reply(ctx, empty)
     )

@@ -19,6 +19,7 @@ async def boot_notification(ctx: StationContext, req: dict[str, Any]) -> dict[st
     # No durable answer: it carries the current time, and firmware that counts
     # message ids from 1 again sends the same boot under the same id after
     # every reboot (docs/adr/0012-durable-answers.md).
+    ctx.services.transactions.station_booted(ctx.station_id)
     decision = await ctx.services.stations.booted(
         ctx.station_id, ctx.ocpp_version, convert.boot_info(req)
     )
@@ -30,12 +31,14 @@ async def boot_notification(ctx: StationContext, req: dict[str, Any]) -> dict[st
 
 
 async def heartbeat(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
+    await ctx.services.transactions.settle_watches(ctx.station_id)
     now = await ctx.services.stations.heartbeat(ctx.station_id, ctx.ocpp_version)
     return {"currentTime": format_time(now)}
 
 
 async def status_notification(ctx: StationContext, req: dict[str, Any]) -> dict[str, Any]:
     status = convert.connector_status(ctx.station_id, req)
+    await ctx.services.transactions.connector_reported(status)
     await ctx.services.stations.status_changed(
         status, ctx.ocpp_version, status.updated_at, reply(ctx, empty)
     )

@@ -8,10 +8,16 @@ from datetime import datetime, timedelta
 import pytest
 
 from csms.adapters.storage.memory import MemoryStorage
-from csms.core.domain import AuthorizationStatus, IdToken, MeterSample
+from csms.core.domain import (
+    AuthorizationStatus,
+    ConnectorStatus,
+    IdToken,
+    MeterSample,
+)
 from csms.core.events import EventType
 from csms.services import Services
 from csms.services.transactions import (
+    ABANDON_AFTER,
     StartRequest,
     StopRequest,
     TransactionEventRequest,
@@ -186,4 +192,120 @@ class TestTransactionEvents:
             event_201(TransactionEventType.STARTED, 0, register(0, 0))
         )
         assert again.duplicate
+        assert await storage.count_active_transactions() == 1
+
+
+def available(minutes: float, evse_id: int = 1) -> ConnectorStatus:
+    return ConnectorStatus(
+        "CP-1", evse_id, 1, "Available", "NoError", None, None, None, at(minutes)
+    )
+
+
+async def ended_ids(storage: MemoryStorage) -> list[str]:
+    rows = await storage.outbox_pending(100)
+    return [
+        r.event.data["transaction_id"] for r in rows if r.event.type == EventType.TRANSACTION_ENDED
+    ]
+
+
+class TestAbandonedSessions:
+    async def test_a_new_start_on_the_evse_closes_the_open_session(
+        self, services: Services, storage: MemoryStorage
+    ) -> None:
+        """The open session is ended abandoned_superseded, settled on its readings."""
+        first = (await services.transactions.start(start_16())).transaction
+        await services.transactions.record_meter_values(
+            "CP-1", "1.6", first.transaction_id, 1, (register(1600, 10),)
+        )
+        second = StartRequest("CP-1", "1.6", 1, 1, "TAG-2", 1600.0, at(20))
+        await services.transactions.start(second)
+        closed = await storage.find_transaction("CP-1", first.transaction_id)
+        assert closed is not None
+        assert (closed.ended_at, closed.energy_wh, closed.stop_reason) == (at(20), 600.0, "Other")
+        assert closed.anomalies == ("abandoned_superseded", "meter_stop_missing")
+        assert await ended_ids(storage) == [first.transaction_id]
+        assert await storage.count_active_transactions() == 1
+
+    async def test_a_late_stop_of_a_closed_session_is_flagged_not_billed(
+        self, services: Services, storage: MemoryStorage
+    ) -> None:
+        """Its stop is answered as a stop, flagged stopped_after_abandoned once, no second end."""
+        first = (await services.transactions.start(start_16())).transaction
+        await services.transactions.start(StartRequest("CP-1", "1.6", 1, 1, "T", 0.0, at(5)))
+        late = await services.transactions.stop(stop_16(first.transaction_id))
+        again = await services.transactions.stop(stop_16(first.transaction_id))
+        assert late.already_ended
+        assert again.already_ended
+        stored = await storage.find_transaction("CP-1", first.transaction_id)
+        assert stored is not None
+        assert stored.anomalies.count("stopped_after_abandoned") == 1
+        assert stored.energy_wh == 0.0
+        assert await ended_ids(storage) == [first.transaction_id]
+
+    async def test_a_reboot_closes_refused_sessions_after_the_bound(
+        self, services: Services, storage: MemoryStorage, clock: FakeClock
+    ) -> None:
+        """Only a session whose token was not Accepted, and only once the bound passed."""
+        await storage.put_id_token(IdToken("GOOD", AuthorizationStatus.ACCEPTED))
+        refused = (await services.transactions.start(start_16(token="BAD"))).transaction
+        accepted = StartRequest("CP-1", "1.6", 2, 1, "GOOD", 0.0, at(0))
+        kept = (await services.transactions.start(accepted)).transaction
+        services.transactions.station_booted("CP-1")
+        clock.advance(ABANDON_AFTER.total_seconds() - 1)
+        await services.transactions.settle_watches("CP-1")
+        assert await storage.count_active_transactions() == 2
+        clock.advance(1)
+        await services.transactions.settle_watches("CP-1")
+        closed = await storage.find_transaction("CP-1", refused.transaction_id)
+        assert closed is not None
+        assert "abandoned_after_reboot" in closed.anomalies
+        assert closed.ended_at == clock.now - ABANDON_AFTER
+        open_ = await storage.find_transaction("CP-1", kept.transaction_id)
+        assert open_ is not None
+        assert open_.is_active
+
+    async def test_a_session_heard_from_after_the_reboot_is_kept(
+        self, services: Services, storage: MemoryStorage, clock: FakeClock
+    ) -> None:
+        """Meter values of a refused session after the boot: it is alive, not closed."""
+        refused = (await services.transactions.start(start_16(token="BAD"))).transaction
+        services.transactions.station_booted("CP-1")
+        await services.transactions.record_meter_values(
+            "CP-1", "1.6", refused.transaction_id, 1, (register(1200, 1),)
+        )
+        clock.advance(ABANDON_AFTER.total_seconds())
+        await services.transactions.settle_watches("CP-1")
+        assert await storage.count_active_transactions() == 1
+
+    async def test_a_connector_available_for_the_bound_closes_its_session(
+        self, services: Services, storage: MemoryStorage, clock: FakeClock
+    ) -> None:
+        """Ended abandoned_available, at the time the connector became Available."""
+        tx = (await services.transactions.start(start_16())).transaction
+        await services.transactions.connector_reported(available(30))
+        clock.advance(ABANDON_AFTER.total_seconds())
+        await services.transactions.settle_watches("CP-1")
+        # The connector state is the stored one (StationService wrote it in the same CALL).
+        assert await storage.count_active_transactions() == 1
+        await services.stations.status_changed(available(30), "1.6", None)
+        await services.transactions.connector_reported(available(30))
+        clock.advance(ABANDON_AFTER.total_seconds())
+        await services.transactions.settle_watches("CP-1")
+        closed = await storage.find_transaction("CP-1", tx.transaction_id)
+        assert closed is not None
+        assert closed.ended_at == at(30)
+        assert closed.anomalies == ("abandoned_available", "no_meter_readings")
+
+    async def test_meter_values_after_available_keep_the_session(
+        self, services: Services, storage: MemoryStorage, clock: FakeClock
+    ) -> None:
+        """A session that sends meter values after its connector said Available is live."""
+        tx = (await services.transactions.start(start_16())).transaction
+        await services.stations.status_changed(available(30), "1.6", None)
+        await services.transactions.connector_reported(available(30))
+        await services.transactions.record_meter_values(
+            "CP-1", "1.6", tx.transaction_id, 1, (register(1500, 31),)
+        )
+        clock.advance(ABANDON_AFTER.total_seconds())
+        await services.transactions.settle_watches("CP-1")
         assert await storage.count_active_transactions() == 1
