@@ -12,6 +12,8 @@ import structlog
 from csms.core import catalog
 from csms.core.domain import (
     AuthorizationStatus,
+    ChargingProfile,
+    ChargingProfileCriteria,
     ConnectorStatus,
     IdTokenInfo,
     MeterSample,
@@ -21,6 +23,7 @@ from csms.core.errors import AlreadyAnsweredError
 from csms.core.events import EventType
 from csms.core.ports import (
     CallAnswerStore,
+    ChargingProfilesCleared,
     Clock,
     MeterSamplesRecorded,
     StationStateStore,
@@ -66,6 +69,7 @@ _ABANDON_REASONS = {
     Abandoned.AFTER_REBOOT: "Reboot",
     Abandoned.AVAILABLE: "Other",
 }
+TX_PROFILE = "TxProfile"
 
 
 @record
@@ -356,7 +360,7 @@ class TransactionService:
         """The ops closing a session the station never stopped, and the session
         closed: settled on its own readings as any stop without a meter stop
         (the last reading, ``meter_stop_missing``; none: ``no_meter_readings``),
-        reported ended once."""
+        reported ended once, its TxProfiles gone."""
         stored = await self._transactions.list_meter_samples(tx.station_id, tx.transaction_id)
         registers = [(s.timestamp, s.value) for s in stored if s.is_energy_register()]
         ended_at = max(at, tx.started_at)
@@ -371,6 +375,7 @@ class TransactionService:
             updated_at=self._clock(),
         )
         ops: list[WriteOp] = [TransactionChanged(closed), self._ended_event(closed)]
+        ops += await self._tx_profile_ops(closed)
         return ops, closed
 
     def _abandoned(self, closed: list[Transaction]) -> None:
@@ -389,6 +394,21 @@ class TransactionService:
             known = self._known.get((tx.station_id, tx.transaction_id))
             if known is not None:
                 known.transaction = tx
+
+    async def _tx_profile_ops(self, tx: Transaction) -> list[WriteOp]:
+        """A TxProfile expires with its session (both specs): the ones the CSMS
+        holds for it leave its view of the station. One read per session end."""
+        profiles = await self._state.list_charging_profiles(tx.station_id)
+        return [
+            ChargingProfilesCleared(
+                tx.station_id,
+                ChargingProfileCriteria(
+                    profile_id=p.profile_id, evse_id=p.evse_id, purpose=TX_PROFILE
+                ),
+            )
+            for p in profiles
+            if _expires_with(p, tx)
+        ]
 
     async def _new_number(self, station_id: str) -> int:
         # A number a station used for a session we never assigned (an orphan
@@ -492,6 +512,7 @@ class TransactionService:
         billable = tx_is_known or _billable_orphan(ended)
         if billable:
             unit.append(self._ended_event(ended))
+        unit += await self._tx_profile_ops(ended)
         outcome = StopOutcome(ended, info, already_ended=False)
         if reply is not None:
             unit.append(reply.answered(outcome))
@@ -637,6 +658,7 @@ class TransactionService:
                 unit.append(self._started_event(tx))
             if billable:
                 unit.append(self._ended_event(tx))
+            unit += await self._tx_profile_ops(tx)
             return tx, billable
         if late_stop:
             tx = replace(tx, anomalies=(*tx.anomalies, STOPPED_AFTER_ABANDONED))
@@ -798,3 +820,13 @@ def _late_stop(tx: Transaction, meter_stop_wh: float | None) -> None:
         meter_start_wh=tx.meter_start_wh,
         station_meter_stop_wh=meter_stop_wh,
     )
+
+
+def _expires_with(profile: ChargingProfile, tx: Transaction) -> bool:
+    """A TxProfile naming the session, or one for its EVSE naming none."""
+    if profile.purpose != TX_PROFILE:
+        return False
+    named = profile.profile.get("transactionId")
+    if named is not None:
+        return str(named) == tx.transaction_id
+    return tx.evse_id > 0 and profile.evse_id == tx.evse_id

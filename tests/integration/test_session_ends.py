@@ -1,5 +1,5 @@
 """Sessions that end without their stop (issue 21): closed on the evidence, reported
-ended once."""
+ended once; TxProfiles expire with their session."""
 
 from __future__ import annotations
 
@@ -176,3 +176,47 @@ class TestAbandonedSessions:
         assert flagged is not None
         assert "stopped_after_abandoned" in flagged.anomalies
         assert await running.storage.count_active_transactions() == 1
+
+
+def tx_profile(profile_id: int, purpose: str, transaction_id: int | None) -> dict[str, Any]:
+    profile: dict[str, Any] = {
+        "chargingProfileId": profile_id,
+        "stackLevel": 0,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": "Absolute" if purpose == "TxProfile" else "Recurring",
+        "chargingSchedule": {
+            "chargingRateUnit": "A",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}],
+        },
+    }
+    if purpose != "TxProfile":
+        profile["recurrencyKind"] = "Daily"
+    if transaction_id is not None:
+        profile["transactionId"] = transaction_id
+    return profile
+
+
+class TestTxProfiles:
+    async def test_a_tx_profile_leaves_the_station_view_when_its_session_ends(
+        self, running: Running, api: aiohttp.ClientSession
+    ) -> None:
+        """SetChargingProfile of a TxProfile for a session, accepted: gone from the
+        station's charging_profiles at the StopTransaction; a TxDefaultProfile stays."""
+        async with SimStation(ws_url(running), "TXP-1") as cp:
+            await cp.boot()
+            tx_id = await cp.start(1, "NOBODY", 0)
+            for profile in (
+                tx_profile(7, "TxProfile", tx_id),
+                tx_profile(8, "TxDefaultProfile", None),
+            ):
+                await api_post(
+                    running,
+                    api,
+                    "/api/v1/stations/TXP-1/ocpp/SetChargingProfile",
+                    {"connectorId": 1, "csChargingProfiles": profile},
+                )
+            detail = await api_get(running, api, "/api/v1/stations/TXP-1")
+            assert sorted(p["profile_id"] for p in detail["charging_profiles"]) == [7, 8]
+            await cp.stop(tx_id, 500)
+            detail = await api_get(running, api, "/api/v1/stations/TXP-1")
+            assert [p["profile_id"] for p in detail["charging_profiles"]] == [8]

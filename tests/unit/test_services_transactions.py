@@ -10,11 +10,13 @@ import pytest
 from csms.adapters.storage.memory import MemoryStorage
 from csms.core.domain import (
     AuthorizationStatus,
+    ChargingProfile,
     ConnectorStatus,
     IdToken,
     MeterSample,
 )
 from csms.core.events import EventType
+from csms.core.ports import ChargingProfileSet
 from csms.services import Services
 from csms.services.transactions import (
     ABANDON_AFTER,
@@ -309,3 +311,31 @@ class TestAbandonedSessions:
         clock.advance(ABANDON_AFTER.total_seconds())
         await services.transactions.settle_watches("CP-1")
         assert await storage.count_active_transactions() == 1
+
+
+def profile(
+    profile_id: int, evse_id: int, purpose: str, transaction_id: str | None
+) -> ChargingProfile:
+    body: dict[str, object] = {"id": profile_id, "chargingProfilePurpose": purpose}
+    if transaction_id is not None:
+        body["transactionId"] = transaction_id
+    return ChargingProfile("CP-2", evse_id, profile_id, 0, purpose, body)
+
+
+class TestTxProfiles:
+    async def test_the_tx_profile_of_a_session_expires_with_it(
+        self, services: Services, storage: MemoryStorage
+    ) -> None:
+        """At the Ended, the session's TxProfile goes; another session's and defaults stay."""
+        await storage.commit(
+            [
+                ChargingProfileSet(profile(1, 1, "TxProfile", "TX-9")),
+                ChargingProfileSet(profile(2, 2, "TxProfile", "TX-OTHER")),
+                ChargingProfileSet(profile(3, 1, "TxDefaultProfile", None)),
+            ]
+        )
+        tx = services.transactions
+        await tx.transaction_event(event_201(TransactionEventType.STARTED, 0, register(0, 0)))
+        await tx.transaction_event(event_201(TransactionEventType.ENDED, 1, minutes=5))
+        left = await storage.list_charging_profiles("CP-2")
+        assert sorted(p.profile_id for p in left) == [2, 3]
