@@ -68,6 +68,7 @@ def transaction_started(tx: Transaction) -> dict[str, Any]:
         "id_token": tx.id_token,
         "meter_start_wh": tx.meter_start_wh,
         "started_at": iso(tx.started_at),
+        "remote_start_id": tx.remote_start_id,
     }
 
 
@@ -98,6 +99,7 @@ def transaction_ended(tx: Transaction) -> dict[str, Any]:
         "ended_at": iso(tx.ended_at) if tx.ended_at else None,
         "stop_reason": tx.stop_reason,
         "anomalies": list(tx.anomalies),
+        "remote_start_id": tx.remote_start_id,
     }
 
 

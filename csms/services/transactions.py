@@ -135,6 +135,7 @@ class TransactionEventRequest:
     charging_state: str | None = None
     stopped_reason: str | None = None
     samples: tuple[MeterSample, ...] = ()
+    remote_start_id: int | None = None
 
 
 @record
@@ -606,6 +607,9 @@ class TransactionService:
             last_meter_wh=readings[-1][1] if readings else tx.last_meter_wh,
             updated_at=now,
             id_token_status=tx.id_token_status if info is None else info.status.value,
+            remote_start_id=(
+                tx.remote_start_id if tx.remote_start_id is not None else req.remote_start_id
+            ),
         )
         self._session_spoke(tx.station_id, tx.transaction_id)
         late_stop = req.event_type == TransactionEventType.ENDED and _stop_after_abandon(tx)
@@ -704,6 +708,7 @@ class TransactionService:
             ocpp_version=req.ocpp_version,
             anomalies=("unknown_transaction",) if orphan else (),
             updated_at=self._clock(),
+            remote_start_id=req.remote_start_id,
         )
         unit.append(TransactionStarted(tx))
         if not orphan:

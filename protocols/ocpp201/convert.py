@@ -89,6 +89,7 @@ def transaction_event(
         charging_state=info.get("chargingState"),
         stopped_reason=info.get("stoppedReason"),
         samples=meter_samples(payload.get("meterValue", []), "meterValue"),
+        remote_start_id=info.get("remoteStartId"),
     )
 
 

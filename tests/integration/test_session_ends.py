@@ -1,5 +1,5 @@
 """Sessions that end without their stop (issue 21): closed on the evidence, reported
-ended once; TxProfiles expire with their session."""
+ended once; TxProfiles expire with their session; a 2.0.1 remote start is linked."""
 
 from __future__ import annotations
 
@@ -220,3 +220,40 @@ class TestTxProfiles:
             await cp.stop(tx_id, 500)
             detail = await api_get(running, api, "/api/v1/stations/TXP-1")
             assert [p["profile_id"] for p in detail["charging_profiles"]] == [8]
+
+
+class TestRemoteStartLink:
+    async def test_a_2_0_1_transaction_names_the_request_start_that_led_to_it(
+        self, running: Running, api: aiohttp.ClientSession
+    ) -> None:
+        """A start command's remote_start_id, carried back in transactionInfo, is on
+        the transaction resource and in transaction.started / transaction.ended."""
+        async with SimStation(ws_url(running), "RS-1", protocol="ocpp2.0.1") as cp:
+            await cp.boot201()
+            command = await api_post(
+                running,
+                api,
+                "/api/v1/stations/RS-1/commands/start",
+                {"id_token": "APP-1", "evse_id": 1, "remote_start_id": 4242},
+            )
+            assert command["payload"]["remoteStartId"] == 4242
+            for event_type, seq_no, trigger in [
+                ("Started", 0, "RemoteStart"),
+                ("Ended", 1, "StopAuthorized"),
+            ]:
+                await cp.call(
+                    "TransactionEvent",
+                    {
+                        "eventType": event_type,
+                        "timestamp": "2026-12-04T08:00:00Z",
+                        "triggerReason": trigger,
+                        "seqNo": seq_no,
+                        "transactionInfo": {"transactionId": "TX-R", "remoteStartId": 4242},
+                        "evse": {"id": 1, "connectorId": 1},
+                    },
+                )
+        resource = await api_get(running, api, "/api/v1/transactions/TX-R")
+        assert resource["remote_start_id"] == 4242
+        [started] = await events(running, "RS-1", "transaction.started")
+        [ended] = await events(running, "RS-1", "transaction.ended")
+        assert started.data["remote_start_id"] == ended.data["remote_start_id"] == 4242

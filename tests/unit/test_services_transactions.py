@@ -3,6 +3,7 @@ settled from the station's readings, anomalies kept on the stored transaction.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -339,3 +340,27 @@ class TestTxProfiles:
         await tx.transaction_event(event_201(TransactionEventType.ENDED, 1, minutes=5))
         left = await storage.list_charging_profiles("CP-2")
         assert sorted(p.profile_id for p in left) == [2, 3]
+
+
+class TestRemoteStart:
+    async def test_the_remote_start_id_is_kept_and_reported(
+        self, services: Services, storage: MemoryStorage
+    ) -> None:
+        """transactionInfo.remoteStartId is on the stored session and both events."""
+        started = replace(
+            event_201(TransactionEventType.STARTED, 0, register(0, 0)), remote_start_id=77
+        )
+        await services.transactions.transaction_event(started)
+        await services.transactions.transaction_event(
+            event_201(TransactionEventType.ENDED, 1, register(10, 5), minutes=5)
+        )
+        stored = await storage.find_transaction("CP-2", "TX-9")
+        assert stored is not None
+        assert stored.remote_start_id == 77
+        rows = await storage.outbox_pending(100)
+        reported = [
+            r.event.data.get("remote_start_id")
+            for r in rows
+            if r.event.type in (EventType.TRANSACTION_STARTED, EventType.TRANSACTION_ENDED)
+        ]
+        assert reported == [77, 77]

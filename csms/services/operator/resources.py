@@ -308,6 +308,10 @@ class TransactionResource(Resource):
     charging_state: str | None
     seq_no: int | None
     anomalies: list[str]
+    remote_start_id: int | None = Field(
+        description="2.0.1: the remoteStartId of the RequestStartTransaction (a `start`"
+        " command's `remote_start_id`) that led to the session, else null"
+    )
 
     @staticmethod
     def fields_of(t: Transaction) -> dict[str, Any]:
@@ -330,6 +334,7 @@ class TransactionResource(Resource):
             "charging_state": t.charging_state,
             "seq_no": t.seq_no,
             "anomalies": list(t.anomalies),
+            "remote_start_id": t.remote_start_id,
         }
 
     @classmethod
