@@ -167,6 +167,20 @@ class _Watch:
     spoke: set[str] = field(default_factory=set)
 
 
+# The answers that refuse a session: its station stops charging (1.6
+# StopTransactionOnInvalidId, 2.0.1 the same for these). Not Unknown: 2.0.1
+# stores NoAuthorization and tokens the registry does not know as Unknown,
+# and such sessions charge.
+_REFUSED_STATUSES = frozenset(
+    s.value
+    for s in (
+        AuthorizationStatus.INVALID,
+        AuthorizationStatus.BLOCKED,
+        AuthorizationStatus.EXPIRED,
+    )
+)
+
+
 class TransactionService:
     """Sessions: reads a ``TransactionStore``, writes through a ``UnitOfWork``;
     id tokens are checked by the ``AuthorizationService``. A repeat it tells
@@ -202,9 +216,12 @@ class TransactionService:
         self._known: dict[tuple[str, str], _Known] = {}
 
     def forget_station(self, station_id: str) -> None:
-        """Drop cached state of a station (it connected, maybe after another instance)."""
+        """Drop cached state of a station (it connected, maybe after another
+        instance): a watch belongs to one connection's view of it."""
         for key in [k for k in self._known if k[0] == station_id]:
             del self._known[key]
+        self._rebooted.pop(station_id, None)
+        self._available.pop(station_id, None)
 
     async def start(
         self,
@@ -251,8 +268,12 @@ class TransactionService:
             id_token_status=None if info is None else info.status.value,
         )
         outcome = StartOutcome(tx, info, created=True)
+        start_wh = req.meter_start_wh
+        closing = (req.started_at, start_wh) if start_wh is not None else None
         closed = [
-            await self._abandon(old, Abandoned.SUPERSEDED, req.started_at) for old in open_here
+            await self._abandon(old, Abandoned.SUPERSEDED, req.started_at, closing)
+            for old in open_here
+            if old.started_at < req.started_at  # a late start of an older one closes nothing
         ]
         unit: list[WriteOp] = [op for ops, _ in closed for op in ops]
         unit += [TransactionStarted(tx), self._started_event(tx)]
@@ -304,13 +325,20 @@ class TransactionService:
         theirs. Memory only unless a bound passed: called at every Heartbeat."""
         now = self._clock()
         closing: list[tuple[list[WriteOp], Transaction]] = []
+        # One close per session, whichever rules find it (a refused session's
+        # station reboots and reports Available: both watches end together).
+        closed_ids: set[str] = set()
         rebooted = self._rebooted.get(station_id)
         if rebooted is not None and now - rebooted.reported_at >= self._abandon_after:
             del self._rebooted[station_id]
             for tx in await self._transactions.list_open_transactions(station_id):
-                refused = tx.id_token_status not in (None, AuthorizationStatus.ACCEPTED.value)
-                if refused and await self._silent_since(tx, rebooted):
+                if (
+                    tx.id_token_status in _REFUSED_STATUSES
+                    and tx.started_at <= rebooted.since  # a session begun after the boot is live
+                    and await self._silent_since(tx, rebooted)
+                ):
                     closing.append(await self._abandon(tx, Abandoned.AFTER_REBOOT, rebooted.since))
+                    closed_ids.add(tx.transaction_id)
         watches = self._available.get(station_id, {})
         for evse_id, watch in list(watches.items()):
             if now - watch.reported_at < self._abandon_after:
@@ -320,8 +348,16 @@ class TransactionService:
             if not open_here or not await self._still_available(station_id, evse_id):
                 continue
             for tx in open_here:
-                if tx.started_at <= watch.since and await self._silent_since(tx, watch):
+                if (
+                    tx.transaction_id not in closed_ids
+                    # 2.0.1: a transaction may go on unplugged (TxStopPoint without
+                    # EVConnected), so Available is no evidence there.
+                    and tx.ocpp_version == "1.6"
+                    and tx.started_at <= watch.since
+                    and await self._silent_since(tx, watch)
+                ):
                     closing.append(await self._abandon(tx, Abandoned.AVAILABLE, watch.since))
+                    closed_ids.add(tx.transaction_id)
         if not watches:
             self._available.pop(station_id, None)
         if closing:
@@ -356,7 +392,11 @@ class TransactionService:
         self._abandoned([tx for _, tx in closed])
 
     async def _abandon(
-        self, tx: Transaction, reason: str, at: datetime
+        self,
+        tx: Transaction,
+        reason: str,
+        at: datetime,
+        closing_register: tuple[datetime, float] | None = None,
     ) -> tuple[list[WriteOp], Transaction]:
         """The ops closing a session the station never stopped, and the session
         closed: settled on its own readings as any stop without a meter stop
@@ -364,6 +404,9 @@ class TransactionService:
         reported ended once, its TxProfiles gone."""
         stored = await self._transactions.list_meter_samples(tx.station_id, tx.transaction_id)
         registers = [(s.timestamp, s.value) for s in stored if s.is_energy_register()]
+        if closing_register is not None:
+            # The next session's start reads the same register: the last reading of this one.
+            registers.append(closing_register)
         ended_at = max(at, tx.started_at)
         settled = settle_energy((tx.started_at, tx.meter_start_wh), (ended_at, None), registers)
         closed = replace(
@@ -376,7 +419,7 @@ class TransactionService:
             updated_at=self._clock(),
         )
         ops: list[WriteOp] = [TransactionChanged(closed), self._ended_event(closed)]
-        ops += await self._tx_profile_ops(closed)
+        ops += await self._tx_profile_ops(closed, unnamed=False)
         return ops, closed
 
     def _abandoned(self, closed: list[Transaction]) -> None:
@@ -396,9 +439,11 @@ class TransactionService:
             if known is not None:
                 known.transaction = tx
 
-    async def _tx_profile_ops(self, tx: Transaction) -> list[WriteOp]:
+    async def _tx_profile_ops(self, tx: Transaction, *, unnamed: bool = True) -> list[WriteOp]:
         """A TxProfile expires with its session (both specs): the ones the CSMS
-        holds for it leave its view of the station. One read per session end."""
+        holds for it leave its view of the station. One read per session end.
+        ``unnamed`` False: only those naming it (an unnamed one on the EVSE may
+        be the next session's, from its remote start)."""
         profiles = await self._state.list_charging_profiles(tx.station_id)
         return [
             ChargingProfilesCleared(
@@ -408,7 +453,7 @@ class TransactionService:
                 ),
             )
             for p in profiles
-            if _expires_with(p, tx)
+            if _expires_with(p, tx, unnamed=unnamed)
         ]
 
     async def _new_number(self, station_id: str) -> int:
@@ -689,14 +734,20 @@ class TransactionService:
     ) -> tuple[_Known, list[tuple[list[WriteOp], Transaction]]]:
         """Book a transaction from its first event seen (ops appended to ``unit``);
         a new session on an EVSE ends any other open there (the closed ones returned)."""
-        closed = [
-            await self._abandon(old, Abandoned.SUPERSEDED, req.timestamp)
-            for old in await self._open_on(req.station_id, req.evse_id or 0)
-            if old.transaction_id != req.transaction_id
-        ]
+        first = min(registers, default=None)
+        # A new session closes the older ones on its EVSE; an orphan event (an
+        # Ended or Updated of a session never seen started) closes nothing.
+        closed = (
+            []
+            if orphan
+            else [
+                await self._abandon(old, Abandoned.SUPERSEDED, req.timestamp, first)
+                for old in await self._open_on(req.station_id, req.evse_id or 0)
+                if old.transaction_id != req.transaction_id and old.started_at < req.timestamp
+            ]
+        )
         for ops, _ in closed:
             unit.extend(ops)
-        first = min(registers, default=None)
         tx = Transaction(
             station_id=req.station_id,
             transaction_id=req.transaction_id,
@@ -827,11 +878,11 @@ def _late_stop(tx: Transaction, meter_stop_wh: float | None) -> None:
     )
 
 
-def _expires_with(profile: ChargingProfile, tx: Transaction) -> bool:
-    """A TxProfile naming the session, or one for its EVSE naming none."""
+def _expires_with(profile: ChargingProfile, tx: Transaction, *, unnamed: bool = True) -> bool:
+    """A TxProfile naming the session, or (``unnamed``) one for its EVSE naming none."""
     if profile.purpose != TX_PROFILE:
         return False
     named = profile.profile.get("transactionId")
     if named is not None:
         return str(named) == tx.transaction_id
-    return tx.evse_id > 0 and profile.evse_id == tx.evse_id
+    return unnamed and tx.evse_id > 0 and profile.evse_id == tx.evse_id

@@ -314,6 +314,87 @@ class TestAbandonedSessions:
         assert await storage.count_active_transactions() == 1
 
 
+class TestAbandonRulesHold:
+    """What the second review found (each a wrong bill without its rule)."""
+
+    async def test_a_session_two_rules_close_at_once_ends_once(
+        self, services: Services, storage: MemoryStorage, clock: FakeClock
+    ) -> None:
+        """A refused session; the station reboots and reports Available: both
+        watches end together, one transaction.ended."""
+        refused = (await services.transactions.start(start_16(token="BAD"))).transaction
+        services.transactions.station_booted("CP-1")
+        await services.stations.status_changed(available(1), "1.6", None)
+        await services.transactions.connector_reported(available(1))
+        clock.advance(ABANDON_AFTER.total_seconds() + 60)
+        await services.transactions.settle_watches("CP-1")
+        assert await ended_ids(storage) == [refused.transaction_id]
+
+    async def test_an_older_start_or_an_orphan_end_closes_no_live_session(
+        self, services: Services, storage: MemoryStorage
+    ) -> None:
+        """A late StartTransaction of a session begun before the open one, or a
+        2.0.1 Ended of a session never seen, leaves the live session open."""
+        live = StartRequest("CP-1", "1.6", 1, 1, "TAG-1", 1000.0, at(20))
+        await services.transactions.start(live)
+        await services.transactions.start(StartRequest("CP-1", "1.6", 1, 1, "T", 500.0, at(10)))
+        assert await storage.count_active_transactions() == 2
+        tx = services.transactions
+        await tx.transaction_event(event_201(TransactionEventType.STARTED, 0, register(0, 0)))
+        orphan = replace(
+            event_201(TransactionEventType.ENDED, 0, minutes=5), transaction_id="TX-OLD"
+        )
+        await tx.transaction_event(orphan)
+        still = await storage.find_transaction("CP-2", "TX-9")
+        assert still is not None
+        assert still.is_active
+
+    async def test_a_superseded_session_is_billed_up_to_the_next_start(
+        self, services: Services, storage: MemoryStorage
+    ) -> None:
+        """No meter values (MeterValueSampleInterval 0): the next session's
+        meterStart reads the same register, so the closed one gets 4,000 Wh."""
+        first = (await services.transactions.start(start_16(meter_start_wh=1000.0))).transaction
+        await services.transactions.start(StartRequest("CP-1", "1.6", 1, 1, "T", 5000.0, at(20)))
+        closed = await storage.find_transaction("CP-1", first.transaction_id)
+        assert closed is not None
+        assert closed.energy_wh == 4000.0
+
+    async def test_a_session_begun_after_the_boot_is_not_closed_by_it(
+        self, services: Services, storage: MemoryStorage, clock: FakeClock
+    ) -> None:
+        clock.now = at(0)
+        services.transactions.station_booted("CP-1")
+        late = StartRequest("CP-1", "1.6", 1, 1, "BAD", 0.0, at(5))
+        await services.transactions.start(late)
+        clock.advance(ABANDON_AFTER.total_seconds() + 600)
+        await services.transactions.settle_watches("CP-1")
+        assert await storage.count_active_transactions() == 1
+
+    async def test_a_2_0_1_session_is_not_closed_by_available(
+        self, services: Services, storage: MemoryStorage, clock: FakeClock
+    ) -> None:
+        """2.0.1 may go on unplugged (TxStopPoint without EVConnected)."""
+        tx = services.transactions
+        await tx.transaction_event(event_201(TransactionEventType.STARTED, 0, register(0, 0)))
+        status = replace(available(1), station_id="CP-2")
+        await services.stations.status_changed(status, "2.0.1", None)
+        await tx.connector_reported(status)
+        clock.advance(ABANDON_AFTER.total_seconds() + 60)
+        await tx.settle_watches("CP-2")
+        assert await storage.count_active_transactions() == 1
+
+    async def test_a_superseded_close_keeps_the_next_sessions_unnamed_tx_profile(
+        self, services: Services, storage: MemoryStorage
+    ) -> None:
+        """The remote start's TxProfile (naming no transaction yet) is the new
+        session's, not the closed one's."""
+        await services.transactions.start(StartRequest("CP-2", "1.6", 1, 1, "A", 0.0, at(0)))
+        await storage.commit([ChargingProfileSet(profile(7, 1, "TxProfile", None))])
+        await services.transactions.start(StartRequest("CP-2", "1.6", 1, 1, "B", 10.0, at(9)))
+        assert [p.profile_id for p in await storage.list_charging_profiles("CP-2")] == [7]
+
+
 def profile(
     profile_id: int, evse_id: int, purpose: str, transaction_id: str | None
 ) -> ChargingProfile:
