@@ -16,7 +16,7 @@ balancer would do; here each station dials its process directly), and then:
    to B while its socket on A stays open; the time from B's handshake until A
    closes the old socket;
 4. with ``--kill``, SIGKILLs the last process: its stations reconnect after a
-   jittered 1-10 s backoff to a random survivor and boot again; the time until
+   jittered 1-10 s backoff to the survivors in turn and boot again; the time until
    all are booted, and failures (not booted within ``--recover-within`` s).
 
 It refuses ``--kill`` when the survivors could not hold the fleet under the
@@ -125,8 +125,8 @@ def cpu_percent(start: loadgen.ProcSample, end: loadgen.ProcSample) -> float:
 
 class ClusterWorker(loadgen.Worker):
     """A share of the fleet: station i dials process ``home_of(i)``; a station
-    whose connection drops comes back after a jittered backoff to a random
-    live process (the load balancer's choice), and boots again."""
+    whose connection drops comes back after a jittered backoff to the next
+    live process (a round-robin load balancer's choice), and boots again."""
 
     def __init__(
         self,
@@ -141,7 +141,8 @@ class ClusterWorker(loadgen.Worker):
         self.live = list(range(len(urls)))
         self.backoff = backoff
         self.up: dict[int, loadgen.Station] = {}
-        self.moved: set[int] = set()  # stations that dial a random live process
+        self.moved: set[int] = set()  # stations that dial the next live process
+        self.turn = 0
         self.stopping = False
         self.tasks: set[asyncio.Task[None]] = set()
         self.kill_at = math.nan
@@ -151,8 +152,9 @@ class ClusterWorker(loadgen.Worker):
         self.initial: loadgen.WorkerResult = self.result
 
     def target(self, index: int) -> str:
-        if index in self.moved:
-            return self.urls[random.choice(self.live)]
+        if index in self.moved:  # round robin over the live processes
+            self.turn += 1
+            return self.urls[self.live[self.turn % len(self.live)]]
         return self.urls[home_of(index, len(self.urls))]
 
     async def _bring_up(self, index: int, start_at: float) -> bool:
@@ -716,15 +718,36 @@ class Run:
             "machine_busy_cores": round((busy1 - busy0) / max(seconds, 1e-9), 2),
         }
 
-    def memory(self, name: str) -> dict[str, Any]:
-        return {
-            node.node_id: {
-                "rss_mib": round(node.samples[name].rss_kib / 1024, 1),
+    def memory(self, name: str, held: dict[str, int] | None = None) -> dict[str, Any]:
+        """RSS and open files of each node; with ``held`` (stations per node),
+        KiB per station in all and added since the node started."""
+        found: dict[str, Any] = {}
+        for node in self.nodes:
+            if name not in node.samples:
+                continue
+            rss = node.samples[name].rss_kib
+            figures: dict[str, Any] = {
+                "rss_mib": round(rss / 1024, 1),
                 "open_files": open_files(node.proc.pid) if node.alive() else None,
             }
-            for node in self.nodes
-            if name in node.samples
-        }
+            count = (held or {}).get(node.node_id, 0)
+            if count and "start" in node.samples:
+                figures["stations"] = count
+                figures["kib_per_station"] = round(rss / count, 1)
+                figures["kib_added_per_station"] = round(
+                    (rss - node.samples["start"].rss_kib) / count, 1
+                )
+            found[node.node_id] = figures
+        return found
+
+    async def loop_lag(self) -> dict[str, dict[str, dict[float, float]]]:
+        """Each node's event-loop lag histogram (its /metrics)."""
+        found = {}
+        for node in self.nodes:
+            if node.alive():
+                url = f"{node.http_url}/metrics"
+                found[node.node_id] = await asyncio.to_thread(loadgen.server_histograms, url)
+        return found
 
     async def execute(self) -> dict[str, Any]:
         options = self.options
@@ -811,25 +834,41 @@ class Run:
         self.mark("hold")
         await asyncio.sleep(self.options.hold)
         self.mark("held")
-        self.report["hold"] = {
-            "memory": self.memory("held"),
-            **self.phase_cpu("hold", "held"),
-        }
+        held = await connections_by_node(self.options.database_url_base, self.names)
         assert self.fleet is not None
-        self.report["hold"]["fleet_status"] = await self.fleet.status()
-        self.report["hold"]["connections_by_node"] = await connections_by_node(
-            self.options.database_url_base, self.names
-        )
+        self.report["hold"] = {
+            "memory": self.memory("held", held),
+            **self.phase_cpu("hold", "held"),
+            "fleet_status": await self.fleet.status(),
+            "connections_by_node": held,
+        }
 
     async def _commands(self) -> None:
         options = self.options
         if options.rate <= 0 or options.duration <= 0:
             return
+        waited, busy_before = 0.0, math.nan
+        if options.wait_quiet:  # the idle fleet itself keeps the machine a little busy
+            waited, busy_before = await asyncio.to_thread(
+                loadgen.wait_quiet, options.wait_quiet, 0.5
+            )
+        lag_before = await self.loop_lag()
         self.mark("rest")
+        cpu_before = time.process_time()
         times = await rest_commands(
             self.nodes, options.stations, options.rate, options.duration, seed=1
         )
+        client_cpu = time.process_time() - cpu_before
         self.mark("rested")
+        lag_after = await self.loop_lag()
+        lag = {
+            node: {
+                key.removeprefix("server_"): value
+                for key, value in loadgen.server_tails(lag_before[node], after).items()
+            }
+            for node, after in lag_after.items()
+            if node in lag_before
+        }
         both = [*times.local, *times.remote]
         self.report["rest"] = {
             "command": f"POST /api/v1/stations/{{id}}/ocpp/{COMMAND[0]} {json.dumps(COMMAND[1])}",
@@ -840,6 +879,10 @@ class Run:
             "remote": tail(times.remote),
             "errors": times.errors,
             "late_sends": times.late,
+            "rest_client_cpu_s": round(client_cpu, 2),
+            "csms_loop_lag_and_commits": lag,
+            "quiet_wait_s": round(waited, 1),
+            "machine_busy_before_cores": round(busy_before, 2),
             "memory": self.memory("rested"),
             **self.phase_cpu("rest", "rested"),
         }
@@ -886,7 +929,7 @@ class Run:
             if not math.isnan(all_back) and not math.isnan(rows_gone):
                 break
         self.mark("recovered")
-        survivors = [node for node in self.nodes if node is not victim]
+        rows = await connections_by_node(options.database_url_base, self.names)
         self.report["kill"] = {
             "killed": victim.node_id,
             "stations_on_killed": expected,
@@ -894,16 +937,9 @@ class Run:
             "status_after": status,
             "all_back_polled_s": all_back,  # the parent polls every 0.5 s
             "dead_node_rows_closed_s": rows_gone,
-            "connections_by_node": await connections_by_node(options.database_url_base, self.names),
-            "memory": {
-                node.node_id: {
-                    "rss_mib": round(node.samples["recovered"].rss_kib / 1024, 1),
-                    "open_files": open_files(node.proc.pid),
-                    "alive": node.alive(),
-                }
-                for node in survivors
-                if "recovered" in node.samples
-            },
+            "connections_by_node": rows,
+            "survivors_alive": [n.node_id for n in self.nodes if n is not victim and n.alive()],
+            "memory": self.memory("recovered", rows),
             **self.phase_cpu("kill", "recovered"),
         }
 
@@ -991,6 +1027,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url-base", default="postgresql://postgres@127.0.0.1:5432")
     p.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument(
+        "--wait-quiet",
+        type=_bounded(float, 0, 300),
+        default=0.0,
+        help="before the commands, wait up to this long for a second with < 0.5 cores busy",
+    )
     p.add_argument("--max-seconds", type=_bounded(float, 10, 3600), default=900.0)
     p.add_argument("--out", help="folder for the csms logs (default /tmp/cluster_capacity_RUN)")
     p.add_argument("--json", dest="json_path", help="append the report as a JSON line")
