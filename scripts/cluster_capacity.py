@@ -764,7 +764,12 @@ class Run:
             self.report["loadgen_cpu_s"] = round(sum(part["cpu_s"] for part in done), 1)
             recovered = [part["recovery"] for part in done if part["recovery"] is not None]
             if options.kill and recovered:
-                figures = fleet_figures(merged(recovered), 0)
+                back = merged(recovered)
+                figures = fleet_figures(back, 0)
+                within = sum(1 for s in back.booted_s if s <= options.recover_within)
+                figures["booted_within_s"] = options.recover_within
+                figures["booted_within"] = within
+                figures["not_booted_within"] = self.report["kill"]["stations_on_killed"] - within
                 self.report["kill"]["reconnect"] = figures
         return self.report
 
@@ -1080,8 +1085,9 @@ def print_summary(report: dict[str, Any]) -> None:
             f"{kill['status_after']}; reconnect booted p50/p99/max "
             f"{reconnect.get('booted_p50_s', math.nan):.1f}/"
             f"{reconnect.get('booted_p99_s', math.nan):.1f}/"
-            f"{reconnect.get('all_booted_s', math.nan):.1f} s after the kill; failures "
-            f"{reconnect.get('failures')}; dead node's rows closed after "
+            f"{reconnect.get('all_booted_s', math.nan):.1f} s after the kill; not booted within "
+            f"{reconnect.get('booted_within_s')} s: {reconnect.get('not_booted_within')}; "
+            f"failures {reconnect.get('failures')}; dead node's rows closed after "
             f"{kill['dead_node_rows_closed_s']:.1f} s; survivors {kill['memory']}"
         )
 
@@ -1117,7 +1123,7 @@ def main(argv: list[str] | None = None) -> int:
             with open(options.json_path, "a", encoding="utf-8") as out:
                 out.write(json.dumps(report, default=loadgen._jsonable) + "\n")
     print_summary(report)
-    failed = report.get("kill", {}).get("reconnect", {}).get("failures")
+    failed = report.get("kill", {}).get("reconnect", {}).get("not_booted_within")
     return status or (1 if failed else 0)
 
 
