@@ -673,6 +673,28 @@ async def connections_by_node(base: str, names: Names) -> dict[str, int]:
     return {str(row["node_id"]): int(row["n"]) for row in rows}
 
 
+async def cluster_view(base: str, names: Names) -> dict[str, Any]:
+    """Per node: connection rows, and seconds since its lease was renewed."""
+    import asyncpg  # noqa: PLC0415
+
+    connection = await asyncpg.connect(with_database(base, names.database))
+    try:
+        leases = await connection.fetch(
+            "SELECT node_id, extract(epoch FROM now() - seen_at) AS age FROM nodes"
+        )
+        rows = await connection.fetch("SELECT node_id, count(*) AS n FROM connections GROUP BY 1")
+    finally:
+        await connection.close()
+    counts = {str(row["node_id"]): int(row["n"]) for row in rows}
+    return {
+        str(row["node_id"]): {
+            "rows": counts.get(str(row["node_id"]), 0),
+            "lease_age_s": round(float(row["age"]), 1),
+        }
+        for row in leases
+    }
+
+
 # --- the run ---------------------------------------------------------------------------
 
 
@@ -921,9 +943,15 @@ class Run:
         all_back = math.nan
         rows_gone = math.nan
         deadline = kill_at + options.recover_within + 30
+        timeline: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             await asyncio.sleep(0.5)
             status = await fleet.status()
+            if not timeline or time.monotonic() - kill_at - timeline[-1]["at_s"] >= 5:
+                view = await cluster_view(options.database_url_base, self.names)
+                timeline.append(
+                    {"at_s": round(time.monotonic() - kill_at, 1), "up": status["up"], **view}
+                )
             if math.isnan(rows_gone):
                 rows = await connections_by_node(options.database_url_base, self.names)
                 if rows.get(victim.node_id, 0) == 0:
@@ -943,6 +971,7 @@ class Run:
             "all_back_polled_s": all_back,  # the parent polls every 0.5 s
             "dead_node_rows_closed_s": rows_gone,
             "connections_by_node": rows,
+            "timeline": timeline,
             "survivors_alive": [n.node_id for n in self.nodes if n is not victim and n.alive()],
             "memory": self.memory("recovered", rows),
             **self.phase_cpu("kill", "recovered"),
