@@ -118,6 +118,7 @@ class Config:
     wait_quiet: float = 0.0  # wait up to this long for an idle machine before starting
     retries: int = 0  # attempts a station makes after a failed connect or boot
     relay_pids: tuple[int, ...] = ()  # external relay processes, measured like the services
+    answer_calls: bool = False  # answer the CSMS's CALLs with {"status": "Accepted"}
 
     def protocol_of(self, index: int) -> str:
         fixed = FIXED_PROTOCOL.get(self.workload)
@@ -176,13 +177,13 @@ class Clock:
 class Station(asyncio.Protocol):
     """One station: a WebSocket client protocol driven by callbacks."""
 
-    def __init__(self, worker: Worker, index: int) -> None:
+    def __init__(self, worker: Worker, index: int, url: str = "") -> None:
         config = worker.config
         self.worker = worker
         self.index = index
         self.station_id = f"{config.id_prefix}{index:06d}"
         self.protocol = config.protocol_of(index)
-        url = config.url.rstrip("/") + "/" + quote(self.station_id, safe="")
+        url = (url or config.url).rstrip("/") + "/" + quote(self.station_id, safe="")
         self.ws = ClientProtocol(parse_uri(url), subprotocols=[Subprotocol(self.protocol)])
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future[None] = worker.loop.create_future()
@@ -303,9 +304,14 @@ class Station(asyncio.Protocol):
         self.worker.on_answer(self, frame, now - self.sent_at, now)
 
     def _answer_server_call(self, unique_id: Any) -> None:
-        """This generator implements no CSMS-initiated action: it says so."""
+        """With ``answer_calls``, accept any CSMS-initiated CALL (the answer of
+        TriggerMessage, Reset, ChangeAvailability...); else say it is not supported."""
         self.worker.result.server_calls += 1
-        reply = [CALLERROR, unique_id, "NotSupported", "load generator station", {}]
+        reply: list[Any]
+        if self.worker.config.answer_calls:
+            reply = [CALLRESULT, unique_id, {"status": "Accepted"}]
+        else:
+            reply = [CALLERROR, unique_id, "NotSupported", "load generator station", {}]
         self.ws.send_text(orjson.dumps(reply))
         self._flush()
 
@@ -560,26 +566,32 @@ class Worker:
         storm = self.config.workload == "storm"
         limit = len(self.indices) if storm else max(1, self.config.connect_concurrency)
         gate = asyncio.Semaphore(limit)
-        host, port = _host_port(self.config.url)
 
         async def one(index: int) -> None:
             async with gate:
-                await self._bring_up(index, host, port, start_at)
+                await self._bring_up(index, start_at)
 
         await asyncio.gather(*(one(i) for i in self.indices))
 
-    async def _bring_up(self, index: int, host: str, port: int, start_at: float) -> None:
+    def target(self, index: int) -> str:
+        """The URL station ``index`` connects to (each attempt asks again)."""
+        return self.config.url
+
+    async def _bring_up(self, index: int, start_at: float) -> bool:
         """Connect, boot and set up one station; with ``--retries``, a station that
         fails tries again (after the server's Retry-After, else a jittered
-        backoff) as a real one would, within ``--connect-timeout`` in all."""
+        backoff) as a real one would, within ``--connect-timeout`` in all.
+        True once it is up, False when it gave up."""
         result = self.result
-        source = None
-        if _is_ipv4_loopback(host):
-            source = (f"127.0.{1 + index % SOURCE_ADDRESSES}.{1 + self.number}", 0)
         deadline = time.monotonic() + self.config.connect_timeout
         attempt = 0
         while True:
-            station = Station(self, index)
+            url = self.target(index)
+            host, port = _host_port(url)
+            source = None
+            if _is_ipv4_loopback(host):
+                source = (f"127.0.{1 + index % SOURCE_ADDRESSES}.{1 + self.number}", 0)
+            station = Station(self, index, url)
             try:
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     await self._connect_boot(station, host, port, source, start_at)
@@ -591,13 +603,13 @@ class Worker:
                 reason = type(exc).__name__
             else:
                 self.stations.append(station)
-                return
+                return True
             if station.transport is not None:
                 station.transport.abort()
             delay = station.retry_after or min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1)
             if attempt >= self.config.retries or time.monotonic() + delay >= deadline:
                 self._failed(station, reason)
-                return
+                return False
             attempt += 1
             result.retries[reason] = result.retries.get(reason, 0) + 1
             await asyncio.sleep(delay)
@@ -1383,6 +1395,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--window-file", help="write this file when the measurement window begins (for profilers)"
     )
+    p.add_argument(
+        "--answer-calls",
+        action="store_true",
+        help='answer CSMS-initiated CALLs with {"status": "Accepted"} (default: NotSupported)',
+    )
     return p
 
 
@@ -1410,6 +1427,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_quiet=float(options.wait_quiet),
         retries=int(options.retries),
         relay_pids=tuple(options.relay_pid),
+        answer_calls=bool(options.answer_calls),
     )
     if options.metrics_url:
         check_loopback(options.metrics_url, "http")
