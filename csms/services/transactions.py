@@ -19,7 +19,7 @@ from csms.core.domain import (
     MeterSample,
     Transaction,
 )
-from csms.core.errors import AlreadyAnsweredError
+from csms.core.errors import AlreadyAnsweredError, StorageError
 from csms.core.events import EventType
 from csms.core.ports import (
     CallAnswerStore,
@@ -322,7 +322,21 @@ class TransactionService:
 
     async def settle_watches(self, station_id: str) -> None:
         """Close the sessions whose watch ran ABANDON_AFTER with no message of
-        theirs. Memory only unless a bound passed: called at every Heartbeat."""
+        theirs. Memory only unless a bound passed: called at every Heartbeat
+        and StatusNotification, whose answers it never fails: if the database
+        fails meanwhile, the watches are kept and tried at the next one."""
+        rebooted = self._rebooted.get(station_id)
+        available = dict(self._available.get(station_id, {}))
+        try:
+            await self._settle_watches_now(station_id)
+        except StorageError as exc:
+            log.warning("abandon_check_failed", station_id=station_id, error=str(exc))
+            if rebooted is not None:
+                self._rebooted.setdefault(station_id, rebooted)
+            if available:  # the ones it took out; any newer report wins
+                self._available[station_id] = {**available, **self._available.get(station_id, {})}
+
+    async def _settle_watches_now(self, station_id: str) -> None:
         now = self._clock()
         closing: list[tuple[list[WriteOp], Transaction]] = []
         # One close per session, whichever rules find it (a refused session's

@@ -15,7 +15,9 @@ from csms.core.domain import (
     ConnectorStatus,
     IdToken,
     MeterSample,
+    Transaction,
 )
+from csms.core.errors import StorageUnavailableError
 from csms.core.events import EventType
 from csms.core.ports import ChargingProfileSet
 from csms.services import Services
@@ -383,6 +385,26 @@ class TestAbandonRulesHold:
         clock.advance(ABANDON_AFTER.total_seconds() + 60)
         await tx.settle_watches("CP-2")
         assert await storage.count_active_transactions() == 1
+
+    async def test_a_database_failure_during_the_check_keeps_the_watch(
+        self, services: Services, storage: MemoryStorage, clock: FakeClock
+    ) -> None:
+        """The check never fails the station's Heartbeat; it is tried again at
+        the next one and then closes the session."""
+        refused = (await services.transactions.start(start_16(token="BAD"))).transaction
+        services.transactions.station_booted("CP-1")
+        clock.advance(ABANDON_AFTER.total_seconds() + 1)
+        real = storage.list_open_transactions
+
+        async def database_down(station_id: str, evse_id: int | None = None) -> list[Transaction]:
+            raise StorageUnavailableError("cannot read: connection refused")
+
+        storage.list_open_transactions = database_down  # type: ignore[method-assign]
+        await services.transactions.settle_watches("CP-1")  # does not raise
+        storage.list_open_transactions = real  # type: ignore[method-assign]
+        assert await storage.count_active_transactions() == 1
+        await services.transactions.settle_watches("CP-1")
+        assert await ended_ids(storage) == [refused.transaction_id]
 
     async def test_a_superseded_close_keeps_the_next_sessions_unnamed_tx_profile(
         self, services: Services, storage: MemoryStorage
