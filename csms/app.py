@@ -182,6 +182,12 @@ async def start(settings: Settings) -> Running:
         )
         relay = _relay(storage, settings) if settings.relay == "inline" else None
         command_queue: CommandConsumer | None = None
+        # On PostgreSQL with a broker, processes form a cluster (ADR 0011).
+        bus = (
+            AmqpNodeBus(settings.amqp_url, settings.amqp_exchange, settings.node)
+            if settings.amqp_url and storage.dialect == "postgresql"
+            else None
+        )
 
         def broker_state() -> str:
             # With CSMS_RELAY=external, the broker link this process has is the command queue's.
@@ -192,12 +198,6 @@ async def start(settings: Settings) -> Running:
             # In a cluster the line to the other processes is a broker link too.
             return "down" if bus is not None and bus.broker_state != "up" else state
 
-        # On PostgreSQL with a broker, processes form a cluster (ADR 0011).
-        bus = (
-            AmqpNodeBus(settings.amqp_url, settings.amqp_exchange, settings.node)
-            if settings.amqp_url and storage.dialect == "postgresql"
-            else None
-        )
         link = ClusterLink(stations, services.connections, bus, call_timeout=settings.call_timeout)
         commands = CommandDispatcher(
             storage, services, link, versions, call_timeout=settings.call_timeout

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import structlog
 
@@ -28,6 +29,8 @@ from csms.core.records import record
 from csms.services.stations import StationService
 
 log = structlog.get_logger("csms.connections")
+T = TypeVar("T")
+R = TypeVar("R")
 
 # A node whose lease was not renewed for this long is taken for stopped. It
 # outlasts a few missed renewals (a busy loop, a short database blip).
@@ -208,7 +211,7 @@ class ConnectionService:
         outage there may be thousands: one by one would delay the renewal)."""
         while self._unrecorded:
             chunk = self._unrecorded[:STALE_CLOSE_CHUNK]
-            await asyncio.gather(*map(self._record_one, chunk))
+            await _at_once(self._record_one, chunk)
             del self._unrecorded[: len(chunk)]
 
     async def _record_one(self, waiting: _Unrecorded) -> None:
@@ -241,7 +244,13 @@ class ConnectionService:
             stale = [p for p in stale if p.node_id != self.node_id]
         closed = 0
         for start in range(0, len(stale), STALE_CLOSE_CHUNK):
-            chunk = stale[start : start + STALE_CLOSE_CHUNK]
-            closed += sum(await asyncio.gather(*map(self.close_abandoned, chunk)))
+            closed += sum(
+                await _at_once(self.close_abandoned, stale[start : start + STALE_CLOSE_CHUNK])
+            )
         if closed:
             log.info("stale_connections_closed", connections=closed)
+
+
+async def _at_once(work: Callable[[T], Awaitable[R]], items: list[T]) -> list[R]:
+    """``work`` on every item concurrently: their commits share group-commit batches."""
+    return await asyncio.gather(*map(work, items))

@@ -334,10 +334,6 @@ class StationServer:
     def is_connected(self, station_id: str) -> bool:
         return station_id in self._links
 
-    def ocpp_version(self, station_id: str) -> str | None:
-        link = self._links.get(station_id)
-        return link.ocpp_version if link is not None else None
-
     def presence_of(self, station_id: str) -> Presence | None:
         """The record of the station's connection here; before it is written,
         one with epoch 0 (it is connected already: local calls may go out)."""

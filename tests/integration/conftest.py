@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from csms.app import Running, start
 from csms.core.settings import Settings
 from scripts.simulate import SimStation
+from tests.integration.private_postgres import PrivatePostgres
 
 StartCsms = Callable[..., Awaitable[Running]]
 
@@ -34,6 +36,17 @@ async def start_csms(database_url: str) -> AsyncIterator[StartCsms]:
             return running
 
         yield starter
+
+
+@pytest.fixture
+async def private_pg() -> AsyncIterator[PrivatePostgres]:
+    """A PostgreSQL of the test's own, to restart and stop (private_postgres.py)."""
+    server = PrivatePostgres()
+    await asyncio.to_thread(server.start)
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.destroy)
 
 
 @pytest.fixture

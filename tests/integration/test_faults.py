@@ -23,7 +23,7 @@ import signal
 import subprocess
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -175,16 +175,6 @@ async def account(database_url: str, chargers: list[Charger]) -> None:
         )
         assert events["transaction.started"] == events["transaction.ended"] == 1
         assert events["station.connected"] == events["station.disconnected"] >= 1
-
-
-@pytest.fixture
-async def private_pg() -> AsyncIterator[PrivatePostgres]:
-    server = PrivatePostgres()
-    await asyncio.to_thread(server.start)
-    try:
-        yield server
-    finally:
-        await asyncio.to_thread(server.destroy)
 
 
 class TestDatabaseFaults:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,16 +18,6 @@ from tests.integration.conftest import StartCsms, ws_url
 from tests.integration.private_postgres import PrivatePostgres
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.postgres]
-
-
-@pytest.fixture
-async def private_pg() -> AsyncIterator[PrivatePostgres]:
-    server = PrivatePostgres()
-    await asyncio.to_thread(server.start)
-    try:
-        yield server
-    finally:
-        await asyncio.to_thread(server.destroy)
 
 
 @pytest.fixture

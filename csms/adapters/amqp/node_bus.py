@@ -75,10 +75,6 @@ class AmqpNodeBus:
     def start(self) -> None:
         self._run_task = asyncio.create_task(self._run(), name="csms-node-bus")
 
-    async def wait_ready(self) -> None:
-        """Return once this node's queue is consumed (tests, start-up)."""
-        await self._ready.wait()
-
     async def stop(self) -> None:
         self._stopping = True
         tasks = [*self._tasks, *([self._run_task] if self._run_task else [])]
